@@ -1,0 +1,47 @@
+// Every command-line flag, parsed once by CLI11 in cli.cpp.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace iridium::app {
+
+struct RunOptions {
+  std::string file;
+  std::string state_json;  // "" = none, "-" = stdout
+  uint64_t max_steps = 0;
+  std::size_t heap_cap = 64u << 20;
+  std::size_t stack_cap = 1u << 20;
+};
+
+struct NodeOptions {
+  std::string node_alias;
+  std::string data_root_dir;
+  unsigned threads = 2;
+  std::string server_bind_host = "127.0.0.1";
+  uint16_t server_bind_port = 2254;
+  std::string advertise_host;
+  bool enable_remote_access = false;
+  std::string bind_host = "127.0.0.1";
+  uint16_t bind_port = 2244;
+  std::string remote_token;
+  bool daemon_mode = false;
+  bool start_cluster = false;
+  std::vector<std::string> join;  // HOST:PORT seeds
+};
+
+struct AttachOptions {
+  std::string address;  // HOST:PORT
+  std::vector<std::string> commands;
+  std::string token;
+  double timeout_seconds = 30;
+};
+
+struct AsmOptions {
+  std::string input;
+  std::string output;
+};
+
+}  // namespace iridium::app

@@ -1,0 +1,127 @@
+"""The iridium binary's run / asm / disasm commands, exit codes and state JSON."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+IRIDIUM = os.path.abspath(sys.argv.pop(1))
+
+
+def iridium(*args, stdin=None):
+    return subprocess.run([IRIDIUM, *args], capture_output=True, text=True, input=stdin, timeout=60)
+
+
+class Cli(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def write(self, name, text):
+        path = os.path.join(self.dir.name, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_run_hello_and_shorthand(self):
+        for args in (["run", "examples/hello.iasm"], ["examples/hello.iasm"]):
+            r = iridium(*args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout, "Hello, Iridium!\n")
+            self.assertEqual(r.stderr, "")
+
+    def test_state_json_to_stdout_starts_on_a_fresh_line(self):
+        src = self.write("p.iasm", "s: .asciiz 'no newline'\nload $3 #-7\nprts @s\nhlt\n")
+        r = iridium("run", src, "--state-json", "-")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out, js = r.stdout.rsplit("\n", 2)[0], r.stdout.splitlines()[-1]
+        self.assertEqual(out, "no newline")
+        state = json.loads(js)
+        self.assertEqual(state["status"], "halted")
+        self.assertIsNone(state["error"])
+        self.assertEqual(len(state["registers"]), 32)
+        self.assertEqual(state["registers"][3], -7)
+        self.assertEqual(len(state["float_registers"]), 32)
+        self.assertIs(state["equal_flag"], False)
+        self.assertEqual(state["remainder"], 0)
+
+    def test_state_json_to_file_and_ended(self):
+        src = self.write("p.iasm", "load $0 #7\nload $1 #2\ndiv $0 $1 $2\n")
+        out = os.path.join(self.dir.name, "state.json")
+        r = iridium(src, "--state-json", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out) as f:
+            state = json.load(f)
+        self.assertEqual(state["status"], "ended")
+        self.assertEqual(state["registers"][2], 3)
+        self.assertEqual(state["remainder"], 1)
+
+    def test_runtime_error_exits_1(self):
+        src = self.write("p.iasm", "load $1 #0\ndiv $0 $1 $2\n")
+        r = iridium("run", src, "--state-json", "-")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("division by zero at code offset 4", r.stderr)
+        state = json.loads(r.stdout.splitlines()[-1])
+        self.assertEqual(state["status"], "error")
+        self.assertIn("division by zero", state["error"])
+
+    def test_max_steps(self):
+        src = self.write("loop.iasm", "top: load $0 #0\nload $1 #0\neq $0 $1\ndjmpe @top\n")
+        r = iridium("run", src, "--max-steps", "1000")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("step limit", r.stderr)
+
+    def test_assembly_errors_exit_2_with_locations(self):
+        src = self.write("bad.iasm", "load $0\nfoo\ninc $40\n")
+        r = iridium("run", src)
+        self.assertEqual(r.returncode, 2)
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 3, r.stderr)
+        self.assertTrue(lines[0].startswith(src + ":1:1: error: LOAD takes 2 operands"), lines[0])
+        self.assertTrue(lines[1].startswith(src + ":2:1: error: unknown instruction 'foo'"))
+        self.assertTrue(lines[2].startswith(src + ":3:5: error: register"))
+
+    def test_asm_disasm_round_trip(self):
+        for example in sorted(os.listdir("examples")):
+            if not example.endswith(".iasm"):
+                continue
+            pie = os.path.join(self.dir.name, example.replace(".iasm", ".pie"))
+            r = iridium("asm", os.path.join("examples", example), "-o", pie)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            d = iridium("disasm", pie)
+            self.assertEqual(d.returncode, 0, d.stderr)
+            again = self.write("again.iasm", d.stdout)
+            pie2 = os.path.join(self.dir.name, "again.pie")
+            self.assertEqual(iridium("asm", again, "-o", pie2).returncode, 0)
+            with open(pie, "rb") as a, open(pie2, "rb") as b:
+                self.assertEqual(a.read(), b.read(), example)
+            # The image runs like the source.
+            self.assertEqual(iridium("run", pie).stdout, iridium("run", os.path.join("examples", example)).stdout)
+
+    def test_bad_images_and_files_exit_2(self):
+        bad = os.path.join(self.dir.name, "bad.pie")
+        with open(bad, "wb") as f:
+            f.write(b"EPIE" + bytes(60) + bytes([0, 0, 0, 0]) + bytes([77, 0, 0, 0]))
+        for args in (["run", bad], ["disasm", bad]):
+            r = iridium(*args)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("unknown opcode 77", r.stderr)
+        r = iridium("run", os.path.join(self.dir.name, "missing.iasm"))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("cannot open", r.stderr)
+        r = iridium("disasm", "examples/hello.iasm")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("magic", r.stderr)
+
+    def test_usage_errors_exit_2(self):
+        self.assertEqual(iridium("--no-such-flag").returncode, 2)
+        self.assertEqual(iridium("run").returncode, 2)
+        self.assertEqual(iridium("run", "examples/hello.iasm", "--max-steps", "x").returncode, 2)
+        self.assertEqual(iridium("--help").returncode, 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
