@@ -3,8 +3,10 @@
 #include <iostream>
 
 #include "app/logging.h"
+#include "app/node.h"
 #include "app/options.h"
 #include "app/run_command.h"
+#include "shell/remote_client.h"
 
 namespace {
 
@@ -15,6 +17,36 @@ void add_run_options(CLI::App& app, iridium::app::RunOptions& run) {
       ->check(CLI::PositiveNumber);
   app.add_option("--heap-cap", run.heap_cap, "Heap size cap in bytes")->capture_default_str();
   app.add_option("--stack-cap", run.stack_cap, "Stack cap in entries")->capture_default_str();
+}
+
+void add_node_options(CLI::App& app, iridium::app::NodeOptions& node) {
+  app.add_option("--node-alias", node.node_alias, "This node's name in the cluster (default: a UUID kept in the data directory)")
+      ->envname("IRIDIUM_NODE_ALIAS");
+  app.add_option("--data-root-dir", node.data_root_dir, "Where the node keeps its alias and shell history")
+      ->envname("IRIDIUM_DATA_ROOT_DIR");
+  app.add_option("--threads", node.threads, "Worker threads for !spawn")
+      ->envname("IRIDIUM_THREADS")->check(CLI::Range(1, 256))->capture_default_str();
+  app.add_option("-H,--server-bind-host", node.server_bind_host, "Cluster listener address")
+      ->envname("IRIDIUM_SERVER_BIND_HOST")->capture_default_str();
+  app.add_option("-P,--server-bind-port", node.server_bind_port, "Cluster listener port")
+      ->envname("IRIDIUM_SERVER_BIND_PORT")->capture_default_str();
+  app.add_option("--advertise-host", node.advertise_host,
+                 "Host other nodes use to reach this one (default: the bind host, or the hostname for 0.0.0.0)")
+      ->envname("IRIDIUM_ADVERTISE_HOST");
+  app.add_flag("-r,--enable-remote-access", node.enable_remote_access, "Serve remote shells (iridium attach)")
+      ->envname("IRIDIUM_ENABLE_REMOTE_ACCESS");
+  app.add_option("-h,--bind-host", node.bind_host, "Remote shell address")
+      ->envname("IRIDIUM_BIND_HOST")->capture_default_str();
+  app.add_option("-p,--bind-port", node.bind_port, "Remote shell port")
+      ->envname("IRIDIUM_BIND_PORT")->capture_default_str();
+  app.add_option("--remote-token", node.remote_token, "Shared token remote shells must present (required off loopback)")
+      ->envname("IRIDIUM_REMOTE_TOKEN");
+  app.add_flag("--daemon-mode", node.daemon_mode, "No local shell: serve until SIGINT or SIGTERM")
+      ->envname("IRIDIUM_DAEMON_MODE");
+  app.add_flag("--start-cluster", node.start_cluster, "Start the cluster listener at once")
+      ->envname("IRIDIUM_START_CLUSTER");
+  app.add_option("--join", node.join, "Join the cluster through HOST:PORT (repeatable; retried until a seed answers)")
+      ->envname("IRIDIUM_JOIN")->delimiter(',');
 }
 
 }  // namespace
@@ -45,6 +77,17 @@ int main(int argc, char** argv) {
   asm_cmd->add_option("FILE", asm_options.input, "Assembly source")->required();
   asm_cmd->add_option("-o,--output", asm_options.output, "Image to write (default: FILE with .pie)");
 
+  NodeOptions node;
+  add_node_options(app, node);
+
+  AttachOptions attach;
+  CLI::App* attach_cmd = app.add_subcommand("attach", "Open a shell on a node started with --enable-remote-access");
+  attach_cmd->add_option("ADDRESS", attach.address, "HOST:PORT of the node's remote shell")->required();
+  attach_cmd->add_option("-c,--command", attach.commands, "Run LINE and print its output (repeatable); exit 1 if any fails");
+  attach_cmd->add_option("--token", attach.token, "The node's remote-shell token")->envname("IRIDIUM_REMOTE_TOKEN");
+  attach_cmd->add_option("--timeout", attach.timeout_seconds, "Seconds to wait for each answer")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+
   CLI::App* disasm_cmd = app.add_subcommand("disasm", "Print the assembly of an image");
   disasm_cmd->add_option("FILE", disasm_path, "Image (.pie)")->required();
 
@@ -61,6 +104,14 @@ int main(int argc, char** argv) {
   if (*asm_cmd) return assemble_file(asm_options);
   if (*disasm_cmd) return disassemble_file(disasm_path);
   if (*run_cmd || !run.file.empty()) return run_program(run);
-  std::cerr << "no FILE given (the interactive shell is not built yet); see --help\n";
-  return kExitUsage;
+  if (*attach_cmd) {
+    iridium::shell::AttachSettings settings;
+    settings.address = attach.address;
+    settings.commands = attach.commands;
+    settings.token = attach.token;
+    settings.command_timeout = std::chrono::milliseconds(static_cast<int64_t>(attach.timeout_seconds * 1000));
+    return iridium::shell::attach(settings);
+  }
+  node.server_bind_port_explicit = app.get_option("--server-bind-port")->count() > 0;
+  return run_node(node, run);
 }

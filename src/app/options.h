@@ -22,6 +22,7 @@ struct NodeOptions {
   unsigned threads = 2;
   std::string server_bind_host = "127.0.0.1";
   uint16_t server_bind_port = 2254;
+  bool server_bind_port_explicit = false;  // else a busy default port falls back to a free one
   std::string advertise_host;
   bool enable_remote_access = false;
   std::string bind_host = "127.0.0.1";

@@ -1,0 +1,49 @@
+// The local console: line editing with libedit (arrows, history, ^R search,
+// history kept in a file) when stdin is a terminal, plain line reading when it
+// is not. It never blocks: the owner polls fd() and calls on_readable(), so
+// the same loop can also watch for signals.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace iridium::shell {
+
+class Console {
+ public:
+  // Called once per complete line; std::nullopt means end of input.
+  using LineHandler = std::function<void(std::optional<std::string>)>;
+
+  Console(int fd, std::string history_path, LineHandler handler);
+  ~Console();
+  Console(const Console&) = delete;
+  Console& operator=(const Console&) = delete;
+
+  int fd() const { return fd_; }
+  bool interactive() const { return interactive_; }
+
+  // Shows the prompt and starts reading.
+  void start(const std::string& prompt);
+  // The prompt for the next line. Call it from the line handler.
+  void set_prompt(const std::string& prompt);
+  // Reads what is available and calls the handler for each finished line.
+  void on_readable();
+  // Restores the terminal and saves history; no more lines are delivered.
+  void stop();
+
+  // Writes text to stdout in a way that keeps the terminal tidy.
+  static void write(std::string_view text);
+
+ private:
+  void deliver(std::optional<std::string> line);
+
+  int fd_;
+  bool interactive_;
+  bool active_ = false;
+  std::string history_path_;
+  LineHandler handler_;
+  std::string pending_;  // partial line in plain mode
+};
+
+}  // namespace iridium::shell

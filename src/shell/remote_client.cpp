@@ -1,0 +1,163 @@
+#include "shell/remote_client.h"
+
+#include <poll.h>
+#include <zmq.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "shell/console.h"
+
+namespace iridium::shell {
+
+Result<std::pair<std::string, uint16_t>> parse_host_port(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
+    return Error{"expected HOST:PORT, got '" + text + "'"};
+  }
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string port_text = text.substr(colon + 1);
+  char* end = nullptr;
+  const long port = std::strtol(port_text.c_str(), &end, 10);
+  if (*end != '\0' || port < 1 || port > 65535) return Error{"bad port '" + port_text + "' in '" + text + "'"};
+  return std::make_pair(host, static_cast<uint16_t>(port));
+}
+
+namespace {
+
+std::string format_seconds(std::chrono::milliseconds duration) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", static_cast<double>(duration.count()) / 1000.0);
+  return text;
+}
+
+class Connection {
+ public:
+  Connection(const AttachSettings& settings) : settings_(settings) {}
+
+  Status open(std::string& banner) {
+    auto address = parse_host_port(settings_.address);
+    if (!address) return address.error();
+    socket_ = zmq::socket_t(context_, zmq::socket_type::dealer);
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.set(zmq::sockopt::maxmsgsize, int64_t{16} << 20);
+    const auto& [host, port] = *address;
+    if (host.find(':') != std::string::npos) socket_.set(zmq::sockopt::ipv6, 1);
+    try {
+      const bool ipv6 = host.find(':') != std::string::npos;
+      socket_.connect("tcp://" + (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port));
+    } catch (const zmq::error_t& e) {
+      return Error{"cannot connect to " + settings_.address + ": " + e.what()};
+    }
+    auto response = call(remote::Request{remote::Request::Type::kOpen, settings_.token, {}},
+                         settings_.connect_timeout);
+    if (!response) {
+      return Error{response.message() + " (is a node running there with --enable-remote-access?)"};
+    }
+    if (response->type == remote::Response::Type::kRefused) return Error{"refused: " + response->text};
+    banner = response->text;
+    return ok_status();
+  }
+
+  Result<remote::Response> exec(const std::string& line) {
+    return call(remote::Request{remote::Request::Type::kExec, {}, line}, settings_.command_timeout);
+  }
+
+  void close() {
+    const std::string frame = remote::encode(remote::Request{remote::Request::Type::kClose, {}, {}});
+    (void)socket_.send(zmq::buffer(frame), zmq::send_flags::dontwait);
+  }
+
+ private:
+  Result<remote::Response> call(const remote::Request& request, std::chrono::milliseconds timeout) {
+    const std::string frame = remote::encode(request);
+    if (!socket_.send(zmq::buffer(frame), zmq::send_flags::dontwait)) {
+      return Error{"cannot send to " + settings_.address};
+    }
+    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, timeout);
+    if ((item.revents & ZMQ_POLLIN) == 0) {
+      return Error{"no answer from " + settings_.address + " within " +
+                   format_seconds(timeout) + " s"};
+    }
+    zmq::message_t reply;
+    (void)socket_.recv(reply, zmq::recv_flags::none);
+    auto response = remote::decode_response(std::span(static_cast<const uint8_t*>(reply.data()), reply.size()));
+    if (!response) return Error{"bad answer from " + settings_.address + ": " + response.message()};
+    return response;
+  }
+
+  const AttachSettings& settings_;
+  zmq::context_t context_{1};
+  zmq::socket_t socket_;
+};
+
+int run_commands(Connection& connection, const std::vector<std::string>& commands) {
+  bool failed = false;
+  for (const std::string& line : commands) {
+    auto response = connection.exec(line);
+    if (!response) {
+      std::cerr << response.message() << "\n";
+      return 2;
+    }
+    if (response->type == remote::Response::Type::kRefused) {
+      std::cerr << "refused: " << response->text << "\n";
+      return 2;
+    }
+    std::cout << response->text << std::flush;
+    if (!response->ok) failed = true;
+    if (response->quit) break;
+  }
+  connection.close();
+  return failed ? 1 : 0;
+}
+
+int run_interactive(Connection& connection, const AttachSettings& settings) {
+  int exit_code = 0;
+  bool done = false;
+  Console* console_ptr = nullptr;
+  Console console(0, settings.history_path, [&](std::optional<std::string> line) {
+    if (!line) {
+      done = true;
+      return;
+    }
+    auto response = connection.exec(*line);
+    if (!response || response->type == remote::Response::Type::kRefused) {
+      std::cerr << (response ? "refused: " + response->text : response.message()) << "\n";
+      exit_code = 2;
+      done = true;
+      return;
+    }
+    Console::write(response->text);
+    if (response->quit) done = true;
+    console_ptr->set_prompt(response->ask.empty() ? ">>> " : response->ask);
+  });
+  console_ptr = &console;
+  console.start(">>> ");
+  while (!done) {
+    pollfd fd{console.fd(), POLLIN, 0};
+    if (::poll(&fd, 1, -1) < 0 && errno != EINTR) break;
+    if (fd.revents != 0) console.on_readable();
+  }
+  console.stop();
+  if (console.interactive()) Console::write("\n");
+  connection.close();
+  return exit_code;
+}
+
+}  // namespace
+
+int attach(const AttachSettings& settings) {
+  Connection connection(settings);
+  std::string banner;
+  if (auto status = connection.open(banner); !status) {
+    std::cerr << "iridium attach: " << status.message() << "\n";
+    return 2;
+  }
+  if (!settings.commands.empty()) return run_commands(connection, settings.commands);
+  if (isatty(0)) Console::write(banner);
+  return run_interactive(connection, settings);
+}
+
+}  // namespace iridium::shell

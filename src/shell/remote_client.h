@@ -1,0 +1,30 @@
+// `iridium attach HOST:PORT`: a shell on a remote node.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "shell/remote_protocol.h"
+
+namespace iridium::shell {
+
+struct AttachSettings {
+  std::string address;                 // HOST:PORT
+  std::vector<std::string> commands;   // run these and exit; empty: interactive
+  std::string token;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds command_timeout{60000};
+  std::string history_path;            // for interactive use
+};
+
+// Returns the process exit code: 0 all commands succeeded, 1 one failed,
+// 2 could not connect or was refused.
+int attach(const AttachSettings& settings);
+
+// Splits "host:port" ("[::1]:2244" for IPv6).
+Result<std::pair<std::string, uint16_t>> parse_host_port(const std::string& text);
+
+}  // namespace iridium::shell

@@ -1,0 +1,338 @@
+#include "shell/shell.h"
+
+#include <cstdio>
+#include <iomanip>
+#include <sstream>
+
+#include "asm/disassembler.h"
+#include "asm/program_file.h"
+#include "vm/opcodes.h"
+#include "vm/verifier.h"
+
+namespace iridium::shell {
+namespace {
+
+// Splits a command line on whitespace; '...' or "..." keep spaces together.
+std::vector<std::string> split_args(std::string_view line) {
+  std::vector<std::string> args;
+  std::size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
+    if (i >= line.size()) break;
+    std::string arg;
+    if (line[i] == '"' || line[i] == '\'') {
+      const char quote = line[i++];
+      while (i < line.size() && line[i] != quote) arg += line[i++];
+      ++i;
+    } else {
+      while (i < line.size() && !std::isspace(static_cast<unsigned char>(line[i]))) arg += line[i++];
+    }
+    args.push_back(std::move(arg));
+  }
+  return args;
+}
+
+std::string trim(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return {};
+  const auto last = text.find_last_not_of(" \t\r\n");
+  return std::string(text.substr(first, last - first + 1));
+}
+
+Reply failure(std::string message) { return Reply{std::move(message) + "\n", false, false, {}}; }
+Reply success(std::string message) {
+  if (!message.empty() && message.back() != '\n') message += '\n';
+  return Reply{std::move(message), true, false, {}};
+}
+
+}  // namespace
+
+Shell::Shell(Environment environment, uint64_t session_id)
+    : env_(environment), session_id_(session_id), vm_(environment.limits) {
+  vm_.set_output([this](std::string_view text) { output_ += text; });
+}
+
+std::string Shell::banner() {
+  return "Welcome to Iridium! Let's be productive!\nType !help for commands, or assembly to run it.\n";
+}
+
+const std::vector<Shell::Command>& Shell::commands() {
+  static const std::vector<Command> table = {
+      {"!help", "!help", "list the commands", &Shell::cmd_help},
+      {"!quit", "!quit", "leave the shell", &Shell::cmd_quit},
+      {"!history", "!history", "lines entered in this session", &Shell::cmd_history},
+      {"!program", "!program", "disassemble the shell's program", &Shell::cmd_program},
+      {"!clear_program", "!clear_program", "drop the program and its labels",
+       &Shell::cmd_clear_program},
+      {"!clear_registers", "!clear_registers", "set every register to zero",
+       &Shell::cmd_clear_registers},
+      {"!registers", "!registers", "show integer and float registers", &Shell::cmd_registers},
+      {"!symbols", "!symbols", "show the labels the shell knows", &Shell::cmd_symbols},
+      {"!load_file", "!load_file PATH", "assemble a file into the shell's VM and run it",
+       &Shell::cmd_load_file},
+      {"!spawn", "!spawn PATH", "run a file in a new VM on a worker; the shell stays free",
+       &Shell::cmd_spawn},
+      {"!jobs", "!jobs", "list spawned jobs and their outcomes", &Shell::cmd_jobs},
+      {"!start_cluster", "!start_cluster", "start listening for cluster members",
+       &Shell::cmd_start_cluster},
+      {"!join_cluster", "!join_cluster HOST PORT", "join the cluster that HOST:PORT belongs to",
+       &Shell::cmd_join_cluster},
+      {"!cluster_members", "!cluster_members [--json]", "list every other node in the cluster",
+       &Shell::cmd_cluster_members},
+  };
+  return table;
+}
+
+Reply Shell::execute(std::string_view raw_line) {
+  std::string line = trim(raw_line);
+  if (!pending_command_.empty()) {
+    // The answer to a question we asked, e.g. the path for !load_file.
+    std::string command = std::move(pending_command_);
+    pending_command_.clear();
+    if (line.empty()) return failure("cancelled: no " + std::string(command == "!join_cluster" ? "address" : "path") + " given");
+    line = command + " '" + line + "'";
+  }
+  if (line.empty()) return Reply{};
+  history_.push_back(line);
+  if (line[0] == '!') return run_command(line);
+  return run_assembly(line);
+}
+
+std::string Shell::job_notices() {
+  if (env_.workers == nullptr) return {};
+  std::string text;
+  for (const JobInfo& job : env_.workers->take_finished(session_id_)) {
+    text += "[job " + std::to_string(job.id) + "] " + job.name + ": " +
+            std::string(job_state_name(job.state));
+    if (!job.error.empty()) text += ": " + job.error;
+    text += "\n";
+    if (!job.output.empty()) {
+      text += job.output;
+      if (job.output.back() != '\n') text += "\n";
+    }
+  }
+  return text;
+}
+
+Reply Shell::run_command(std::string_view line) {
+  Args args = split_args(line);
+  for (const Command& command : commands()) {
+    if (command.name == args[0]) {
+      args.erase(args.begin());
+      return (this->*command.run)(args);
+    }
+  }
+  return failure("unknown command '" + args[0] + "'; type !help for the list");
+}
+
+Reply Shell::run_assembly(std::string_view line) {
+  const auto code_base = static_cast<uint32_t>(vm_.program().code.size());
+  Reply loaded = load_source(line, "<shell>");
+  if (!loaded.ok) return loaded;
+  return run_machine(code_base);
+}
+
+// Assembles source against the shell's symbols and appends it to the program.
+// On success the reply is empty and ok; the caller then runs from code_base.
+Reply Shell::load_source(std::string_view source, const std::string& name) {
+  vm::Image program = vm_.program();
+  assembler::Context context{&symbols_, static_cast<uint32_t>(program.code.size()),
+                             static_cast<uint32_t>(program.read_only.size())};
+  assembler::Assembly assembly = assembler::assemble(source, name, context);
+  if (!assembly.ok()) {
+    std::string errors = assembler::format_all(assembly.errors);
+    errors.pop_back();  // failure() adds the final newline
+    return failure(std::move(errors));
+  }
+  program.code.insert(program.code.end(), assembly.image.code.begin(), assembly.image.code.end());
+  program.read_only.insert(program.read_only.end(), assembly.image.read_only.begin(),
+                           assembly.image.read_only.end());
+  // Check before committing, so a bad line leaves the program as it was.
+  if (auto status = vm::verify(program); !status) return failure("error: " + status.message());
+  (void)vm_.load(std::move(program));  // verified above
+  symbols_.insert(assembly.symbols.begin(), assembly.symbols.end());
+  return Reply{};
+}
+
+Reply Shell::run_machine(uint32_t from) {
+  output_.clear();
+  const vm::RunResult result = vm_.run_from(from);
+  std::string text = std::move(output_);
+  output_.clear();
+  if (!text.empty() && text.back() != '\n') text += '\n';
+  if (!result.ok()) return Reply{text + "runtime error: " + result.error->message + "\n", false, false, {}};
+  return Reply{text, true, false, {}};
+}
+
+Reply Shell::cmd_help(const Args&) {
+  std::string text = "Commands:\n";
+  for (const Command& c : commands()) {
+    std::string usage(c.usage);
+    usage.resize(std::max<std::size_t>(usage.size() + 2, 28), ' ');
+    text += "  " + usage + std::string(c.help) + "\n";
+  }
+  text += "Any other line is assembly: it is added to the program and run at once,\n"
+          "e.g. `load $0 #42`. Registers and labels persist between lines.\n";
+  return success(text);
+}
+
+Reply Shell::cmd_quit(const Args&) { return Reply{"Farewell! Have a great day!\n", true, true, {}}; }
+
+Reply Shell::cmd_history(const Args&) {
+  std::string text;
+  for (std::size_t i = 0; i < history_.size(); ++i) {
+    text += std::to_string(i + 1) + "  " + history_[i] + "\n";
+  }
+  return success(text);
+}
+
+Reply Shell::cmd_program(const Args&) {
+  if (vm_.program().code.empty() && vm_.program().read_only.empty()) return success("(the program is empty)");
+  return success(assembler::disassemble(vm_.program(), {.show_offsets = true}));
+}
+
+Reply Shell::cmd_clear_program(const Args&) {
+  vm::MachineState state = vm_.state();
+  vm_.reset();
+  state.pc = 0;
+  vm_.state() = std::move(state);
+  symbols_.clear();
+  return success("Program cleared.");
+}
+
+Reply Shell::cmd_clear_registers(const Args&) {
+  vm_.clear_registers();
+  return success("Registers cleared.");
+}
+
+Reply Shell::cmd_registers(const Args&) {
+  const vm::MachineState& s = vm_.state();
+  std::ostringstream out;
+  out << "Integer registers:\n";
+  for (int row = 0; row < 8; ++row) {
+    for (int col = 0; col < 4; ++col) {
+      const int r = row + col * 8;
+      out << "  " << std::left << std::setw(4) << ("$" + std::to_string(r)) << std::right
+          << std::setw(12) << s.registers[r];
+    }
+    out << "\n";
+  }
+  out << "Float registers:\n";
+  for (int row = 0; row < 8; ++row) {
+    for (int col = 0; col < 4; ++col) {
+      const int r = row + col * 8;
+      char value[32];
+      std::snprintf(value, sizeof value, "%.6g", s.float_registers[r]);
+      out << "  " << std::left << std::setw(4) << ("$" + std::to_string(r)) << std::right
+          << std::setw(12) << value;
+    }
+    out << "\n";
+  }
+  out << "equal flag " << (s.equal_flag ? "true" : "false") << ", remainder " << s.remainder
+      << ", loop counter " << s.loop_counter << ", pc " << s.pc << ", heap " << s.heap.size()
+      << " bytes, stack " << s.stack.size() << " entries\n";
+  return success(out.str());
+}
+
+Reply Shell::cmd_symbols(const Args&) {
+  if (symbols_.empty()) return success("(no labels)");
+  std::string text;
+  for (const auto& [name, symbol] : symbols_) {
+    text += name + "  " + (symbol.kind == assembler::SymbolKind::kCode ? "code" : "data") + "  " +
+            std::to_string(symbol.value) + "\n";
+  }
+  return success(text);
+}
+
+Reply Shell::cmd_load_file(const Args& args) {
+  if (args.empty()) {
+    if (!env_.interactive) return failure("usage: !load_file PATH");
+    pending_command_ = "!load_file";
+    return Reply{"", true, false, "Path to the file to load: "};
+  }
+  if (args.size() > 1) return failure("usage: !load_file PATH (quote a path with spaces)");
+  auto bytes = vm::read_file_bytes(args[0]);
+  if (!bytes) return failure(bytes.message());
+  if (vm::looks_like_image(*bytes)) {
+    // An image's addresses start at zero, so it replaces the program.
+    auto image = vm::load_image(*bytes);
+    if (!image) return failure(args[0] + ": " + image.message());
+    vm::MachineState state = vm_.state();
+    (void)vm_.load(std::move(*image));
+    state.pc = 0;
+    vm_.state() = std::move(state);
+    symbols_.clear();
+    return run_machine(0);
+  }
+  const auto code_base = static_cast<uint32_t>(vm_.program().code.size());
+  std::string source(bytes->begin(), bytes->end());
+  Reply loaded = load_source(source, args[0]);
+  if (!loaded.ok) return loaded;
+  return run_machine(code_base);
+}
+
+Reply Shell::cmd_spawn(const Args& args) {
+  if (env_.workers == nullptr) return failure("!spawn is not available here");
+  if (args.empty()) {
+    if (!env_.interactive) return failure("usage: !spawn PATH");
+    pending_command_ = "!spawn";
+    return Reply{"", true, false, "Path to the file to spawn: "};
+  }
+  if (args.size() > 1) return failure("usage: !spawn PATH (quote a path with spaces)");
+  auto image = assembler::load_program_file(args[0]);
+  if (!image) return failure(image.message());
+  const uint64_t id = env_.workers->submit(session_id_, args[0], std::move(*image));
+  return success("Spawned job " + std::to_string(id) + " (" + args[0] + ")");
+}
+
+Reply Shell::cmd_jobs(const Args&) {
+  if (env_.workers == nullptr) return failure("!jobs is not available here");
+  const auto jobs = env_.workers->jobs();
+  if (jobs.empty()) return success("(no jobs)");
+  std::string text;
+  for (const JobInfo& job : jobs) {
+    text += std::to_string(job.id) + "  " + std::string(job_state_name(job.state)) + "  " + job.name;
+    if (!job.error.empty()) text += "  " + job.error;
+    text += "\n";
+  }
+  return success(text);
+}
+
+Reply Shell::cmd_start_cluster(const Args& args) {
+  if (!args.empty()) return failure("usage: !start_cluster");
+  if (env_.cluster == nullptr) return failure("clustering is not available here");
+  auto result = env_.cluster->start_cluster();
+  return result ? success(*result) : failure(result.message());
+}
+
+Reply Shell::cmd_join_cluster(const Args& args) {
+  if (env_.cluster == nullptr) return failure("clustering is not available here");
+  std::string host;
+  std::string port_text;
+  if (args.size() == 2) {
+    host = args[0];
+    port_text = args[1];
+  } else if (args.size() == 1 && args[0].rfind(':') != std::string::npos) {
+    host = args[0].substr(0, args[0].rfind(':'));
+    port_text = args[0].substr(args[0].rfind(':') + 1);
+  } else {
+    return failure("usage: !join_cluster HOST PORT");
+  }
+  char* end = nullptr;
+  const long port = std::strtol(port_text.c_str(), &end, 10);
+  if (port_text.empty() || *end != '\0' || port < 1 || port > 65535) {
+    return failure("bad port '" + port_text + "' (use 1..65535)");
+  }
+  auto result = env_.cluster->join_cluster(host, static_cast<uint16_t>(port));
+  return result ? success(*result) : failure(result.message());
+}
+
+Reply Shell::cmd_cluster_members(const Args& args) {
+  if (env_.cluster == nullptr) return failure("clustering is not available here");
+  const bool json = args.size() == 1 && args[0] == "--json";
+  if (!args.empty() && !json) return failure("usage: !cluster_members [--json]");
+  auto result = env_.cluster->members(json);
+  return result ? success(*result) : failure(result.message());
+}
+
+}  // namespace iridium::shell

@@ -1,0 +1,84 @@
+// One shell session: a VM whose program grows line by line, its symbol
+// table and history, and the `!` commands. It does no I/O of its own: the
+// local console and the remote-shell server both feed it lines and print what
+// comes back.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "asm/assembler.h"
+#include "shell/cluster_commands.h"
+#include "shell/worker_pool.h"
+#include "vm/vm.h"
+
+namespace iridium::shell {
+
+struct Environment {
+  WorkerPool* workers = nullptr;     // for !spawn and !jobs; null: unavailable
+  ClusterCommands* cluster = nullptr;  // null: clustering unavailable
+  vm::Limits limits;                 // for programs run in the shell's own VM
+  bool interactive = false;          // may ask for a missing argument
+};
+
+struct Reply {
+  std::string output;  // what to show, ending in a newline unless empty
+  bool ok = true;      // false: the line failed (bad command, assembly or runtime error)
+  bool quit = false;   // the session should end
+  std::string ask;     // non-empty: the shell wants the next line as the answer to this question
+};
+
+class Shell {
+ public:
+  Shell(Environment environment, uint64_t session_id);
+
+  Reply execute(std::string_view line);
+  // Notices for this session's spawned jobs that have finished since last asked.
+  std::string job_notices();
+
+  static std::string banner();
+  const vm::Vm& machine() const { return vm_; }
+
+ private:
+  using Args = std::vector<std::string>;
+  struct Command {
+    std::string_view name;
+    std::string_view usage;
+    std::string_view help;
+    Reply (Shell::*run)(const Args&);
+  };
+  static const std::vector<Command>& commands();
+
+  Reply run_command(std::string_view line);
+  Reply run_assembly(std::string_view line);
+  Reply run_machine(uint32_t from);
+  Reply load_source(std::string_view source, const std::string& name);
+
+  Reply cmd_help(const Args&);
+  Reply cmd_quit(const Args&);
+  Reply cmd_history(const Args&);
+  Reply cmd_program(const Args&);
+  Reply cmd_clear_program(const Args&);
+  Reply cmd_clear_registers(const Args&);
+  Reply cmd_registers(const Args&);
+  Reply cmd_symbols(const Args&);
+  Reply cmd_load_file(const Args&);
+  Reply cmd_spawn(const Args&);
+  Reply cmd_jobs(const Args&);
+  Reply cmd_start_cluster(const Args&);
+  Reply cmd_join_cluster(const Args&);
+  Reply cmd_cluster_members(const Args&);
+
+  Environment env_;
+  uint64_t session_id_;
+  vm::Vm vm_;
+  assembler::SymbolTable symbols_;
+  std::vector<std::string> history_;
+  std::string output_;               // program output of the current run
+  std::string pending_command_;      // a command waiting for its missing argument
+};
+
+}  // namespace iridium::shell
