@@ -24,7 +24,7 @@ struct Statement {
   int column = 0;  // of the mnemonic
   const OpInfo* op = nullptr;
   std::vector<Token> operands;
-  uint32_t offset = 0;  // code offset, relative to this source's first instruction
+  uint32_t offset = 0;  // code offset, relative to this source's first instruction (set by layout)
   bool wide = false;    // LOAD of a 32-bit constant: LOAD + LUI
 };
 
@@ -114,10 +114,8 @@ class Assembler {
       first_pass_line(source.substr(start, end - start), line_number);
       start = end + 1;
     }
-    for (const auto& [name, column_line] : pending_labels_) {
-      define(name, SymbolKind::kCode, code_offset_, column_line.second, column_line.first);
-    }
-    pending_labels_.clear();
+    bind_pending(SymbolKind::kCode, 0);  // labels at the very end mark the code's end
+    layout();
     for (const Statement& statement : statements_) encode(statement);
     std::stable_sort(out_.errors.begin(), out_.errors.end(), [](const Diagnostic& a, const Diagnostic& b) {
       return std::tie(a.line, a.column) < std::tie(b.line, b.column);
@@ -140,8 +138,43 @@ class Assembler {
       error(line, column, "label '" + name + "' is already defined");
       return;
     }
-    const uint32_t base = kind == SymbolKind::kCode ? context_.code_base : context_.data_base;
-    out_.symbols.emplace(name, Symbol{kind, base + relative, line});
+    if (kind == SymbolKind::kCode) {
+      // The value is set by layout(): LOADs of far labels may still grow.
+      code_labels_.emplace_back(name, statements_.size());
+      out_.symbols.emplace(name, Symbol{kind, 0, line});
+      return;
+    }
+    out_.symbols.emplace(name, Symbol{kind, context_.data_base + relative, line});
+  }
+
+  // Gives every instruction its offset and every code label its value. A
+  // `LOAD $r @label` whose label lies beyond int16 needs LOAD + LUI, which
+  // moves later labels, so repeat until nothing grows (sizes only grow, so
+  // this ends).
+  void layout() {
+    for (bool changed = true; changed;) {
+      uint32_t offset = 0;
+      for (Statement& statement : statements_) {
+        statement.offset = offset;
+        offset += statement.wide ? 8 : 4;
+      }
+      for (const auto& [name, index] : code_labels_) {
+        out_.symbols.at(name).value =
+            context_.code_base + (index < statements_.size() ? statements_[index].offset : offset);
+      }
+      changed = false;
+      for (Statement& statement : statements_) {
+        if (statement.wide || statement.op->op != Op::LOAD || statement.operands.size() != 2 ||
+            statement.operands[1].kind != TokenKind::kLabelRef) {
+          continue;
+        }
+        const Symbol* symbol = lookup(statement.operands[1].text);
+        if (symbol != nullptr && symbol->value > INT16_MAX) {
+          statement.wide = true;
+          changed = true;
+        }
+      }
+    }
   }
 
   void bind_pending(SymbolKind kind, uint32_t relative) {
@@ -225,7 +258,7 @@ class Assembler {
 
   void instruction(const Token& head, std::vector<Token> operands, int line) {
     const OpInfo* op = vm::find_op(head.text);
-    bind_pending(SymbolKind::kCode, code_offset_);
+    bind_pending(SymbolKind::kCode, 0);
     if (op == nullptr) {
       error(line, head.column, "unknown instruction '" + head.text + "'");
       return;
@@ -235,13 +268,12 @@ class Assembler {
             "instruction '" + head.text + "' in the data section (start code with .code)");
       return;
     }
-    Statement statement{line, head.column, op, std::move(operands), code_offset_, false};
+    Statement statement{line, head.column, op, std::move(operands), 0, false};
     if (op->op == Op::LOAD && statement.operands.size() == 2 &&
         statement.operands[1].kind == TokenKind::kNumber) {
       auto value = parse_integer(statement.operands[1].text);
       statement.wide = value && (*value < INT16_MIN || *value > INT16_MAX);
     }
-    code_offset_ += statement.wide ? 8 : 4;
     statements_.push_back(std::move(statement));
   }
 
@@ -434,7 +466,7 @@ class Assembler {
   std::vector<Statement> statements_;
   std::vector<std::pair<std::string, std::pair<int, int>>> pending_labels_;  // name, (column, line)
   Section section_ = Section::kCode;
-  uint32_t code_offset_ = 0;
+  std::vector<std::pair<std::string, std::size_t>> code_labels_;  // label, statement it precedes
 };
 
 }  // namespace

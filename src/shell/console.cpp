@@ -43,10 +43,14 @@ void Console::deliver(std::optional<std::string> line) {
     if (!history_path_.empty()) append_history(1, history_path_.c_str());
   }
   handler_(std::move(line));
+  // libedit does not show the prompt again by itself after a line in
+  // callback mode: installing the handler again does.
+  if (interactive_ && active_ && g_active == this) rl_callback_handler_install(prompt_.c_str(), on_line);
 }
 
 void Console::start(const std::string& prompt) {
   active_ = true;
+  prompt_ = prompt;
   if (!interactive_) return;
   using_history();
   stifle_history(1000);
@@ -62,9 +66,7 @@ void Console::start(const std::string& prompt) {
   rl_callback_handler_install(prompt.c_str(), on_line);
 }
 
-void Console::set_prompt(const std::string& prompt) {
-  if (interactive_ && active_) rl_set_prompt(prompt.c_str());
-}
+void Console::set_prompt(const std::string& prompt) { prompt_ = prompt; }
 
 void Console::on_readable() {
   if (!active_) return;

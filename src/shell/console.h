@@ -44,6 +44,7 @@ class Console {
   std::string history_path_;
   LineHandler handler_;
   std::string pending_;  // partial line in plain mode
+  std::string prompt_;
 };
 
 }  // namespace iridium::shell

@@ -118,3 +118,18 @@ TEST_CASE("assembling against a shell's symbol table", "[asm][shell]") {
   REQUIRE_FALSE(duplicate.ok());
   CHECK_THAT(duplicate.errors[0].message, Catch::Contains("already defined"));
 }
+
+TEST_CASE("LOAD of a label beyond int16 grows to LOAD + LUI and moves later labels", "[asm]") {
+  std::string source = "load $0 @far\nload $1 @after\n";
+  for (int i = 0; i < 8200; ++i) source += "nop\n";
+  source += "far: hlt\nafter: hlt\n";
+  auto assembly = assemble(source, "far.iasm");
+  INFO(iridium::assembler::format_all(assembly.errors));
+  REQUIRE(assembly.ok());
+  // Both LOADs need two instructions: 16 bytes, then 8200 NOPs.
+  CHECK(assembly.symbols.at("far").value == 16 + 8200 * 4);
+  CHECK(assembly.symbols.at("after").value == 16 + 8200 * 4 + 4);
+  auto run = iridium::testing::run_image(assembly.image);
+  CHECK(run->reg(0) == 16 + 8200 * 4);
+  CHECK(run->reg(1) == 16 + 8200 * 4 + 4);
+}
