@@ -40,12 +40,19 @@ void Console::write(std::string_view text) {
 void Console::deliver(std::optional<std::string> line) {
   if (line && interactive_ && !line->empty()) {
     add_history(line->c_str());
-    if (!history_path_.empty()) append_history(1, history_path_.c_str());
+    // Rewrite the whole (stifled) history rather than append_history(1, ...):
+    // libedit 3.1-20221030 writes n+1 entries there, so every line would be
+    // stored twice and come back twice on the next run.
+    if (!history_path_.empty()) write_history(history_path_.c_str());
   }
+  const bool end_of_input = !line.has_value();
   handler_(std::move(line));
   // libedit does not show the prompt again by itself after a line in
-  // callback mode: installing the handler again does.
-  if (interactive_ && active_ && g_active == this) rl_callback_handler_install(prompt_.c_str(), on_line);
+  // callback mode: installing the handler again does. Not after end of
+  // input: the console is about to stop, and the prompt would dangle.
+  if (!end_of_input && interactive_ && active_ && g_active == this) {
+    rl_callback_handler_install(prompt_.c_str(), on_line);
+  }
 }
 
 void Console::start(const std::string& prompt) {
@@ -55,7 +62,7 @@ void Console::start(const std::string& prompt) {
   using_history();
   stifle_history(1000);
   if (!history_path_.empty()) {
-    // Create the file so append_history works from the first line.
+    // Create the file at once, so it exists even before the first line.
     if (FILE* f = std::fopen(history_path_.c_str(), "a")) std::fclose(f);
     read_history(history_path_.c_str());
   }

@@ -146,9 +146,12 @@ void RemoteServer::handle(const std::string& peer, const zmq::message_t& payload
       }
       Session& session = it->second;
       session.last_active = now;
+      // Notices of jobs that finished before this line come first, those
+      // that finished while it ran (e.g. the job it spawned) after its output.
+      std::string text = session.shell->job_notices();
       Reply result = session.shell->execute(request->line);
-      Response response{Response::Type::kResult, session.shell->job_notices() + result.output, result.ok,
-                        result.quit, result.ask};
+      text += result.output + session.shell->job_notices();
+      Response response{Response::Type::kResult, std::move(text), result.ok, result.quit, result.ask};
       reply(peer, remote::encode(response));
       if (result.quit) sessions_.erase(peer);
       return;

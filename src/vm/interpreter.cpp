@@ -2,8 +2,19 @@
 // shifts, static targets, read-only offsets), so the loop only checks what
 // depends on run-time values: dynamic jump targets, division, heap, stack.
 //
-// Dispatch is direct threading through a label table (GCC/Clang "labels as
-// values") where available, and a switch otherwise.
+// Where GCC/Clang "labels as values" are available there are two loops, one
+// template instantiated twice:
+// - the fast path (no step limit) is direct-threaded: the first run after a
+//   load stores each handler's address in its decoded instruction, so
+//   dispatch is a single indirect jump through the instruction. That pass
+//   also fuses a comparison followed by DJMPE into one superinstruction (the
+//   DJMPE keeps its own handler, so jumps that land on it still work);
+// - the step-counting path dispatches on the opcode byte through a label
+//   table, one instruction at a time, never fused, so the step limit stops
+//   a program at exactly the same instruction as before.
+// Elsewhere it is a switch. All three run the same handler code below, and
+// the image, its disassembly and every fault and its offset are unchanged.
+#include <algorithm>
 #include <bit>
 #include <climits>
 #include <cstring>
@@ -17,6 +28,15 @@
 #define IRIDIUM_COMPUTED_GOTO 0
 #endif
 
+// GCC's manual advises -fno-gcse for computed-goto interpreters: global CSE
+// otherwise hoists and merges work across the handlers. Measured: ~8% on the
+// call-heavy fib benchmark, neutral elsewhere (docs/performance.md).
+#if defined(__GNUC__) && !defined(__clang__)
+#define IRIDIUM_INTERPRETER_ATTRIBUTES __attribute__((optimize("no-gcse")))
+#else
+#define IRIDIUM_INTERPRETER_ATTRIBUTES
+#endif
+
 namespace iridium::vm {
 
 static_assert(std::endian::native == std::endian::little,
@@ -27,7 +47,7 @@ inline int32_t wrap(int64_t value) { return static_cast<int32_t>(static_cast<uin
 }  // namespace
 
 template <bool kCountSteps>
-RunResult Vm::execute() {
+IRIDIUM_INTERPRETER_ATTRIBUTES RunResult Vm::execute() {
   const Decoded* const base = decoded_.data();
   const int64_t code_length = static_cast<int64_t>(image_.code.size());
   const Decoded* ip = base + state_.pc / kInstructionSize;
@@ -36,14 +56,56 @@ RunResult Vm::execute() {
   MachineState& s = state_;
   uint64_t steps_left = limits_.max_steps;
 
+  // The hottest machine state lives in locals (host registers) while the loop
+  // runs: the equal flag, the frame pointer and the stack depth. SYNC_STATE()
+  // writes them back on every way out of the loop, and before the output
+  // callback, which could look at the machine (RELOAD_STATE() after it).
+  bool flag = s.equal_flag;
+  std::size_t bp = s.bp;
+  // The stack's first sp entries are in use. The vector is kept at least sp
+  // long and grown ahead in chunks, so a push is one store; room (never more
+  // than the cap) is the depth reachable before it must grow again.
+  std::vector<int32_t>& stack = s.stack;
+  const std::size_t stack_cap = limits_.stack_cap;
+  std::size_t sp = stack.size();
+  int32_t* stk = stack.data();
+  std::size_t room = std::min(sp, stack_cap);
+  // Makes room >= need; need is at most the cap.
+  auto grow_stack = [&](std::size_t need) {
+    const std::size_t want =
+        std::min(stack_cap, std::max({need, 2 * stack.size(), std::size_t{64}}));
+    if (want > stack.size()) stack.resize(want);
+    stk = stack.data();
+    room = std::min(stack.size(), stack_cap);
+  };
+
   auto index = [&] { return static_cast<std::size_t>(ip - base); };
 
-#define IRIDIUM_STEP()                                       \
-  do {                                                       \
-    if constexpr (kCountSteps) {                             \
-      if (steps_left == 0 && ip->op != kEndSentinel) return fail(Fault::kStepLimit, index(), ""); \
-      --steps_left;                                          \
-    }                                                        \
+#define SYNC_STATE()     \
+  do {                   \
+    s.equal_flag = flag; \
+    s.bp = bp;           \
+    stack.resize(sp);    \
+  } while (0)
+#define RELOAD_STATE()              \
+  do {                              \
+    flag = s.equal_flag;            \
+    bp = s.bp;                      \
+    sp = stack.size();              \
+    stk = stack.data();             \
+    room = std::min(sp, stack_cap); \
+  } while (0)
+#define FAIL(...)             \
+  do {                        \
+    SYNC_STATE();             \
+    return fail(__VA_ARGS__); \
+  } while (0)
+#define IRIDIUM_STEP()                                                                  \
+  do {                                                                                  \
+    if constexpr (kCountSteps) {                                                        \
+      if (steps_left == 0 && ip->op != kEndSentinel) FAIL(Fault::kStepLimit, index(), ""); \
+      --steps_left;                                                                     \
+    }                                                                                   \
   } while (0)
 
 #if IRIDIUM_COMPUTED_GOTO
@@ -53,36 +115,64 @@ RunResult Vm::execute() {
   IRIDIUM_OPCODES(IRIDIUM_X)
 #undef IRIDIUM_X
   table[kEndSentinel] = &&op_END;
+  // Threads the code for the fast path, once per load (see the top of the
+  // file). A plain `if`, not `if constexpr`, so both instantiations take the
+  // fused handlers' addresses.
+  if (!kCountSteps && !threaded_) {
+    const std::size_t count = decoded_.size();
+    for (std::size_t i = 0; i < count; ++i) {
+      Decoded& d = decoded_[i];
+      d.handler = table[d.op];
+      if (i + 1 < count && decoded_[i + 1].op == static_cast<uint8_t>(Op::DJMPE)) {
+        switch (static_cast<Op>(d.op)) {
+#define IRIDIUM_FUSE(name)             \
+  case Op::name:                       \
+    d.handler = &&op_##name##_DJMPE; \
+    break;
+          IRIDIUM_FUSE(EQ) IRIDIUM_FUSE(NEQ) IRIDIUM_FUSE(GTE) IRIDIUM_FUSE(LTE)
+          IRIDIUM_FUSE(LT) IRIDIUM_FUSE(GT) IRIDIUM_FUSE(EQF64) IRIDIUM_FUSE(NEQF64)
+          IRIDIUM_FUSE(GTF64) IRIDIUM_FUSE(GTEF64) IRIDIUM_FUSE(LTF64) IRIDIUM_FUSE(LTEF64)
+#undef IRIDIUM_FUSE
+          default: break;
+        }
+      }
+    }
+    threaded_ = true;
+  }
 #define CASE(name) op_##name
 #define CASE_END op_END
-#define DISPATCH()            \
-  do {                        \
-    IRIDIUM_STEP();           \
-    goto* table[ip->op];      \
+#define DISPATCH()               \
+  do {                           \
+    if constexpr (kCountSteps) { \
+      IRIDIUM_STEP();            \
+      goto* table[ip->op];       \
+    } else {                     \
+      goto* ip->handler;         \
+    }                            \
   } while (0)
 #else
 #define CASE(name) case static_cast<uint8_t>(Op::name)
 #define CASE_END case kEndSentinel
 #define DISPATCH() goto dispatch
 #endif
-#define NEXT() \
-  do {         \
-    ++ip;      \
+#define NEXT()  \
+  do {          \
+    ++ip;       \
     DISPATCH(); \
   } while (0)
 // Jumps to a run-time byte offset, checking it first.
-#define JUMP_TO(target_expr)                                                     \
-  do {                                                                           \
-    const int64_t target = (target_expr);                                        \
-    if (target < 0 || target % 4 != 0 || target > code_length) {                 \
-      return fail(Fault::kBadJumpTarget, index(),                                \
-                  "target " + std::to_string(target) +                           \
-                      (target % 4 != 0 ? " is not a multiple of 4"               \
-                                       : " is outside the code (0.." +           \
-                                             std::to_string(code_length) + ")")); \
-    }                                                                            \
-    ip = base + target / 4;                                                      \
-    DISPATCH();                                                                  \
+#define JUMP_TO(target_expr)                                                           \
+  do {                                                                                 \
+    const int64_t target = (target_expr);                                              \
+    if (target < 0 || target % 4 != 0 || target > code_length) {                       \
+      FAIL(Fault::kBadJumpTarget, index(),                                             \
+           "target " + std::to_string(target) +                                        \
+               (target % 4 != 0 ? " is not a multiple of 4"                            \
+                                : " is outside the code (0.." +                        \
+                                      std::to_string(code_length) + ")"));             \
+    }                                                                                  \
+    ip = base + target / 4;                                                            \
+    DISPATCH();                                                                        \
   } while (0)
 #define OFFSET() (static_cast<int64_t>(index()) * 4)
 
@@ -101,7 +191,7 @@ dispatch:
     CASE(DIV) : {
       const int32_t a = r[ip->a];
       const int32_t b = r[ip->b];
-      if (b == 0) return fail(Fault::kDivisionByZero, index(), "");
+      if (b == 0) FAIL(Fault::kDivisionByZero, index(), "");
       if (a == INT32_MIN && b == -1) {
         r[ip->c] = INT32_MIN;
         s.remainder = 0;
@@ -112,31 +202,32 @@ dispatch:
       NEXT();
     }
     CASE(HLT) : {
+      SYNC_STATE();
       s.pc = static_cast<uint32_t>(OFFSET() + 4);
       return RunResult{RunStatus::kHalted, std::nullopt};
     }
     CASE(JMP) : JUMP_TO(r[ip->a]);
     CASE(JMPF) : JUMP_TO(OFFSET() + r[ip->a]);
     CASE(JMPB) : JUMP_TO(OFFSET() - r[ip->a]);
-    CASE(EQ) : s.equal_flag = r[ip->a] == r[ip->b]; NEXT();
-    CASE(NEQ) : s.equal_flag = r[ip->a] != r[ip->b]; NEXT();
-    CASE(GTE) : s.equal_flag = r[ip->a] >= r[ip->b]; NEXT();
-    CASE(LTE) : s.equal_flag = r[ip->a] <= r[ip->b]; NEXT();
-    CASE(LT) : s.equal_flag = r[ip->a] < r[ip->b]; NEXT();
-    CASE(GT) : s.equal_flag = r[ip->a] > r[ip->b]; NEXT();
+    CASE(EQ) : flag = r[ip->a] == r[ip->b]; NEXT();
+    CASE(NEQ) : flag = r[ip->a] != r[ip->b]; NEXT();
+    CASE(GTE) : flag = r[ip->a] >= r[ip->b]; NEXT();
+    CASE(LTE) : flag = r[ip->a] <= r[ip->b]; NEXT();
+    CASE(LT) : flag = r[ip->a] < r[ip->b]; NEXT();
+    CASE(GT) : flag = r[ip->a] > r[ip->b]; NEXT();
     CASE(JMPE) : {
-      if (s.equal_flag) JUMP_TO(r[ip->a]);
+      if (flag) JUMP_TO(r[ip->a]);
       NEXT();
     }
     CASE(NOP) : NEXT();
     CASE(ALOC) : {
       const int32_t bytes = r[ip->a];
       if (bytes < 0) {
-        return fail(Fault::kBadAllocation, index(), "cannot grow the heap by " + std::to_string(bytes));
+        FAIL(Fault::kBadAllocation, index(), "cannot grow the heap by " + std::to_string(bytes));
       }
       if (s.heap.size() + static_cast<std::size_t>(bytes) > limits_.heap_cap) {
-        return fail(Fault::kHeapCap, index(),
-                    "growing " + std::to_string(s.heap.size()) + " bytes by " +
+        FAIL(Fault::kHeapCap, index(),
+             "growing " + std::to_string(s.heap.size()) + " bytes by " +
                         std::to_string(bytes) + " passes the cap of " +
                         std::to_string(limits_.heap_cap));
       }
@@ -146,7 +237,7 @@ dispatch:
     CASE(INC) : r[ip->a] = wrap(int64_t{r[ip->a]} + 1); NEXT();
     CASE(DEC) : r[ip->a] = wrap(int64_t{r[ip->a]} - 1); NEXT();
     CASE(DJMPE) : {
-      if (s.equal_flag) {
+      if (flag) {
         ip = base + ip->imm;
         DISPATCH();
       }
@@ -157,11 +248,15 @@ dispatch:
       const auto start = static_cast<std::size_t>(ip->imm);
       const void* nul = std::memchr(ro.data() + start, 0, ro.size() - start);
       if (nul == nullptr) {
-        return fail(Fault::kStringWithoutNul, index(),
-                    "read-only offset " + std::to_string(start));
+        FAIL(Fault::kStringWithoutNul, index(),
+             "read-only offset " + std::to_string(start));
       }
       const auto length = static_cast<std::size_t>(static_cast<const uint8_t*>(nul) - (ro.data() + start));
-      if (output_) output_(std::string_view(reinterpret_cast<const char*>(ro.data() + start), length));
+      if (output_) {
+        SYNC_STATE();  // the output callback may look at the machine, even change it
+        output_(std::string_view(reinterpret_cast<const char*>(ro.data() + start), length));
+        RELOAD_STATE();
+      }
       NEXT();
     }
     CASE(LOADF64) : f[ip->a] = static_cast<double>(ip->imm); NEXT();
@@ -169,12 +264,12 @@ dispatch:
     CASE(SUBF64) : f[ip->c] = f[ip->a] - f[ip->b]; NEXT();
     CASE(MULF64) : f[ip->c] = f[ip->a] * f[ip->b]; NEXT();
     CASE(DIVF64) : f[ip->c] = f[ip->a] / f[ip->b]; NEXT();
-    CASE(EQF64) : s.equal_flag = f[ip->a] == f[ip->b]; NEXT();
-    CASE(NEQF64) : s.equal_flag = f[ip->a] != f[ip->b]; NEXT();
-    CASE(GTF64) : s.equal_flag = f[ip->a] > f[ip->b]; NEXT();
-    CASE(GTEF64) : s.equal_flag = f[ip->a] >= f[ip->b]; NEXT();
-    CASE(LTF64) : s.equal_flag = f[ip->a] < f[ip->b]; NEXT();
-    CASE(LTEF64) : s.equal_flag = f[ip->a] <= f[ip->b]; NEXT();
+    CASE(EQF64) : flag = f[ip->a] == f[ip->b]; NEXT();
+    CASE(NEQF64) : flag = f[ip->a] != f[ip->b]; NEXT();
+    CASE(GTF64) : flag = f[ip->a] > f[ip->b]; NEXT();
+    CASE(GTEF64) : flag = f[ip->a] >= f[ip->b]; NEXT();
+    CASE(LTF64) : flag = f[ip->a] < f[ip->b]; NEXT();
+    CASE(LTEF64) : flag = f[ip->a] <= f[ip->b]; NEXT();
     CASE(SHL) : r[ip->a] = static_cast<int32_t>(static_cast<uint32_t>(r[ip->a]) << ip->imm); NEXT();
     CASE(SHR) : r[ip->a] = r[ip->a] >> ip->imm; NEXT();  // arithmetic since C++20
     CASE(AND) : r[ip->c] = r[ip->a] & r[ip->b]; NEXT();
@@ -194,9 +289,9 @@ dispatch:
     CASE(LOADM) : {
       const int32_t at = r[ip->a];
       if (at < 0 || static_cast<std::size_t>(at) + 4 > s.heap.size()) {
-        return fail(Fault::kHeapOutOfBounds, index(),
-                    "read of 4 bytes at " + std::to_string(at) + ", heap is " +
-                        std::to_string(s.heap.size()) + " bytes");
+        FAIL(Fault::kHeapOutOfBounds, index(),
+             "read of 4 bytes at " + std::to_string(at) + ", heap is " +
+                 std::to_string(s.heap.size()) + " bytes");
       }
       std::memcpy(&r[ip->b], s.heap.data() + at, 4);
       NEXT();
@@ -204,53 +299,80 @@ dispatch:
     CASE(SETM) : {
       const int32_t at = r[ip->a];
       if (at < 0 || static_cast<std::size_t>(at) + 4 > s.heap.size()) {
-        return fail(Fault::kHeapOutOfBounds, index(),
-                    "write of 4 bytes at " + std::to_string(at) + ", heap is " +
-                        std::to_string(s.heap.size()) + " bytes");
+        FAIL(Fault::kHeapOutOfBounds, index(),
+             "write of 4 bytes at " + std::to_string(at) + ", heap is " +
+                 std::to_string(s.heap.size()) + " bytes");
       }
       std::memcpy(s.heap.data() + at, &r[ip->b], 4);
       NEXT();
     }
     CASE(PUSH) : {
-      if (s.stack.size() >= limits_.stack_cap) {
-        return fail(Fault::kStackOverflow, index(), "cap is " + std::to_string(limits_.stack_cap) + " entries");
+      if (sp >= room) [[unlikely]] {
+        if (sp >= stack_cap) {
+          FAIL(Fault::kStackOverflow, index(), "cap is " + std::to_string(stack_cap) + " entries");
+        }
+        grow_stack(sp + 1);
       }
-      s.stack.push_back(r[ip->a]);
+      stk[sp++] = r[ip->a];
       NEXT();
     }
     CASE(POP) : {
-      if (s.stack.empty()) return fail(Fault::kStackUnderflow, index(), "POP on an empty stack");
-      r[ip->a] = s.stack.back();
-      s.stack.pop_back();
+      if (sp == 0) FAIL(Fault::kStackUnderflow, index(), "POP on an empty stack");
+      r[ip->a] = stk[--sp];
       NEXT();
     }
     CASE(CALL) : {
-      if (s.stack.size() + 2 > limits_.stack_cap) {
-        return fail(Fault::kStackOverflow, index(), "cap is " + std::to_string(limits_.stack_cap) + " entries");
+      if (sp + 2 > room) [[unlikely]] {
+        if (sp + 2 > stack_cap) {
+          FAIL(Fault::kStackOverflow, index(), "cap is " + std::to_string(stack_cap) + " entries");
+        }
+        grow_stack(sp + 2);
       }
-      s.stack.push_back(static_cast<int32_t>(OFFSET() + 4));
-      s.stack.push_back(static_cast<int32_t>(s.bp));
-      s.bp = s.stack.size();
+      stk[sp++] = static_cast<int32_t>(OFFSET() + 4);  // return address
+      stk[sp++] = static_cast<int32_t>(bp);
+      bp = sp;
       ip = base + ip->imm;
       DISPATCH();
     }
     CASE(RET) : {
-      if (s.bp > s.stack.size() || s.bp < 2) {
-        return fail(Fault::kStackUnderflow, index(), "RET without a matching CALL frame");
+      if (bp > sp || bp < 2) FAIL(Fault::kStackUnderflow, index(), "RET without a matching CALL frame");
+      sp = bp;  // drop everything above the frame
+      const int32_t saved_bp = stk[--sp];
+      const int32_t return_to = stk[--sp];
+      if (saved_bp < 0 || static_cast<std::size_t>(saved_bp) > sp) {
+        FAIL(Fault::kStackUnderflow, index(), "RET found a corrupt frame pointer " + std::to_string(saved_bp));
       }
-      s.stack.resize(s.bp);
-      const int32_t saved_bp = s.stack.back();
-      s.stack.pop_back();
-      const int32_t return_to = s.stack.back();
-      s.stack.pop_back();
-      if (saved_bp < 0 || static_cast<std::size_t>(saved_bp) > s.stack.size()) {
-        return fail(Fault::kStackUnderflow, index(), "RET found a corrupt frame pointer " + std::to_string(saved_bp));
-      }
-      s.bp = static_cast<std::size_t>(saved_bp);
+      bp = static_cast<std::size_t>(saved_bp);
       JUMP_TO(return_to);
     }
-    CASE(IGL) : return fail(Fault::kIllegalInstruction, index(), "IGL");
+#if IRIDIUM_COMPUTED_GOTO
+    // Superinstructions (fast path only): a comparison and the DJMPE after
+    // it, exactly as the two would run one after the other. Neither can fault.
+#define IRIDIUM_FUSED(name, file, cmp)                     \
+  op_##name##_DJMPE : flag = file[ip->a] cmp file[ip->b]; \
+  if (flag) {                                              \
+    ip = base + ip[1].imm;                                 \
+    DISPATCH();                                            \
+  }                                                        \
+  ip += 2;                                                 \
+  DISPATCH();
+    IRIDIUM_FUSED(EQ, r, ==)
+    IRIDIUM_FUSED(NEQ, r, !=)
+    IRIDIUM_FUSED(GTE, r, >=)
+    IRIDIUM_FUSED(LTE, r, <=)
+    IRIDIUM_FUSED(LT, r, <)
+    IRIDIUM_FUSED(GT, r, >)
+    IRIDIUM_FUSED(EQF64, f, ==)
+    IRIDIUM_FUSED(NEQF64, f, !=)
+    IRIDIUM_FUSED(GTF64, f, >)
+    IRIDIUM_FUSED(GTEF64, f, >=)
+    IRIDIUM_FUSED(LTF64, f, <)
+    IRIDIUM_FUSED(LTEF64, f, <=)
+#undef IRIDIUM_FUSED
+#endif
+    CASE(IGL) : FAIL(Fault::kIllegalInstruction, index(), "IGL");
     CASE_END : {
+      SYNC_STATE();
       s.pc = static_cast<uint32_t>(code_length);
       return RunResult{RunStatus::kEnded, std::nullopt};
     }
@@ -259,7 +381,7 @@ dispatch:
 #else
     default:
 #endif
-    return fail(Fault::kIllegalInstruction, index(), "unverified opcode " + std::to_string(ip->op));
+    FAIL(Fault::kIllegalInstruction, index(), "unverified opcode " + std::to_string(ip->op));
   }
 #undef CASE
 #undef CASE_END
@@ -268,6 +390,9 @@ dispatch:
 #undef JUMP_TO
 #undef OFFSET
 #undef IRIDIUM_STEP
+#undef FAIL
+#undef SYNC_STATE
+#undef RELOAD_STATE
 }
 
 template RunResult Vm::execute<false>();

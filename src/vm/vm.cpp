@@ -37,7 +37,7 @@ static_assert(find_op(Vm::kEndSentinel) == nullptr, "sentinel must not be a real
 
 Vm::Decoded decode(const uint8_t* bytes) {
   const OpInfo& info = *find_op(bytes[0]);  // verified already
-  Vm::Decoded d{bytes[0], bytes[1], bytes[2], bytes[3], 0};
+  Vm::Decoded d{nullptr, bytes[0], bytes[1], bytes[2], bytes[3], 0};
   const uint16_t imm16 = static_cast<uint16_t>(bytes[2] << 8 | bytes[3]);
   const uint16_t addr16 = static_cast<uint16_t>(bytes[1] << 8 | bytes[2]);
   switch (info.form) {
@@ -54,7 +54,7 @@ Vm::Decoded decode(const uint8_t* bytes) {
 }  // namespace
 
 Vm::Vm(Limits limits) : limits_(limits) {
-  decoded_.push_back(Decoded{kEndSentinel, 0, 0, 0, 0});
+  decoded_.push_back(Decoded{nullptr, kEndSentinel, 0, 0, 0, 0});
   output_ = [](std::string_view text) { std::cout.write(text.data(), std::ssize(text)); };
 }
 
@@ -65,9 +65,10 @@ Status Vm::load(Image image) {
   for (std::size_t offset = 0; offset < image.code.size(); offset += kInstructionSize) {
     decoded.push_back(decode(&image.code[offset]));
   }
-  decoded.push_back(Decoded{kEndSentinel, 0, 0, 0, 0});
+  decoded.push_back(Decoded{nullptr, kEndSentinel, 0, 0, 0, 0});
   image_ = std::move(image);
   decoded_ = std::move(decoded);
+  threaded_ = false;
   state_.pc = 0;
   return ok_status();
 }
@@ -105,7 +106,8 @@ void Vm::clear_registers() {
 
 void Vm::reset() {
   image_ = Image{};
-  decoded_.assign(1, Decoded{kEndSentinel, 0, 0, 0, 0});
+  decoded_.assign(1, Decoded{nullptr, kEndSentinel, 0, 0, 0, 0});
+  threaded_ = false;
   state_ = MachineState{};
 }
 

@@ -44,6 +44,9 @@ class Vm {
   // The interpreter's pre-decoded form of one instruction. Public only so
   // the interpreter's free functions can see it.
   struct Decoded {
+    // Where the interpreter's fast path dispatches to: the address of this
+    // instruction's handler, filled in by the first run after a load.
+    const void* handler;
     uint8_t op;
     uint8_t a;
     uint8_t b;
@@ -62,6 +65,7 @@ class Vm {
   Limits limits_;
   Image image_;
   std::vector<Decoded> decoded_;  // one per instruction, plus an end sentinel
+  bool threaded_ = false;         // decoded_[i].handler filled in
   MachineState state_;
   OutputFn output_;
 };
