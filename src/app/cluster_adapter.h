@@ -17,7 +17,7 @@ class ClusterAdapter : public shell::ClusterCommands {
   }
   Result<std::string> members(bool as_json) override {
     const cluster::Snapshot snapshot = node_.snapshot();
-    if (as_json) return cluster::members_json(snapshot).dump();
+    if (as_json) return cluster::members_json(snapshot).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     return cluster::members_table(snapshot);
   }
 

@@ -16,6 +16,19 @@ constexpr TypeName kTypeNames[] = {
     {MessageType::kMembers, "members"},
 };
 
+// Aliases, hosts and instances are plain ASCII names: anything else is
+// refused on the wire, so no later printing or JSON can choke on it.
+bool valid_name(std::string_view text, std::size_t max, std::string_view extra) {
+  if (text.empty() || text.size() > max) return false;
+  for (char c : text) {
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!alnum && extra.find(c) == std::string_view::npos) return false;
+  }
+  return true;
+}
+bool valid_alias(std::string_view a) { return valid_name(a, 64, "._-"); }
+bool valid_host(std::string_view h) { return valid_name(h, 255, "._-:"); }
+
 bool carries_nodes(MessageType type) {
   return type == MessageType::kHelloAck || type == MessageType::kMembers;
 }
@@ -29,9 +42,12 @@ Result<NodeAddress> decode_node(const msgpack::object& o) {
       e[2].type != msgpack::type::POSITIVE_INTEGER || e[2].via.u64 == 0 || e[2].via.u64 > 65535) {
     return Error{"a node entry must be [str alias, str host, port 1..65535]"};
   }
-  return NodeAddress{std::string(e[0].via.str.ptr, e[0].via.str.size),
-                     std::string(e[1].via.str.ptr, e[1].via.str.size),
-                     static_cast<uint16_t>(e[2].via.u64)};
+  NodeAddress node{std::string(e[0].via.str.ptr, e[0].via.str.size),
+                   std::string(e[1].via.str.ptr, e[1].via.str.size), static_cast<uint16_t>(e[2].via.u64)};
+  if (!valid_alias(node.alias) || !valid_host(node.host)) {
+    return Error{"a node entry has an invalid alias or host"};
+  }
+  return node;
 }
 
 }  // namespace
@@ -91,10 +107,10 @@ Result<Message> decode(std::span<const uint8_t> bytes) {
   auto host = frame->str("host");
   auto port = frame->integer("port");
   auto instance = frame->str("instance");
-  if (!alias || alias->empty() || alias->size() > 64) return Error{"\"alias\" must be a string of 1..64 bytes"};
-  if (!host || host->empty() || host->size() > 255) return Error{"\"host\" must be a string of 1..255 bytes"};
+  if (!alias || !valid_alias(*alias)) return Error{"\"alias\" must be 1..64 of [A-Za-z0-9._-]"};
+  if (!host || !valid_host(*host)) return Error{"\"host\" must be 1..255 of [A-Za-z0-9._:-]"};
   if (!port || *port < 1 || *port > 65535) return Error{"\"port\" must be an integer 1..65535"};
-  if (!instance || instance->size() > 64) return Error{"\"instance\" must be a string of at most 64 bytes"};
+  if (!instance || !valid_name(*instance, 64, "")) return Error{"\"instance\" must be 1..64 letters or digits"};
   m.sender = NodeAddress{*alias, *host, static_cast<uint16_t>(*port)};
   m.instance = *instance;
   if (carries_nodes(m.type)) {

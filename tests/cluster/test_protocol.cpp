@@ -95,6 +95,10 @@ TEST_CASE("malformed frames are rejected with a reason", "[protocol]") {
   CHECK_FALSE(with("alias", "").ok());
   CHECK_FALSE(with("alias", std::string(65, 'a')).ok());
   CHECK_FALSE(with("type", "members").ok());  // members without nodes
+  CHECK_FALSE(with("alias", std::string("\xff\xfe")).ok());  // not a plain name (was a crash in JSON output)
+  CHECK_FALSE(with("alias", "a b").ok());
+  CHECK_FALSE(with("host", "h\n").ok());
+  CHECK_FALSE(with("instance", "").ok());
   CHECK_FALSE(decode(bytes("")).ok());
   CHECK_FALSE(decode(bytes("\x93\x01\x02\x03")).ok());  // an array, not a map
   auto frame = pack(good);
