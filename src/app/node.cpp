@@ -141,6 +141,8 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
       if (reply.quit) {
         quit = true;
         reading = false;
+        console->stop();  // no line after !quit runs, even if it was already read
+        return;
       }
       console->set_prompt(reply.ask.empty() ? ">>> " : reply.ask);
     });

@@ -131,12 +131,12 @@ void RemoteServer::handle(const std::string& peer, const zmq::message_t& payload
         return;
       }
       sessions_[peer] = Session{factory_(next_session_++), now};
-      spdlog::info("remote shell: client {} attached ({} sessions)", printable_id(peer), sessions_.size());
+      spdlog::debug("remote shell: client {} attached ({} sessions)", printable_id(peer), sessions_.size());
       reply(peer, remote::encode(Response::opened(Shell::banner())));
       return;
     }
     case Request::Type::kClose:
-      if (sessions_.erase(peer) != 0) spdlog::info("remote shell: client {} detached", printable_id(peer));
+      if (sessions_.erase(peer) != 0) spdlog::debug("remote shell: client {} detached", printable_id(peer));
       return;
     case Request::Type::kExec: {
       auto it = sessions_.find(peer);

@@ -222,7 +222,7 @@ class RemoteShell(shelltest.ShellTestCase):
         self.assertTrue(shelltest.port_is_free(node.port, "0.0.0.0"))
 
     def test_token(self):
-        node = self.daemon("-h", "127.0.0.1", "--remote-token", "secret", env=clean_env(IRIDIUM_LOG="info"))
+        node = self.daemon("-h", "127.0.0.1", "--remote-token", "secret", env=clean_env(IRIDIUM_LOG="debug"))
         node.wait_log(r"info .*remote shell listening on tcp://127\.0\.0\.1:%d$" % node.port)
         for token, env, why in ((None, None, "missing"), ("wrong", None, "wrong"),
                                 (None, clean_env(IRIDIUM_REMOTE_TOKEN="nope"), "wrong")):
@@ -336,7 +336,7 @@ class RemoteShell(shelltest.ShellTestCase):
         self.assertRegex(node.log(), r"cannot listen for remote shells on 127\.0\.0\.1:\d+: ")
 
     def test_garbage_bytes_on_the_port(self):
-        node = self.daemon(env=clean_env(IRIDIUM_LOG="info"))
+        node = self.daemon(env=clean_env(IRIDIUM_LOG="debug"))
         for size in (1, 10, 64, 4096, 100000):
             with socket.create_connection(("127.0.0.1", node.port), timeout=5) as s:
                 try:
@@ -353,7 +353,7 @@ class RemoteShell(shelltest.ShellTestCase):
 
     @unittest.skipIf(zmq is None, "python3-zmq and python3-msgpack are needed (scripts/setup)")
     def test_bad_frames_from_a_zeromq_client(self):
-        node = self.daemon(env=clean_env(IRIDIUM_LOG="info"))
+        node = self.daemon(env=clean_env(IRIDIUM_LOG="debug"))
         context = zmq.Context()
         self.addCleanup(context.destroy, linger=0)
         s = context.socket(zmq.DEALER)
@@ -396,7 +396,7 @@ class RemoteShell(shelltest.ShellTestCase):
     def test_sigterm_and_sigint_stop_a_daemon_with_exit_0(self):
         for sig, name in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT")):
             with self.subTest(signal=name):
-                node = self.daemon(env=clean_env(IRIDIUM_LOG="info"))
+                node = self.daemon(env=clean_env(IRIDIUM_LOG="debug"))
                 node.proc.send_signal(sig)
                 self.assertEqual(node.proc.wait(timeout=TIMEOUT), 0)
                 self.assertIn(f"received {name}, shutting down", node.log())

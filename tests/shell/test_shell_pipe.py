@@ -249,7 +249,6 @@ class PipeShell(shelltest.ShellTestCase):
         self.assertEqual(shell.wait_exit(30), 0)
         self.assertEqual(shell.text(), "Farewell! Have a great day!\n")
 
-    @unittest.expectedFailure
     def test_quit_ignores_the_lines_after_it(self):
         # BUG (src/app/node.cpp + src/shell/console.cpp): in plain (pipe) mode
         # Console::on_readable delivers every complete line of one read(), and
