@@ -157,6 +157,8 @@ class ClusterEndToEnd(unittest.TestCase):
         cluster("start", victim)
         wait_until(lambda: alias_of(victim) == alias and all(alias in (members(n) or set()) for n in survivors),
                    60, f"{alias} to rejoin")
+        nodes = ["seed"] + [f"node-{i}" for i in range(1, 8)]
+        wait_until(lambda: full_mesh(nodes), 60, "the full mesh again")
         self.assertEqual(len(members(victim)), 7)
 
     def test_06_stopped_node_leaves_cleanly(self):
