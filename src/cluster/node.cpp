@@ -84,11 +84,9 @@ class Node::Loop {
 
   // ---- requests from other threads (run as tasks) -------------------------
   void join(const std::string& host, uint16_t port, std::shared_ptr<std::promise<Result<std::string>>> done) {
-    for (const auto& [alias, peer] : peers_) {
-      if (peer.address.host == host && peer.address.port == port && peer.state != State::kJoining) {
-        done->set_value("Already in the cluster with " + alias + " at " + address_text(host, port) + ".");
-        return;
-      }
+    if (const std::string* alias = member_at(host, port)) {
+      done->set_value("Already in the cluster with " + *alias + " at " + address_text(host, port) + ".");
+      return;
     }
     if (host == self_.host && port == self_.port) {
       done->set_value(Error{"cannot join: " + address_text(host, port) + " is this node itself"});
@@ -105,6 +103,7 @@ class Node::Loop {
   }
 
   void join_seed(const std::string& host, uint16_t port) {
+    if (member_at(host, port) != nullptr) return;  // already joined through someone else
     auto socket = dealer_to(host, port);
     if (!socket) {
       // Unresolvable names may resolve later (containers start in any order).
@@ -168,6 +167,24 @@ class Node::Loop {
     Millis backoff;
     std::shared_ptr<std::promise<Result<std::string>>> done;  // null for seeds
   };
+
+  // A listed member at this address; a peer we are still contacting there is
+  // dropped instead, so that only one DEALER of ours (one routing id) ever
+  // talks to that address: ROUTER_HANDOVER would send replies to the newest.
+  const std::string* member_at(const std::string& host, uint16_t port) {
+    for (auto it = peers_.begin(); it != peers_.end(); ++it) {
+      if (it->second.address.host != host || it->second.address.port != port) continue;
+      if (it->second.state != State::kJoining) return &it->first;
+      peers_.erase(it);
+      return nullptr;
+    }
+    return nullptr;
+  }
+
+  bool joining_at(const std::string& host, uint16_t port) const {
+    return std::any_of(pending_.begin(), pending_.end(),
+                       [&](const PendingJoin& p) { return p.host == host && p.port == port; });
+  }
 
   // ---- sockets ------------------------------------------------------------
   Result<zmq::socket_t> dealer_to(const std::string& host, uint16_t port) {
@@ -419,7 +436,7 @@ class Node::Loop {
   // A node we heard of second-hand: introduce ourselves with a join; it is
   // listed only once it answers directly.
   void contact(const NodeAddress& who) {
-    if (who.alias == self_.alias || peers_.contains(who.alias)) return;
+    if (who.alias == self_.alias || peers_.contains(who.alias) || joining_at(who.host, who.port)) return;
     auto dealer = dealer_to(who.host, who.port);
     if (!dealer) {
       spdlog::warn("cannot contact {}: {}", who.alias, dealer.message());
@@ -581,7 +598,9 @@ class Node::Loop {
         it = lost_.erase(it);
         continue;
       }
-      if (now >= l.next_probe) {
+      if (joining_at(l.address.host, l.address.port)) {
+        if (l.dealer) l.dealer.close();  // one DEALER per address: the join's
+      } else if (now >= l.next_probe) {
         l.next_probe = now + timers_.probe;
         if (!l.dealer) {
           auto dealer = dealer_to(l.address.host, l.address.port);
