@@ -13,6 +13,8 @@ import time
 import unittest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
+from iridium_nodes import wait_until  # noqa: E402  (one polling helper for every suite)
 CLUSTER = os.path.join(REPO, "scripts", "cluster")
 LOG_DIR = os.path.join(REPO, "build", "e2e-logs")
 # Documented failure-detection target is 2 s; docker exec polling of every
@@ -62,17 +64,6 @@ def members(node):
     return None if s is None else {m["alias"] for m in s["members"]}
 
 
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
-
-
 def full_mesh(nodes):
     """True when each of the given nodes lists exactly all the others."""
     aliases = {n: alias_of(n) for n in nodes}
@@ -107,7 +98,7 @@ class ClusterEndToEnd(unittest.TestCase):
         return result
 
     def test_01_three_nodes_form_a_full_mesh(self):
-        wait_until(lambda: full_mesh(["seed", "node-1", "node-2"]), 60, "a 3-node full mesh")
+        wait_until(lambda: full_mesh(["seed", "node-1", "node-2"]), 60, interval=0.2, what="a 3-node full mesh")
         self.assertEqual(alias_of("seed"), "seed")
         self.assertEqual(len(members("node-1")), 2)
 
@@ -139,7 +130,7 @@ class ClusterEndToEnd(unittest.TestCase):
     def test_04_scale_to_eight(self):
         cluster("up", "8")
         nodes = ["seed"] + [f"node-{i}" for i in range(1, 8)]
-        wait_until(lambda: full_mesh(nodes), 120, "an 8-node full mesh")
+        wait_until(lambda: full_mesh(nodes), 120, interval=0.2, what="an 8-node full mesh")
         for node in nodes:
             self.assertEqual(len(members(node)), 7, node)
 
@@ -149,27 +140,27 @@ class ClusterEndToEnd(unittest.TestCase):
         survivors = ["seed", "node-1", "node-5"]
         started = time.monotonic()
         cluster("kill", victim)
-        wait_until(lambda: all(alias not in (members(n) or {alias}) for n in survivors), 60,
-                   f"{alias} to be dropped")
+        wait_until(lambda: all(alias not in (members(n) or {alias}) for n in survivors), 60, interval=0.2,
+                   what=f"{alias} to be dropped")
         elapsed = time.monotonic() - started
         print(f"\n  kill -9 -> dropped by the survivors polled: {elapsed:.1f} s", file=sys.stderr)
         self.assertLess(elapsed, DEATH_BOUND)
         cluster("start", victim)
         wait_until(lambda: alias_of(victim) == alias and all(alias in (members(n) or set()) for n in survivors),
-                   60, f"{alias} to rejoin")
+                   60, interval=0.2, what=f"{alias} to rejoin")
         nodes = ["seed"] + [f"node-{i}" for i in range(1, 8)]
-        wait_until(lambda: full_mesh(nodes), 60, "the full mesh again")
+        wait_until(lambda: full_mesh(nodes), 60, interval=0.2, what="the full mesh again")
         self.assertEqual(len(members(victim)), 7)
 
     def test_06_stopped_node_leaves_cleanly(self):
         victim = "node-4"
         alias = alias_of(victim)
         cluster("stop", victim)
-        wait_until(lambda: alias not in (members("seed") or {alias}), 30, f"{alias} to leave")
+        wait_until(lambda: alias not in (members("seed") or {alias}), 30, interval=0.2, what=f"{alias} to leave")
         logs = run("docker", "logs", containers()["seed"], check=False)
         self.assertIn(f"{alias} left", logs.stdout + logs.stderr)
         cluster("start", victim)
-        wait_until(lambda: alias in (members("seed") or set()), 60, f"{alias} to come back")
+        wait_until(lambda: alias in (members("seed") or set()), 60, interval=0.2, what=f"{alias} to come back")
 
     def test_07_cut_and_heal(self):
         victim = "node-2"
@@ -177,13 +168,13 @@ class ClusterEndToEnd(unittest.TestCase):
         others = ["seed", "node-1", "node-6"]
         cluster("cut", victim)
         try:
-            wait_until(lambda: all(alias not in (members(n) or {alias}) for n in others), 60,
-                       "the others to drop the cut node")
-            wait_until(lambda: members(victim) == set(), 60, "the cut node to drop everyone")
+            wait_until(lambda: all(alias not in (members(n) or {alias}) for n in others), 60, interval=0.2,
+                       what="the others to drop the cut node")
+            wait_until(lambda: members(victim) == set(), 60, interval=0.2, what="the cut node to drop everyone")
         finally:
             cluster("heal", victim)
         nodes = ["seed"] + [f"node-{i}" for i in range(1, 8)]
-        wait_until(lambda: full_mesh(nodes), 120, "the full mesh to heal")
+        wait_until(lambda: full_mesh(nodes), 120, interval=0.2, what="the full mesh to heal")
 
     def test_08_healthcheck_reports_healthy(self):
         for node, name in containers().items():
