@@ -1,4 +1,5 @@
-// Connects the shell's cluster commands to the node's cluster.
+// Connects the shell's cluster commands to the node's cluster, and writes
+// the sentences people read: the cluster library returns data.
 #pragma once
 
 #include "cluster/members_format.h"
@@ -7,17 +8,32 @@
 
 namespace iridium::app {
 
+// "Started the cluster listener on ..." and friends.
+std::string describe_start(const cluster::StartInfo& info);
+std::string describe_join(const cluster::JoinInfo& info);
+std::string describe_join_error(const Error& error, const cluster::Endpoint& dialed);
+
 class ClusterAdapter : public shell::ClusterCommands {
  public:
   explicit ClusterAdapter(cluster::Node& node) : node_(node) {}
 
-  Result<std::string> start_cluster() override { return node_.start(); }
+  Result<std::string> start_cluster() override {
+    auto started = node_.start();
+    if (!started) return started.error();
+    return describe_start(*started);
+  }
   Result<std::string> join_cluster(const std::string& host, uint16_t port) override {
-    return node_.join(host, port);
+    auto joined = node_.join(host, port);
+    if (!joined)
+      return Error{describe_join_error(joined.error(), cluster::Endpoint{host, port}),
+                   joined.kind()};
+    return describe_join(*joined);
   }
   Result<std::string> members(bool as_json) override {
     const cluster::Snapshot snapshot = node_.snapshot();
-    if (as_json) return cluster::members_json(snapshot).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (as_json)
+      return cluster::members_json(snapshot).dump(-1, ' ', false,
+                                                  nlohmann::json::error_handler_t::replace);
     return cluster::members_table(snapshot);
   }
 

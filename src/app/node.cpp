@@ -86,6 +86,7 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
   cluster_config.bind_port = node.server_bind_port;
   cluster_config.port_fallback = !node.server_bind_port_explicit;
   cluster_config.advertise_host = node.advertise_host;
+  cluster_config.members_file = (std::filesystem::path(*data_dir) / "cluster-members.json").string();
   cluster::Node cluster_node(context, cluster_config);
   ClusterAdapter cluster_commands(cluster_node);
 
@@ -115,8 +116,12 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
       std::cerr << started.message() << "\n";
       return kExitUsage;
     }
-    spdlog::info("{}", *started);
-    if (!seeds.empty()) cluster_node.join_in_background(seeds);
+    if (started->fell_back) {
+      spdlog::info("port {} is in use; listening on {} instead", node.server_bind_port, started->bound.port);
+    }
+    spdlog::info("{}", describe_start(*started));
+    // Seeds, or else the members this node knew last time (its data directory).
+    cluster_node.join_in_background(seeds);
   }
 
   // The local shell, session 0.
@@ -150,8 +155,15 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
     console->start(">>> ");
   }
 
-  // The main loop: console input and shutdown signals.
+  // The main loop: console input, shutdown signals, and a cluster that
+  // cannot go on (every seed refused our alias).
+  int exit_code = kExitOk;
   while (!quit) {
+    if (auto fatal = cluster_node.fatal_error()) {
+      std::cerr << "iridium: cannot join the cluster: " << fatal->message << "\n";
+      exit_code = kExitRuntimeError;
+      break;
+    }
     if (!reading) {
       if (console) console->stop();
       const bool serving = remote != nullptr || cluster_node.started();
@@ -174,7 +186,7 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
   cluster_node.leave_and_stop();
   if (remote) remote->stop();
   ::close(signal_fd);
-  return kExitOk;
+  return exit_code;
 }
 
 }  // namespace iridium::app

@@ -3,19 +3,17 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <future>
-#include <iterator>
 #include <map>
-#include <optional>
+#include <nlohmann/json.hpp>
 #include <random>
-#include <zmq_addon.hpp>
+
+#include "cluster/transport.h"
 
 namespace iridium::cluster {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-using TimePoint = Clock::time_point;
 
 std::string random_instance() {
   std::random_device device;
@@ -26,33 +24,9 @@ std::string random_instance() {
   return text;
 }
 
-std::string endpoint(const std::string& host, uint16_t port) {
-  const bool ipv6 = host.find(':') != std::string::npos;
-  return "tcp://" + (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
-
-std::string address_text(const std::string& host, uint16_t port) {
-  return host + ":" + std::to_string(port);
-}
-
-int64_t millis(Clock::duration d) { return std::chrono::duration_cast<Millis>(d).count(); }
-
-std::string seconds_text(Millis d) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", static_cast<double>(d.count()) / 1000.0);
-  return text;
-}
-
-// Settings shared by every cluster socket: bounded frames, ZMTP heartbeats
-// so a half-open TCP connection (a network cut) is noticed and redialled.
-void common_options(zmq::socket_t& s) {
-  s.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kMaxFrameBytes));
-  s.set(zmq::sockopt::heartbeat_ivl, 500);
-  s.set(zmq::sockopt::heartbeat_timeout, 2000);
-  s.set(zmq::sockopt::heartbeat_ttl, 2000);
-  s.set(zmq::sockopt::reconnect_ivl, 100);
-  s.set(zmq::sockopt::reconnect_ivl_max, 1000);
-}
+constexpr Millis kPollInterval{10};       // the membership's tick resolution
+constexpr Millis kMembersFileDelay{500};  // batch membership changes before saving them
+constexpr Millis kLeaveLinger{300};       // let leave frames go out before sockets close
 
 }  // namespace
 
@@ -60,604 +34,273 @@ void common_options(zmq::socket_t& s) {
 // The I/O thread's world. Everything here runs on that thread only.
 class Node::Loop {
  public:
-  Loop(zmq::context_t& context, const NodeConfig& config, std::string instance, zmq::socket_t router,
-       zmq::socket_t wake, NodeAddress self)
-      : context_(context), timers_(config.timers), instance_(std::move(instance)),
-        router_(std::move(router)), wake_(std::move(wake)), self_(std::move(self)) {}
+  Loop(Node& owner, std::unique_ptr<Transport> transport, zmq::socket_t wake,
+       const MembershipConfig& config, std::string members_file)
+      : owner_(owner),
+        transport_(std::move(transport)),
+        wake_(std::move(wake)),
+        membership_(config, Clock::now()),
+        members_file_(std::move(members_file)) {}
 
-  // Runs until a leave task has been handled.
+  // Runs until a leave task has been handled. Reads top to bottom: wait for
+  // traffic, run other threads' tasks, feed the membership what arrived and
+  // the time, carry out what it asks, report what happened.
   void run(std::mutex& mutex, std::deque<Task>& tasks) {
-    next_heartbeat_ = next_gossip_ = Clock::now();
-    for (;;) {
-      poll_once();
-      // Run what other threads asked for.
+    std::vector<Inbound> frames;
+    std::vector<LinkChange> links;
+    std::vector<Error> errors;
+    while (!leaving_) {
+      frames.clear();
+      links.clear();
+      errors.clear();
+      if (transport_->poll(kPollInterval, &wake_, frames, links, errors)) drain_wake();
       std::deque<Task> ready;
       {
         std::lock_guard lock(mutex);
         ready.swap(tasks);
       }
       for (Task& task : ready) task(*this);
-      if (leaving_) break;
-      on_timers(Clock::now());
+      const TimePoint now = Clock::now();
+      for (const Error& e : errors) membership_.frame_dropped(e);
+      for (Inbound& in : frames) {
+        auto message =
+            decode(std::span(static_cast<const uint8_t*>(in.body.data()), in.body.size()));
+        if (!message) {
+          membership_.frame_dropped(message.error());
+          continue;
+        }
+        spdlog::trace("<- {} from {}", message_type_name(message->type), message->sender.alias);
+        membership_.receive(*message, in.source, now);
+      }
+      for (const LinkChange& change : links) {
+        spdlog::debug("link to {}: {}", change.endpoint.text(),
+                      change.event == LinkEvent::kUp     ? "up"
+                      : change.event == LinkEvent::kDown ? "down"
+                                                         : "refused");
+        membership_.link_changed(change.endpoint, change.event, now);
+      }
+      if (!leaving_) membership_.tick(now);
+      carry_out();
+      report(now);
     }
   }
 
   // ---- requests from other threads (run as tasks) -------------------------
-  void join(const std::string& host, uint16_t port, std::shared_ptr<std::promise<Result<std::string>>> done) {
-    if (const std::string* alias = member_at(host, port)) {
-      done->set_value("Already in the cluster with " + *alias + " at " + address_text(host, port) + ".");
-      return;
+  void join(const Endpoint& to, std::shared_ptr<std::promise<Result<JoinInfo>>> done) {
+    for (const MemberView& m : membership_.members(Clock::now())) {
+      if (endpoint_of(m.address) == to) {
+        done->set_value(JoinInfo{m.address, to, true});
+        return;
+      }
     }
-    if (host == self_.host && port == self_.port) {
-      done->set_value(Error{"cannot join: " + address_text(host, port) + " is this node itself"});
-      return;
-    }
-    auto socket = dealer_to(host, port);
-    if (!socket) {
-      done->set_value(socket.error());
-      return;
-    }
-    const TimePoint now = Clock::now();
-    pending_.push_back(PendingJoin{host, port, std::move(*socket), now + timers_.join_timeout, now,
-                                   timers_.hello_retry, std::move(done)});
+    joins_[membership_.join(to, Clock::now())] = std::move(done);
   }
 
-  void join_seed(const std::string& host, uint16_t port) {
-    if (member_at(host, port) != nullptr) return;  // already joined through someone else
-    auto socket = dealer_to(host, port);
-    if (!socket) {
-      // Unresolvable names may resolve later (containers start in any order).
-      spdlog::warn("seed {}: {}; will retry", address_text(host, port), socket.message());
-      retry_seeds_.emplace_back(host, port, Clock::now() + timers_.hello_retry * 4);
-      return;
-    }
-    pending_.push_back(PendingJoin{host, port, std::move(*socket), std::nullopt, Clock::now(),
-                                   timers_.hello_retry, nullptr});
+  void join_seeds(const std::vector<Endpoint>& seeds) {
+    std::vector<NodeAddress> remembered;
+    if (!members_file_.empty()) remembered = load_members_file(members_file_);
+    if (!remembered.empty())
+      spdlog::info("remembered {} members from {}", remembered.size(), members_file_);
+    membership_.join_seeds(seeds, remembered, Clock::now());
   }
 
   Snapshot snapshot() const {
     Snapshot s;
-    s.self = self_;
-    s.instance = instance_;
+    s.self = membership_.self();
+    s.instance = membership_.instance();
     s.started = true;
-    s.dropped_frames = dropped_frames_;
-    const TimePoint now = Clock::now();
-    for (const auto& [alias, peer] : peers_) {
-      if (peer.state == State::kJoining) continue;
-      s.members.push_back(MemberInfo{alias, peer.address.host, peer.address.port,
-                                     peer.state == State::kAlive ? "alive" : "suspect",
-                                     millis(now - peer.last_heard)});
+    s.counters = membership_.counters();
+    s.dropped_frames = s.counters.frames_dropped;
+    for (const MemberView& m : membership_.members(Clock::now())) {
+      s.members.push_back(MemberInfo{m.address.alias, m.address.host, m.address.port,
+                                     std::string(member_state_name(m.state)),
+                                     m.last_heard.count()});
     }
     return s;
   }
 
   void leave() {
-    Message m = message(MessageType::kLeave);
-    for (auto& [alias, peer] : peers_) {
-      if (peer.state != State::kJoining) send(peer.dealer, m);
-    }
-    spdlog::info("left the cluster ({} peers told)", peers_.size());
-    for (auto& [alias, peer] : peers_) peer.dealer.set(zmq::sockopt::linger, 300);
+    save_members(true);
+    const std::size_t told = membership_.members(Clock::now()).size();
+    membership_.leave(Clock::now());
+    carry_out();
+    transport_->set_linger(kLeaveLinger);
+    spdlog::info("left the cluster ({} members told)", told);
     leaving_ = true;
   }
 
  private:
-  enum class State { kJoining, kAlive, kSuspect };
-
-  struct Peer {
-    NodeAddress address;
-    std::string instance;  // empty until heard from directly
-    State state = State::kJoining;
-    TimePoint added;
-    TimePoint last_heard;
-    zmq::socket_t dealer;
-  };
-  struct Lost {
-    NodeAddress address;
-    TimePoint since;
-    TimePoint next_probe;
-    zmq::socket_t dealer;
-  };
-  struct PendingJoin {
-    std::string host;
-    uint16_t port;
-    zmq::socket_t dealer;
-    std::optional<TimePoint> deadline;  // none: a --join seed, retried for ever
-    TimePoint next_send;
-    Millis backoff;
-    std::shared_ptr<std::promise<Result<std::string>>> done;  // null for seeds
-  };
-
-  // A listed member at this address; a peer we are still contacting there is
-  // dropped instead, so that only one DEALER of ours (one routing id) ever
-  // talks to that address: ROUTER_HANDOVER would send replies to the newest.
-  const std::string* member_at(const std::string& host, uint16_t port) {
-    for (auto it = peers_.begin(); it != peers_.end(); ++it) {
-      if (it->second.address.host != host || it->second.address.port != port) continue;
-      if (it->second.state != State::kJoining) return &it->first;
-      peers_.erase(it);
-      return nullptr;
-    }
-    return nullptr;
-  }
-
-  bool joining_at(const std::string& host, uint16_t port) const {
-    return std::any_of(pending_.begin(), pending_.end(),
-                       [&](const PendingJoin& p) { return p.host == host && p.port == port; });
-  }
-
-  // ---- sockets ------------------------------------------------------------
-  Result<zmq::socket_t> dealer_to(const std::string& host, uint16_t port) {
-    try {
-      zmq::socket_t s(context_, zmq::socket_type::dealer);
-      common_options(s);
-      s.set(zmq::sockopt::routing_id, self_.alias);
-      s.set(zmq::sockopt::linger, 0);
-      s.set(zmq::sockopt::immediate, 1);  // never queue for a peer we are not connected to
-      s.set(zmq::sockopt::sndhwm, 100);
-      if (host.find(':') != std::string::npos) s.set(zmq::sockopt::ipv6, 1);
-      s.connect(endpoint(host, port));
-      return s;
-    } catch (const zmq::error_t& e) {
-      return Error{"cannot connect to " + address_text(host, port) + ": " + e.what()};
+  void drain_wake() {
+    zmq::message_t m;
+    while (wake_.recv(m, zmq::recv_flags::dontwait)) {
     }
   }
 
-  Message message(MessageType type) const {
-    Message m;
-    m.type = type;
-    m.sender = self_;
-    m.instance = instance_;
-    return m;
-  }
-
-  // Best effort: a frame that cannot go now is dropped; the protocol resends.
-  static bool send(zmq::socket_t& socket, const Message& m) {
-    const std::string frame = encode(m);
-    try {
-      return socket.send(zmq::buffer(frame), zmq::send_flags::dontwait).has_value();
-    } catch (const zmq::error_t&) {
-      return false;
+  void carry_out() {
+    for (Action& action : membership_.take_actions()) {
+      if (auto* send = std::get_if<SendTo>(&action)) {
+        transport_->send(send->to, encode(send->message));
+      } else if (auto* reply = std::get_if<ReplyTo>(&action)) {
+        transport_->reply(reply->routing_id, encode(reply->message));
+      } else if (auto* release = std::get_if<Release>(&action)) {
+        transport_->release(release->to);
+      }
     }
   }
 
-  void reply(const std::string& routing_id, const Message& m) {
-    const std::string frame = encode(m);
-    try {
-      (void)router_.send(zmq::buffer(routing_id), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-      (void)router_.send(zmq::buffer(frame), zmq::send_flags::dontwait);
-    } catch (const zmq::error_t&) {
-    }
-  }
-
-  std::vector<NodeAddress> known_nodes(const std::string& except) const {
-    std::vector<NodeAddress> nodes;
-    for (const auto& [alias, peer] : peers_) {
-      if (peer.state != State::kJoining && alias != except) nodes.push_back(peer.address);
-    }
-    return nodes;
-  }
-
-  // ---- the poll loop --------------------------------------------------------
-  void poll_once() {
-    // Who each poll item is: the ROUTER, the wake socket, or a DEALER found
-    // by (kind, key).
-    enum class Kind { kRouter, kWake, kPeer, kLost, kPending };
-    std::vector<zmq::pollitem_t> items;
-    std::vector<std::pair<Kind, std::string>> owners;
-    auto add = [&](zmq::socket_t& s, Kind kind, std::string key) {
-      items.push_back({s.handle(), 0, ZMQ_POLLIN, 0});
-      owners.emplace_back(kind, std::move(key));
-    };
-    add(router_, Kind::kRouter, "");
-    add(wake_, Kind::kWake, "");
-    for (auto& [alias, peer] : peers_) add(peer.dealer, Kind::kPeer, alias);
-    for (auto& [alias, lost] : lost_) {
-      if (lost.dealer) add(lost.dealer, Kind::kLost, alias);
-    }
-    for (std::size_t i = 0; i < pending_.size(); ++i) add(pending_[i].dealer, Kind::kPending, std::to_string(i));
-
-    try {
-      zmq::poll(items, Millis(50));
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) spdlog::error("cluster poll: {}", e.what());
-      return;
-    }
-    // Collect first: handlers may add or remove sockets.
-    std::vector<std::pair<Kind, std::string>> readable;
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      if (items[i].revents & ZMQ_POLLIN) readable.push_back(owners[i]);
-    }
-    std::vector<std::size_t> finished_pending;
-    for (const auto& [kind, key] : readable) {
-      switch (kind) {
-        case Kind::kRouter: drain_router(); break;
-        case Kind::kWake: drain(wake_); break;
-        case Kind::kPeer:
-          if (auto it = peers_.find(key); it != peers_.end()) drain_dealer(it->second.dealer, nullptr);
+  void report(TimePoint now) {
+    for (Event& e : membership_.take_events()) {
+      log(e);
+      switch (e.kind) {
+        case EventKind::kJoined:
+        case EventKind::kRestarted:
+        case EventKind::kRecovered:
+        case EventKind::kLeft:
+        case EventKind::kDead:
+          if (!members_dirty_) members_dirty_since_ = now;
+          members_dirty_ = true;
           break;
-        case Kind::kLost:
-          if (auto it = lost_.find(key); it != lost_.end()) drain_dealer(it->second.dealer, nullptr);
-          break;
-        case Kind::kPending: {
-          const std::size_t index = std::stoul(key);
-          if (index < pending_.size() && drain_dealer(pending_[index].dealer, &pending_[index])) {
-            finished_pending.push_back(index);
+        case EventKind::kJoinDone:
+          if (auto it = joins_.find(e.join_id); it != joins_.end()) {
+            if (e.error) {
+              it->second->set_value(*e.error);
+            } else {
+              it->second->set_value(JoinInfo{e.node, e.dialed, false});
+            }
+            joins_.erase(it);
           }
           break;
-        }
+        case EventKind::kSeedsRefused:
+          owner_.set_fatal(*e.error);
+          break;
+        default:
+          break;
       }
     }
-    std::sort(finished_pending.rbegin(), finished_pending.rend());
-    for (std::size_t index : finished_pending) pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(index));
+    if (members_dirty_ && now - members_dirty_since_ >= kMembersFileDelay) save_members(false);
   }
 
-  static void drain(zmq::socket_t& socket) {
-    zmq::message_t m;
-    while (socket.recv(m, zmq::recv_flags::dontwait)) {
-    }
-  }
-
-  void drop_frame(const std::string& why) {
-    ++dropped_frames_;
-    // Loud for the first few, quiet after that: a flood must not flood the log.
-    if (dropped_frames_ <= 10 || dropped_frames_ % 1000 == 0) {
-      spdlog::warn("dropped a bad cluster frame ({} so far): {}", dropped_frames_, why);
-    } else {
-      spdlog::debug("dropped a bad cluster frame: {}", why);
-    }
-  }
-
-  void drain_router() {
-    for (int budget = 0; budget < 1000; ++budget) {
-      std::vector<zmq::message_t> frames;
-      std::optional<std::size_t> got;
-      try {
-        got = zmq::recv_multipart(router_, std::back_inserter(frames), zmq::recv_flags::dontwait);
-      } catch (const zmq::error_t& e) {
-        drop_frame(e.what());
-        continue;
-      }
-      if (!got) return;
-      if (frames.size() != 2) {
-        drop_frame("expected one frame per message, got " + std::to_string(frames.size() - 1));
-        continue;
-      }
-      const std::string routing_id = frames[0].to_string();
-      auto decoded = decode(std::span(static_cast<const uint8_t*>(frames[1].data()), frames[1].size()));
-      if (!decoded) {
-        drop_frame(decoded.message());
-        continue;
-      }
-      if (decoded->sender.alias != routing_id) {
-        drop_frame("routing id does not match the sender's alias '" + decoded->sender.alias + "'");
-        continue;
-      }
-      spdlog::trace("<- {} from {}", message_type_name(decoded->type), decoded->sender.alias);
-      on_router_message(routing_id, *decoded);
-    }
-  }
-
-  // Returns true when a pending join finished (answered).
-  bool drain_dealer(zmq::socket_t& socket, PendingJoin* pending) {
-    for (int budget = 0; budget < 100; ++budget) {
-      zmq::message_t frame;
-      std::optional<std::size_t> got;
-      try {
-        got = socket.recv(frame, zmq::recv_flags::dontwait);
-      } catch (const zmq::error_t& e) {
-        drop_frame(e.what());
-        return false;
-      }
-      if (!got) return false;
-      auto decoded = decode(std::span(static_cast<const uint8_t*>(frame.data()), frame.size()));
-      if (!decoded) {
-        drop_frame(decoded.message());
-        continue;
-      }
-      spdlog::trace("<- {} from {}", message_type_name(decoded->type), decoded->sender.alias);
-      if (decoded->type == MessageType::kHelloAck) {
-        on_hello_ack(*decoded, socket, pending);
-        return pending != nullptr;
-      }
-      if (decoded->type == MessageType::kHelloNack) {
-        on_hello_nack(*decoded, pending);
-        return pending != nullptr;
-      }
-      drop_frame("unexpected " + std::string(message_type_name(decoded->type)) + " on a dealer");
-    }
-    return false;
-  }
-
-  // ---- membership -----------------------------------------------------------
-  enum class Admission { kSelf, kDuplicate, kNew, kKnown, kRestarted };
-
-  Admission admit(const NodeAddress& who, const std::string& instance, std::string& reason) const {
-    if (who.alias == self_.alias) {
-      if (instance == instance_) return Admission::kSelf;
-      reason = "alias '" + who.alias + "' is already used by a live node at " + address_text(self_.host, self_.port);
-      return Admission::kDuplicate;
-    }
-    auto it = peers_.find(who.alias);
-    if (it == peers_.end()) return Admission::kNew;
-    const Peer& p = it->second;
-    if (p.instance == instance) return Admission::kKnown;
-    if (p.instance.empty()) return Admission::kKnown;  // learned second-hand; now heard directly
-    if (p.address.host == who.host && p.address.port == who.port) return Admission::kRestarted;
-    if (Clock::now() - p.last_heard < timers_.suspect_after) {
-      reason = "alias '" + who.alias + "' is already used by a live node at " +
-               address_text(p.address.host, p.address.port);
-      return Admission::kDuplicate;
-    }
-    return Admission::kRestarted;
-  }
-
-  // Records a peer heard from directly, opening a DEALER to it when needed.
-  // `socket`, when given, is a connected DEALER to reuse.
-  void add_alive(const NodeAddress& who, const std::string& instance, Admission admission,
-                 zmq::socket_t* socket = nullptr) {
-    const TimePoint now = Clock::now();
-    auto it = peers_.find(who.alias);
-    const bool replace = admission == Admission::kRestarted ||
-                         (it != peers_.end() && (it->second.address.host != who.host ||
-                                                 it->second.address.port != who.port));
-    if (it != peers_.end() && !replace) {
-      Peer& p = it->second;
-      if (p.state != State::kAlive) {
-        if (p.state == State::kJoining) spdlog::info("{} joined ({})", who.alias, address_text(who.host, who.port));
-        else spdlog::info("{} is alive again", who.alias);
-      }
-      p.instance = instance;
-      p.state = State::kAlive;
-      p.last_heard = now;
-      return;
-    }
-    zmq::socket_t dealer;
-    if (socket != nullptr) {
-      dealer = std::move(*socket);
-    } else {
-      auto made = dealer_to(who.host, who.port);
-      if (!made) {
-        spdlog::warn("cannot reach {}: {}", who.alias, made.message());
-        return;
-      }
-      dealer = std::move(*made);
-    }
-    if (it != peers_.end()) {
-      spdlog::info("{} restarted ({} -> {})", who.alias, it->second.instance, instance);
-      peers_.erase(it);
-    } else {
-      spdlog::info("{} joined ({})", who.alias, address_text(who.host, who.port));
-    }
-    lost_.erase(who.alias);
-    peers_.emplace(who.alias, Peer{who, instance, State::kAlive, now, now, std::move(dealer)});
-  }
-
-  // A node we heard of second-hand: introduce ourselves with a join; it is
-  // listed only once it answers directly.
-  void contact(const NodeAddress& who) {
-    if (who.alias == self_.alias || peers_.contains(who.alias) || joining_at(who.host, who.port)) return;
-    auto dealer = dealer_to(who.host, who.port);
-    if (!dealer) {
-      spdlog::warn("cannot contact {}: {}", who.alias, dealer.message());
-      return;
-    }
-    lost_.erase(who.alias);
-    const TimePoint now = Clock::now();
-    auto [it, inserted] = peers_.emplace(who.alias, Peer{who, "", State::kJoining, now, now, std::move(*dealer)});
-    send(it->second.dealer, message(MessageType::kJoin));
-    spdlog::debug("contacting {} at {}", who.alias, address_text(who.host, who.port));
-  }
-
-  void on_router_message(const std::string& routing_id, const Message& m) {
-    std::string reason;
-    switch (m.type) {
-      case MessageType::kHello: {
-        const Admission admission = admit(m.sender, m.instance, reason);
-        if (admission == Admission::kSelf) {
-          Message nack = message(MessageType::kHelloNack);
-          nack.reason = "self";
-          reply(routing_id, nack);
-          return;
-        }
-        if (admission == Admission::kDuplicate) {
-          spdlog::warn("refused hello from {}: {}", address_text(m.sender.host, m.sender.port), reason);
-          Message nack = message(MessageType::kHelloNack);
-          nack.reason = reason;
-          reply(routing_id, nack);
-          return;
-        }
-        add_alive(m.sender, m.instance, admission);
-        Message ack = message(MessageType::kHelloAck);
-        ack.nodes = known_nodes(m.sender.alias);
-        reply(routing_id, ack);
-        return;
-      }
-      case MessageType::kJoin: {
-        const Admission admission = admit(m.sender, m.instance, reason);
-        if (admission == Admission::kSelf) return;
-        if (admission == Admission::kDuplicate) {
-          spdlog::warn("ignored join from {}: {}", address_text(m.sender.host, m.sender.port), reason);
-          return;
-        }
-        add_alive(m.sender, m.instance, admission);
-        return;
-      }
-      case MessageType::kHeartbeat:
-      case MessageType::kMembers: {
-        auto it = peers_.find(m.sender.alias);
-        if (it == peers_.end()) return;  // not (or no longer) a member: probes will sort it out
-        Peer& p = it->second;
-        if (!p.instance.empty() && p.instance != m.instance) return;  // an older incarnation
-        if (p.state != State::kAlive) {
-          spdlog::info("{} {} ({})", m.sender.alias, p.state == State::kJoining ? "joined" : "is alive again",
-                       address_text(p.address.host, p.address.port));
-        }
-        p.instance = m.instance;
-        p.state = State::kAlive;
-        p.last_heard = Clock::now();
-        if (m.type == MessageType::kMembers) {
-          for (const NodeAddress& n : m.nodes) contact(n);
-        }
-        return;
-      }
-      case MessageType::kLeave: {
-        auto it = peers_.find(m.sender.alias);
-        if (it == peers_.end() || (!it->second.instance.empty() && it->second.instance != m.instance)) return;
-        spdlog::info("{} left", m.sender.alias);
-        peers_.erase(it);
-        return;
-      }
-      case MessageType::kHelloAck:
-      case MessageType::kHelloNack:
-        drop_frame(std::string(message_type_name(m.type)) + " sent to the listener");
-        return;
-    }
-  }
-
-  void on_hello_ack(const Message& m, zmq::socket_t& socket, PendingJoin* pending) {
-    std::string reason;
-    const Admission admission = admit(m.sender, m.instance, reason);
-    if (admission == Admission::kDuplicate || admission == Admission::kSelf) {
-      if (pending && pending->done) pending->done->set_value(Error{"cannot join: " + (admission == Admission::kSelf ? "that address is this node itself" : reason)});
-      return;
-    }
-    const bool reuse = pending != nullptr && !peers_.contains(m.sender.alias);
-    add_alive(m.sender, m.instance, admission, reuse ? &socket : nullptr);
-    if (auto it = lost_.find(m.sender.alias); it != lost_.end()) lost_.erase(it);
-    for (const NodeAddress& n : m.nodes) contact(n);
-    if (pending != nullptr) {
-      const std::string text = "Joined the cluster via " + m.sender.alias + " at " +
-                               address_text(pending->host, pending->port) + ".";
-      spdlog::info("{}", text);
-      if (pending->done) pending->done->set_value(text);
-    }
-  }
-
-  void on_hello_nack(const Message& m, PendingJoin* pending) {
-    const std::string why = m.reason == "self" ? "that address is this node itself" : m.reason;
-    if (pending == nullptr) {
-      spdlog::warn("{} refused us: {}", m.sender.alias, why);
-      lost_.erase(m.sender.alias);
-      return;
-    }
-    const std::string text = "cannot join the cluster at " + address_text(pending->host, pending->port) + ": " + why;
-    spdlog::error("{}", text);
-    if (pending->done) pending->done->set_value(Error{text});
-  }
-
-  // ---- timers -----------------------------------------------------------------
-  void on_timers(TimePoint now) {
-    if (now >= next_heartbeat_) {
-      next_heartbeat_ = now + timers_.heartbeat;
-      const Message beat = message(MessageType::kHeartbeat);
-      const Message join = message(MessageType::kJoin);
-      for (auto& [alias, peer] : peers_) send(peer.dealer, peer.state == State::kJoining ? join : beat);
-      detect_failures(now);
-    }
-    if (now >= next_gossip_) {
-      next_gossip_ = now + timers_.gossip;
-      for (auto& [alias, peer] : peers_) {
-        if (peer.state == State::kJoining) continue;
-        Message members = message(MessageType::kMembers);
-        members.nodes = known_nodes(alias);
-        send(peer.dealer, members);
-      }
-    }
-    probe_lost(now);
-    retry_pending(now);
-  }
-
-  void detect_failures(TimePoint now) {
-    for (auto it = peers_.begin(); it != peers_.end();) {
-      Peer& p = it->second;
-      const auto silence = now - (p.state == State::kJoining ? p.added : p.last_heard);
-      if (silence > (p.state == State::kJoining ? timers_.dead_after * 2 : timers_.dead_after)) {
-        if (p.state == State::kJoining) {
-          spdlog::debug("{} never answered our join", it->first);
+  void log(const Event& e) {
+    const std::string& alias = e.node.alias;
+    const std::string at = endpoint_of(e.node).text();
+    switch (e.kind) {
+      case EventKind::kJoined:
+        spdlog::info("{} joined ({})", alias, at);
+        break;
+      case EventKind::kRestarted:
+        spdlog::info("{} restarted (instance {})", alias, e.instance);
+        break;
+      case EventKind::kRecovered:
+        spdlog::info("{} is alive again", alias);
+        break;
+      case EventKind::kSuspect:
+        spdlog::debug("{} is suspect (silent for {} ms)", alias, e.silent.count());
+        break;
+      case EventKind::kDead:
+        spdlog::info("{} is dead ({})", alias,
+                     e.cause == DeathCause::kConnectionRefused
+                         ? "its connection closed and reconnecting was refused"
+                         : "silent for " + std::to_string(e.silent.count()) + " ms");
+        break;
+      case EventKind::kLeft:
+        spdlog::info("{} left", alias);
+        break;
+      case EventKind::kForgotten:
+        spdlog::info("forgetting {}: unreachable for too long", alias);
+        break;
+      case EventKind::kRefused:
+        spdlog::warn("refused {} from {}: {}", alias, at, e.error ? e.error->message : "");
+        break;
+      case EventKind::kJoinDone:
+        if (e.error) {
+          spdlog::warn("join via {} failed: {}", e.dialed.text(), e.error->message);
         } else {
-          spdlog::info("{} is dead (silent for {} ms)", it->first, millis(silence));
+          spdlog::info("joined the cluster via {} at {}", alias, e.dialed.text());
         }
-        lost_[it->first] = Lost{p.address, now, now + timers_.probe, zmq::socket_t()};
-        it = peers_.erase(it);
-        continue;
-      }
-      if (p.state == State::kAlive && silence > timers_.suspect_after) {
-        spdlog::debug("{} is suspect (silent for {} ms)", it->first, millis(silence));
-        p.state = State::kSuspect;
-      }
-      ++it;
-    }
-  }
-
-  void probe_lost(TimePoint now) {
-    for (auto it = lost_.begin(); it != lost_.end();) {
-      Lost& l = it->second;
-      if (now - l.since > timers_.lost_ttl) {
-        spdlog::info("forgetting {}: unreachable for {} s", it->first, millis(now - l.since) / 1000);
-        it = lost_.erase(it);
-        continue;
-      }
-      if (joining_at(l.address.host, l.address.port)) {
-        if (l.dealer) l.dealer.close();  // one DEALER per address: the join's
-      } else if (now >= l.next_probe) {
-        l.next_probe = now + timers_.probe;
-        if (!l.dealer) {
-          auto dealer = dealer_to(l.address.host, l.address.port);
-          if (dealer) l.dealer = std::move(*dealer);
+        break;
+      case EventKind::kJoinRefused:
+        spdlog::warn("{} refused us: {}; retrying", e.dialed.text(),
+                     e.error ? e.error->message : "");
+        break;
+      case EventKind::kSeedsRefused:
+        spdlog::error("{}", e.error ? e.error->message : "every seed refused us");
+        break;
+      case EventKind::kDropped: {
+        ++dropped_;
+        // Loud for the first few, quiet after that: a flood must not flood the log.
+        const std::string why = e.error ? e.error->message : "";
+        if (dropped_ <= 10 || dropped_ % 1000 == 0) {
+          spdlog::warn("dropped a bad cluster frame ({} so far): {}", dropped_, why);
+        } else {
+          spdlog::debug("dropped a bad cluster frame: {}", why);
         }
-        if (l.dealer) send(l.dealer, message(MessageType::kHello));
-      }
-      ++it;
-    }
-  }
-
-  void retry_pending(TimePoint now) {
-    for (auto it = pending_.begin(); it != pending_.end();) {
-      PendingJoin& p = *it;
-      if (p.deadline && now >= *p.deadline) {
-        const std::string text = "cannot join: no answer from " + address_text(p.host, p.port) + " within " +
-                                 seconds_text(timers_.join_timeout) + " s";
-        if (p.done) p.done->set_value(Error{text});
-        it = pending_.erase(it);
-        continue;
-      }
-      if (now >= p.next_send) {
-        send(p.dealer, message(MessageType::kHello));
-        p.next_send = now + p.backoff;
-        if (!p.deadline) {
-          p.backoff = std::min(p.backoff * 2, timers_.seed_backoff_max);
-          spdlog::debug("saying hello to seed {}", address_text(p.host, p.port));
-        }
-      }
-      ++it;
-    }
-    for (auto it = retry_seeds_.begin(); it != retry_seeds_.end();) {
-      if (now >= std::get<2>(*it)) {
-        auto [host, port, when] = *it;
-        it = retry_seeds_.erase(it);
-        join_seed(host, port);
-      } else {
-        ++it;
+        break;
       }
     }
   }
 
-  zmq::context_t& context_;
-  Timers timers_;
-  std::string instance_;
-  zmq::socket_t router_;
+  void save_members(bool force) {
+    if (members_file_.empty() || (!members_dirty_ && !force)) return;
+    members_dirty_ = false;
+    std::vector<NodeAddress> known;
+    for (const MemberView& m : membership_.members(Clock::now())) known.push_back(m.address);
+    // Keep the previous list when we know nobody (e.g. just cut off): an
+    // empty file would make a restart forget its cluster.
+    if (known.empty()) return;
+    if (auto status = save_members_file(members_file_, known); !status) {
+      spdlog::warn("cannot save the member list: {}", status.message());
+    }
+  }
+
+  Node& owner_;
+  std::unique_ptr<Transport> transport_;
   zmq::socket_t wake_;
-  NodeAddress self_;
-  std::map<std::string, Peer> peers_;
-  std::map<std::string, Lost> lost_;
-  std::vector<PendingJoin> pending_;
-  std::vector<std::tuple<std::string, uint16_t, TimePoint>> retry_seeds_;
-  TimePoint next_heartbeat_;
-  TimePoint next_gossip_;
-  uint64_t dropped_frames_ = 0;
+  Membership membership_;
+  std::string members_file_;
+  std::map<uint64_t, std::shared_ptr<std::promise<Result<JoinInfo>>>> joins_;
+  bool members_dirty_ = false;
+  TimePoint members_dirty_since_;
+  uint64_t dropped_ = 0;
   bool leaving_ = false;
 };
+
+// ---------------------------------------------------------------------------
+// The members file
+
+std::vector<NodeAddress> load_members_file(const std::string& path) {
+  std::vector<NodeAddress> out;
+  std::ifstream in(path);
+  if (!in) return out;
+  const nlohmann::json doc = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object() || !doc.contains("members") || !doc["members"].is_array()) return out;
+  for (const auto& m : doc["members"]) {
+    if (!m.is_object()) continue;
+    const auto alias = m.value("alias", std::string());
+    const auto host = m.value("host", std::string());
+    const auto port = m.value("port", 0);
+    if (valid_alias(alias) && valid_host(host) && port > 0 && port <= 65535) {
+      out.push_back(NodeAddress{alias, host, static_cast<uint16_t>(port)});
+    }
+  }
+  return out;
+}
+
+Status save_members_file(const std::string& path, const std::vector<NodeAddress>& members) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const NodeAddress& m : members)
+    list.push_back({{"alias", m.alias}, {"host", m.host}, {"port", m.port}});
+  const std::string temp = path + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    if (!out) return Error{"cannot write " + temp, ErrorKind::kIo};
+    out << nlohmann::json{{"members", list}}.dump(2) << "\n";
+    if (!out) return Error{"cannot write " + temp, ErrorKind::kIo};
+  }
+  std::error_code ec;
+  std::filesystem::rename(temp, path, ec);  // atomic: a crash leaves the old list or the new one
+  if (ec) return Error{"cannot replace " + path + ": " + ec.message(), ErrorKind::kIo};
+  return ok_status();
+}
 
 // ---------------------------------------------------------------------------
 // The public face: other threads.
@@ -665,16 +308,28 @@ class Node::Loop {
 Node::Node(zmq::context_t& context, NodeConfig config)
     : context_(context), config_(std::move(config)), instance_(random_instance()) {}
 
-Node::~Node() { leave_and_stop(); }
+Node::~Node() {
+  leave_and_stop();
+}
 
 bool Node::started() const {
   std::lock_guard lock(mutex_);
   return loop_ != nullptr && !stopped_;
 }
 
-Result<std::string> Node::start() {
+std::optional<Error> Node::fatal_error() const {
   std::lock_guard lock(mutex_);
-  if (stopped_) return Error{"the cluster node has shut down"};
+  return fatal_;
+}
+
+void Node::set_fatal(Error error) {
+  std::lock_guard lock(mutex_);
+  fatal_ = std::move(error);
+}
+
+Result<StartInfo> Node::start() {
+  std::lock_guard lock(mutex_);
+  if (stopped_) return Error{"the cluster node has shut down", ErrorKind::kUnavailable};
   std::string advertise = config_.advertise_host;
   if (advertise.empty()) {
     advertise = config_.bind_host;
@@ -685,40 +340,23 @@ Result<std::string> Node::start() {
     }
   }
   if (loop_ != nullptr) {
-    return "The cluster listener is already running as " + config_.alias + ".";
+    return StartInfo{Endpoint{config_.bind_host, self_port_},
+                     NodeAddress{config_.alias, advertise, self_port_}, true, false};
   }
-  zmq::socket_t router(context_, zmq::socket_type::router);
-  common_options(router);
-  router.set(zmq::sockopt::router_handover, 1);  // a restarted peer takes its alias back at once
-  router.set(zmq::sockopt::linger, 0);
-  router.set(zmq::sockopt::rcvhwm, 10000);
-  if (config_.bind_host.find(':') != std::string::npos) router.set(zmq::sockopt::ipv6, 1);
-  uint16_t port = config_.bind_port;
-  try {
-    router.bind(endpoint(config_.bind_host, port));
-  } catch (const zmq::error_t& e) {
-    if (!(e.num() == EADDRINUSE && config_.port_fallback)) {
-      return Error{"cannot listen for the cluster on " + address_text(config_.bind_host, port) + ": " + e.what()};
-    }
-    try {
-      const std::string any = endpoint(config_.bind_host, 0);
-      router.bind(any.substr(0, any.rfind(':')) + ":*");  // the system picks a free port
-    } catch (const zmq::error_t& e2) {
-      return Error{"cannot listen for the cluster on " + config_.bind_host + ": " + e2.what()};
-    }
-    const std::string last = router.get(zmq::sockopt::last_endpoint);
-    const uint16_t chosen = static_cast<uint16_t>(std::stoi(last.substr(last.rfind(':') + 1)));
-    spdlog::info("port {} is in use; listening on {} instead", port, chosen);
-    port = chosen;
-  }
+  auto transport = std::make_unique<Transport>(context_);
+  auto port = transport->listen(config_.bind_host, config_.bind_port, config_.port_fallback);
+  if (!port) return port.error();
   zmq::socket_t wake(context_, zmq::socket_type::pull);
   wake_endpoint_ = "inproc://iridium-cluster-" + instance_;
   wake.bind(wake_endpoint_);
-  NodeAddress self{config_.alias, advertise, port};
-  loop_ = std::make_unique<Loop>(context_, config_, instance_, std::move(router), std::move(wake), self);
+  self_port_ = *port;
+  MembershipConfig membership{NodeAddress{config_.alias, advertise, *port}, instance_,
+                              config_.timers, std::random_device{}()};
+  loop_ = std::make_unique<Loop>(*this, std::move(transport), std::move(wake), membership,
+                                 config_.members_file);
   thread_ = std::thread([this] { loop_->run(mutex_, tasks_); });
-  return "Started the cluster listener on " + address_text(config_.bind_host, port) + " as " + config_.alias +
-         " (reachable at " + address_text(advertise, port) + ").";
+  return StartInfo{Endpoint{config_.bind_host, *port}, membership.self, false,
+                   *port != config_.bind_port};
 }
 
 void Node::submit(Task task) {
@@ -737,23 +375,24 @@ void Node::submit(Task task) {
   }
 }
 
-Result<std::string> Node::join(const std::string& host, uint16_t port) {
-  auto started_text = start();
-  if (!started_text) return started_text;
-  auto done = std::make_shared<std::promise<Result<std::string>>>();
+Result<JoinInfo> Node::join(const std::string& host, uint16_t port) {
+  auto started_info = start();
+  if (!started_info) return started_info.error();
+  auto done = std::make_shared<std::promise<Result<JoinInfo>>>();
   auto future = done->get_future();
-  submit([host, port, done](Loop& loop) { loop.join(host, port, done); });
+  const Endpoint to{host, port};
+  submit([to, done](Loop& loop) { loop.join(to, done); });
   const auto limit = config_.timers.join_timeout + Millis(2000);
   if (future.wait_for(limit) != std::future_status::ready) {
-    return Error{"cannot join: the cluster thread did not answer"};
+    return Error{"the cluster thread did not answer", ErrorKind::kUnavailable};
   }
   return future.get();
 }
 
 void Node::join_in_background(std::vector<std::pair<std::string, uint16_t>> seeds) {
-  submit([seeds = std::move(seeds)](Loop& loop) {
-    for (const auto& [host, port] : seeds) loop.join_seed(host, port);
-  });
+  std::vector<Endpoint> endpoints;
+  for (auto& [host, port] : seeds) endpoints.push_back(Endpoint{host, port});
+  submit([endpoints = std::move(endpoints)](Loop& loop) { loop.join_seeds(endpoints); });
 }
 
 Snapshot Node::snapshot() {
@@ -763,8 +402,10 @@ Snapshot Node::snapshot() {
     std::lock_guard lock(mutex_);
     if (loop_ == nullptr || stopped_) {
       Snapshot s;
-      s.self = NodeAddress{config_.alias, config_.advertise_host.empty() ? config_.bind_host : config_.advertise_host,
-                           config_.bind_port};
+      s.self =
+          NodeAddress{config_.alias,
+                      config_.advertise_host.empty() ? config_.bind_host : config_.advertise_host,
+                      config_.bind_port};
       s.instance = instance_;
       return s;
     }

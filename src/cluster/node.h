@@ -1,40 +1,31 @@
-// One cluster node: a ROUTER that every peer's DEALER talks to, one DEALER per
-// peer, and the membership they maintain. A single I/O thread owns every one
-// of those sockets and runs the poll loop (node.cpp); other threads reach it
-// only through submit(), a queue woken over inproc://.
+// One cluster node: the membership state machine (membership.h) driven over
+// ZeroMQ (transport.h) by one I/O thread. That thread owns the transport's
+// sockets, the membership and an inproc wake socket; other threads reach it
+// only through submit(), a task queue woken over inproc://.
+//
+// Thread-safety: every public method may be called from any thread.
+// `mutex_` guards loop_, tasks_, stopped_ and fatal_; everything inside the
+// loop belongs to the I/O thread.
 #pragma once
 
-#include <zmq.hpp>
-
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
+#include <zmq.hpp>
 
+#include "cluster/config.h"
+#include "cluster/membership.h"
 #include "cluster/protocol.h"
 #include "common/result.h"
 
 namespace iridium::cluster {
-
-using Millis = std::chrono::milliseconds;
-
-struct Timers {
-  Millis heartbeat{200};       // to every peer
-  Millis suspect_after{600};   // silence before a peer is shown as suspect
-  Millis dead_after{1500};     // silence before a peer is dropped as dead
-  Millis gossip{1000};         // member-list exchange with every peer
-  Millis probe{1000};          // hello to peers lost without a leave, so cuts heal
-  Millis lost_ttl{10 * 60 * 1000};  // stop probing a lost peer after this
-  Millis join_timeout{3000};   // !join_cluster gives up after this
-  Millis hello_retry{100};     // hello resent while joining
-  Millis seed_backoff_max{5000};  // --join retries back off up to this
-};
 
 struct NodeConfig {
   std::string alias;
@@ -42,6 +33,7 @@ struct NodeConfig {
   uint16_t bind_port = 2254;
   bool port_fallback = true;   // port in use: listen on a free one instead
   std::string advertise_host;  // how others reach us; default: bind host, or hostname for 0.0.0.0
+  std::string members_file;    // where the last known members are kept ("" = nowhere)
   Timers timers;
 };
 
@@ -59,6 +51,20 @@ struct Snapshot {
   bool started = false;
   std::vector<MemberInfo> members;  // sorted by alias
   uint64_t dropped_frames = 0;
+  Counters counters;
+};
+
+struct StartInfo {
+  Endpoint bound;          // where the listener listens
+  NodeAddress self;        // how others reach it
+  bool already = false;    // it was running already
+  bool fell_back = false;  // the configured port was busy
+};
+
+struct JoinInfo {
+  NodeAddress via;  // the member that admitted us
+  Endpoint dialed;
+  bool already = false;  // that address was already a member's
 };
 
 class Node {
@@ -69,14 +75,17 @@ class Node {
   Node& operator=(const Node&) = delete;
 
   // Binds the listener and starts the I/O thread. Idempotent.
-  Result<std::string> start();
+  Result<StartInfo> start();
   // Says hello to HOST:PORT and waits (bounded by timers.join_timeout) for
   // its answer. Starts the node first if needed.
-  Result<std::string> join(const std::string& host, uint16_t port);
-  // Keeps saying hello to each seed, backing off, until one answers.
+  Result<JoinInfo> join(const std::string& host, uint16_t port);
+  // Keeps saying hello to each seed, backing off, until one answers; tries
+  // the members remembered in config.members_file when seeds are silent.
   void join_in_background(std::vector<std::pair<std::string, uint16_t>> seeds);
   Snapshot snapshot();
   bool started() const;
+  // Set when the node cannot go on (every seed refused our alias).
+  std::optional<Error> fatal_error() const;
   // Sends leave to every peer, closes every socket, stops the thread.
   void leave_and_stop();
 
@@ -86,16 +95,24 @@ class Node {
   class Loop;  // the I/O thread's state: node.cpp
   using Task = std::function<void(Loop&)>;
   void submit(Task task);
+  void set_fatal(Error error);
 
   zmq::context_t& context_;
   NodeConfig config_;
   std::string instance_;
-  mutable std::mutex mutex_;  // guards the fields below
+  mutable std::mutex mutex_;
   std::unique_ptr<Loop> loop_;
   std::deque<Task> tasks_;
   std::string wake_endpoint_;
+  uint16_t self_port_ = 0;
   std::thread thread_;
   bool stopped_ = false;
+  std::optional<Error> fatal_;
 };
+
+// The members file: the last members a node knew, so that a restarted node
+// can find its cluster again when its seeds are gone.
+std::vector<NodeAddress> load_members_file(const std::string& path);
+Status save_members_file(const std::string& path, const std::vector<NodeAddress>& members);
 
 }  // namespace iridium::cluster

@@ -16,8 +16,25 @@ inline constexpr int kProtocolVersion = 1;
 inline constexpr std::size_t kMaxFrameBytes = 64 * 1024;  // ZMQ_MAXMSGSIZE on every socket
 inline constexpr std::size_t kMaxNodesPerFrame = 1024;
 
-enum class MessageType { kHello, kHelloAck, kHelloNack, kJoin, kHeartbeat, kLeave, kMembers };
+// The message types, once. docs/protocol.md section 4 says who sends each.
+enum class MessageType {
+  kHello,        // "admit me": answered with hello_ack or hello_nack
+  kHelloAck,     // admitted; carries the sender's members
+  kHelloNack,    // refused; carries the reason
+  kJoin,         // "I am a member and learned of you": admits the sender
+  kHeartbeat,    // "I am alive", to every member every heartbeat interval
+  kLeave,        // "I am leaving": drop me now
+  kMembers,      // gossip: the sender's members
+  kPing,         // direct probe: answered with ack
+  kAck,          // answer to ping, same seq
+  kPingReq,      // "please reach target for me": answered with indirect_ack
+  kIndirectAck,  // "target is alive": answer to ping_req, same seq
+};
 std::string_view message_type_name(MessageType type);
+
+// hello_nack codes.
+inline constexpr std::string_view kNackSelf = "self";                  // you said hello to yourself
+inline constexpr std::string_view kNackDuplicate = "duplicate_alias";  // a live node has your alias
 
 struct NodeAddress {
   std::string alias;
@@ -29,11 +46,20 @@ struct NodeAddress {
 
 struct Message {
   MessageType type = MessageType::kHeartbeat;
-  NodeAddress sender;               // alias, advertised host and port
-  std::string instance;             // random per process start: tells restarts apart
-  std::vector<NodeAddress> nodes;   // hello_ack, members
-  std::string reason;               // hello_nack
+  NodeAddress sender;              // alias, advertised host and port
+  std::string instance;            // random per process start: tells restarts apart
+  std::vector<NodeAddress> nodes;  // hello_ack, members
+  std::string reason;              // hello_nack: for people
+  std::string code;                // hello_nack: for programs (kNack* below)
+  uint64_t seq = 0;                // ping, ack, ping_req, indirect_ack
+  NodeAddress target;              // ping_req, indirect_ack: the probed node
+  std::string target_instance;     // ping_req, indirect_ack
+  uint32_t heard_ms_ago = 0;       // indirect_ack: how long since the helper last heard target
 };
+
+// True for the names the wire accepts (docs/protocol.md section 3).
+bool valid_alias(std::string_view alias);  // 1..64 of [A-Za-z0-9._-]
+bool valid_host(std::string_view host);    // 1..255 of [A-Za-z0-9._:-]
 
 std::string encode(const Message& message);
 // Never throws. Rejects anything not exactly as documented.

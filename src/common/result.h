@@ -1,5 +1,6 @@
-// Errors as values: a Result<T> holds either a T or an Error message.
-// Modules never let exceptions cross their boundaries; they return these.
+// Errors as values: a Result<T> holds either a T or an Error, which carries a
+// kind (what callers branch on) and a message (what people read). Modules
+// never let exceptions cross their boundaries; they return these.
 #pragma once
 
 #include <string>
@@ -8,8 +9,19 @@
 
 namespace iridium {
 
+enum class ErrorKind {
+  kGeneric,      // nothing more specific applies
+  kInvalid,      // malformed input: a frame, a file, an argument
+  kRefused,      // the other side answered no (e.g. a duplicate alias)
+  kSelf,         // the address is this node itself
+  kUnreachable,  // nothing answered in time
+  kUnavailable,  // this side cannot do it now (shut down, not started)
+  kIo,           // a socket or file operation failed
+};
+
 struct Error {
   std::string message;
+  ErrorKind kind = ErrorKind::kGeneric;
 };
 
 template <typename T>
@@ -31,6 +43,7 @@ class [[nodiscard]] Result {
 
   const Error& error() const { return std::get<Error>(state_); }
   const std::string& message() const { return error().message; }
+  ErrorKind kind() const { return error().kind; }
 
  private:
   std::variant<T, Error> state_;

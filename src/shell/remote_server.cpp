@@ -2,10 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include <iterator>
-#include <vector>
-#include <zmq_addon.hpp>
 
+#include "common/envelope.h"
 #include "shell/remote_protocol.h"
 
 namespace iridium::shell {
@@ -83,15 +81,13 @@ void RemoteServer::serve() {
         expire_idle();
         continue;
       }
-      std::vector<zmq::message_t> frames;
-      if (!zmq::recv_multipart(socket_, std::back_inserter(frames), zmq::recv_flags::dontwait)) continue;
-      if (frames.size() != 2) {
-        spdlog::warn("remote shell: dropped a message of {} frames (want one frame)", frames.size() - 1);
+      auto envelope = wire::receive_envelope(socket_);
+      if (!envelope) {
+        spdlog::warn("remote shell: dropped {}", envelope.message());
         continue;
       }
-      const zmq::message_t& identity = frames[0];
-      const zmq::message_t& payload = frames[1];
-      handle(identity.to_string(), payload);
+      if (!envelope->has_value()) continue;
+      handle((*envelope)->routing_id, (*envelope)->body);
     } catch (const zmq::error_t& e) {
       spdlog::error("remote shell: {}", e.what());
     }
@@ -102,8 +98,7 @@ void RemoteServer::serve() {
 
 void RemoteServer::reply(const std::string& peer, const std::string& frame) {
   // A vanished client's routing id is unknown to ROUTER: the reply is dropped.
-  (void)socket_.send(zmq::buffer(peer), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-  (void)socket_.send(zmq::buffer(frame), zmq::send_flags::dontwait);
+  (void)wire::send_envelope(socket_, peer, frame);
 }
 
 void RemoteServer::handle(const std::string& peer, const zmq::message_t& payload) {

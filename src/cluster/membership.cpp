@@ -1,0 +1,850 @@
+#include "cluster/membership.h"
+
+#include <algorithm>
+
+namespace iridium::cluster {
+namespace {
+
+Millis since(TimePoint earlier, TimePoint now) {
+  return std::chrono::duration_cast<Millis>(now - earlier);
+}
+
+std::string seconds_text(Millis d) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", static_cast<double>(d.count()) / 1000.0);
+  return text;
+}
+
+Event make_event(EventKind kind, const NodeAddress& node, const std::string& instance,
+                 std::optional<Error> error = std::nullopt) {
+  Event e;
+  e.kind = kind;
+  e.node = node;
+  e.instance = instance;
+  e.error = std::move(error);
+  return e;
+}
+
+}  // namespace
+
+std::string Endpoint::text() const {
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+         std::to_string(port);
+}
+
+std::string_view event_kind_name(EventKind kind) {
+  switch (kind) {
+    case EventKind::kJoined:
+      return "joined";
+    case EventKind::kRestarted:
+      return "restarted";
+    case EventKind::kSuspect:
+      return "suspect";
+    case EventKind::kRecovered:
+      return "recovered";
+    case EventKind::kDead:
+      return "dead";
+    case EventKind::kLeft:
+      return "left";
+    case EventKind::kForgotten:
+      return "forgotten";
+    case EventKind::kRefused:
+      return "refused";
+    case EventKind::kJoinDone:
+      return "join_done";
+    case EventKind::kJoinRefused:
+      return "join_refused";
+    case EventKind::kSeedsRefused:
+      return "seeds_refused";
+    case EventKind::kDropped:
+      return "dropped";
+  }
+  return "unknown";
+}
+
+std::string_view member_state_name(MemberState state) {
+  return state == MemberState::kAlive ? "alive" : "suspect";
+}
+
+Membership::Membership(MembershipConfig config, TimePoint now)
+    : config_(std::move(config)),
+      timers_(config_.timers),
+      random_(config_.random_seed),
+      last_tick_(now),
+      next_heartbeat_(now),
+      next_gossip_(now + config_.timers.gossip) {}
+
+// ---------------------------------------------------------------------------
+// Outputs
+
+std::vector<Action> Membership::take_actions() {
+  return std::exchange(actions_, {});
+}
+std::vector<Event> Membership::take_events() {
+  return std::exchange(events_, {});
+}
+
+Message Membership::message(MessageType type) const {
+  Message m;
+  m.type = type;
+  m.sender = config_.self;
+  m.instance = config_.instance;
+  return m;
+}
+
+void Membership::send(const Endpoint& to, Message m) {
+  if (left_) return;
+  ++counters_.frames_sent;
+  actions_.emplace_back(SendTo{to, std::move(m)});
+}
+
+void Membership::reply(const std::string& routing_id, Message m) {
+  if (left_) return;
+  ++counters_.frames_sent;
+  actions_.emplace_back(ReplyTo{routing_id, std::move(m)});
+}
+
+void Membership::drop(std::string why) {
+  ++counters_.frames_dropped;
+  Event e = make_event(EventKind::kDropped, {}, {}, Error{std::move(why), ErrorKind::kInvalid});
+  emit(std::move(e));
+}
+
+void Membership::frame_dropped(const Error& why) {
+  drop(why.message);
+}
+
+// ---------------------------------------------------------------------------
+// Queries
+
+std::vector<MemberView> Membership::members(TimePoint now) const {
+  std::vector<MemberView> out;
+  out.reserve(members_.size());
+  for (const auto& [alias, m] : members_) {
+    out.push_back(MemberView{m.address, m.instance, m.state, since(m.last_direct, now)});
+  }
+  return out;
+}
+
+std::vector<NodeAddress> Membership::member_list(const std::string& except) const {
+  std::vector<NodeAddress> out;
+  out.reserve(members_.size());
+  for (const auto& [alias, m] : members_) {
+    if (alias != except) out.push_back(m.address);
+  }
+  return out;
+}
+
+std::vector<std::string> Membership::pick_members(std::size_t count, const std::string& except_a,
+                                                  const std::string& except_b) {
+  std::vector<std::string> candidates;
+  for (const auto& [alias, m] : members_) {
+    if (alias != except_a && alias != except_b && m.state == MemberState::kAlive)
+      candidates.push_back(alias);
+  }
+  // A partial Fisher-Yates shuffle: the first `count` are a uniform sample.
+  const std::size_t n = std::min(count, candidates.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uniform_int_distribution<std::size_t> pick(i, candidates.size() - 1);
+    std::swap(candidates[i], candidates[pick(random_)]);
+  }
+  candidates.resize(n);
+  return candidates;
+}
+
+bool Membership::endpoint_in_use(const Endpoint& endpoint) const {
+  auto uses = [&](const NodeAddress& a) { return endpoint_of(a) == endpoint; };
+  return std::any_of(members_.begin(), members_.end(),
+                     [&](const auto& kv) { return uses(kv.second.address); }) ||
+         std::any_of(lost_.begin(), lost_.end(),
+                     [&](const auto& kv) { return uses(kv.second.address); }) ||
+         std::any_of(contacts_.begin(), contacts_.end(),
+                     [&](const auto& kv) { return uses(kv.second.address); }) ||
+         std::any_of(joins_.begin(), joins_.end(),
+                     [&](const PendingJoin& j) { return j.to == endpoint; });
+}
+
+void Membership::maybe_release(const Endpoint& endpoint) {
+  if (!endpoint_in_use(endpoint)) actions_.emplace_back(Release{endpoint});
+}
+
+// ---------------------------------------------------------------------------
+// Admission: what a hello, join or direct frame from (alias, instance,
+// address) means. The first rule that applies decides (docs/protocol.md §5).
+
+Membership::Admission Membership::admit(const NodeAddress& who, const std::string& instance,
+                                        TimePoint) const {
+  if (who.alias == config_.self.alias) {
+    return instance == config_.instance ? Admission::kSelf : Admission::kDuplicateOfSelf;
+  }
+  if (auto it = members_.find(who.alias); it != members_.end()) {
+    if (it->second.instance == instance) return Admission::kKnown;
+    // A process listening where the member listened is its successor: the
+    // old one cannot still hold that port.
+    if (endpoint_of(it->second.address) == endpoint_of(who)) return Admission::kRestarted;
+    return Admission::kDuplicate;  // the member is alive or suspect: never displaced
+  }
+  if (auto it = lost_.find(who.alias); it != lost_.end() && it->second.instance == instance) {
+    return Admission::kRecovered;
+  }
+  if (auto it = departed_.find(who.alias);
+      it != departed_.end() && it->second.instance == instance) {
+    return Admission::kStale;
+  }
+  return Admission::kNew;
+}
+
+Error Membership::refusal(Admission admission, const NodeAddress& who) const {
+  switch (admission) {
+    case Admission::kSelf:
+      return Error{"that address is this node itself", ErrorKind::kSelf};
+    case Admission::kDuplicateOfSelf:
+      return Error{"alias '" + who.alias + "' is already used by a live node at " +
+                       endpoint_of(config_.self).text(),
+                   ErrorKind::kRefused};
+    case Admission::kDuplicate: {
+      const Member& m = members_.at(who.alias);
+      return Error{"alias '" + who.alias + "' is already used by a live node at " +
+                       endpoint_of(m.address).text(),
+                   ErrorKind::kRefused};
+    }
+    case Admission::kStale:
+      return Error{
+          "instance " + departed_.at(who.alias).instance + " of '" + who.alias + "' has left",
+          ErrorKind::kRefused};
+    default:
+      return Error{"refused", ErrorKind::kRefused};
+  }
+}
+
+// ---------------------------------------------------------------------------
+// State changes
+
+Membership::Member& Membership::become_alive(const NodeAddress& who, const std::string& instance,
+                                             TimePoint now) {
+  if (auto it = members_.find(who.alias); it != members_.end()) {
+    Member& m = it->second;
+    if (m.instance == instance) {
+      heard_directly(m, now);
+      return m;
+    }
+    // Guarded by admit(): only a successor at the same address gets here.
+    m = Member{who, instance, MemberState::kAlive, now, now, now, false};
+    emit(make_event(EventKind::kRestarted, who, instance));
+    send(endpoint_of(who), message(MessageType::kHeartbeat));
+    return m;
+  }
+  const auto lost = lost_.find(who.alias);
+  const bool recovered = lost != lost_.end() && lost->second.instance == instance;
+  if (lost != lost_.end()) lost_.erase(lost);
+  contacts_.erase(who.alias);
+  departed_.erase(who.alias);
+  auto [it, inserted] =
+      members_.emplace(who.alias, Member{who, instance, MemberState::kAlive, now, now, now, false});
+  (void)inserted;
+  if (recovered) {
+    ++counters_.recoveries;
+  } else {
+    ++counters_.joins;
+  }
+  emit(make_event(recovered ? EventKind::kRecovered : EventKind::kJoined, who, instance));
+  // At once rather than at the next beat: the new member lists us sooner.
+  send(endpoint_of(who), message(MessageType::kHeartbeat));
+  return it->second;
+}
+
+void Membership::heard_directly(Member& m, TimePoint now) {
+  m.last_direct = now;
+  m.last_evidence = std::max(m.last_evidence, now);
+  if (m.state != MemberState::kSuspect) return;
+  m.state = MemberState::kAlive;
+  ++counters_.recoveries;
+  emit(make_event(EventKind::kRecovered, m.address, m.instance));
+}
+
+void Membership::become_suspect(Member& m, TimePoint now) {
+  if (m.state != MemberState::kAlive) return;
+  m.state = MemberState::kSuspect;
+  m.next_probe = now;
+  ++counters_.suspicions;
+  Event e = make_event(EventKind::kSuspect, m.address, m.instance);
+  e.silent = since(m.last_direct, now);
+  emit(std::move(e));
+}
+
+void Membership::declare_dead(const std::string& alias, DeathCause cause, TimePoint now) {
+  auto it = members_.find(alias);
+  if (it == members_.end()) return;
+  const Member m = it->second;
+  members_.erase(it);
+  lost_[alias] = Lost{m.address, m.instance, now, now + timers_.lost_probe};
+  ++counters_.deaths;
+  Event e = make_event(EventKind::kDead, m.address, m.instance);
+  e.cause = cause;
+  e.silent = since(m.last_direct, now);
+  emit(std::move(e));
+}
+
+void Membership::remove_left(const std::string& alias, TimePoint now) {
+  auto it = members_.find(alias);
+  if (it == members_.end()) return;
+  const Member m = it->second;
+  members_.erase(it);
+  departed_[alias] = Departed{m.instance, endpoint_of(m.address), now + timers_.left_ttl};
+  ++counters_.leaves;
+  emit(make_event(EventKind::kLeft, m.address, m.instance));
+  maybe_release(endpoint_of(m.address));
+}
+
+// ---------------------------------------------------------------------------
+// Frames
+
+Membership::Member* Membership::member_from(const Message& m) {
+  auto it = members_.find(m.sender.alias);
+  if (it == members_.end() || it->second.instance != m.instance) return nullptr;
+  return &it->second;
+}
+
+void Membership::receive(const Message& m, const Source& source, TimePoint now) {
+  if (left_) return;
+  ++counters_.frames_received;
+  const bool on_dealer = source.dealer.has_value();
+  switch (m.type) {
+    case MessageType::kHelloAck:
+    case MessageType::kHelloNack:
+    case MessageType::kAck:
+      if (!on_dealer) return drop(std::string(message_type_name(m.type)) + " sent to the listener");
+      if (m.type == MessageType::kHelloAck) return on_hello_ack(m, *source.dealer, now);
+      if (m.type == MessageType::kHelloNack) return on_hello_nack(m, *source.dealer, now);
+      return on_ack(m, now);
+    default:
+      break;
+  }
+  if (on_dealer)
+    return drop("unexpected " + std::string(message_type_name(m.type)) + " on a dealer");
+  switch (m.type) {
+    case MessageType::kHello:
+      return on_hello(m, source, now);
+    case MessageType::kJoin:
+      return on_join(m, now);
+    case MessageType::kHeartbeat:
+    case MessageType::kMembers:
+      return on_liveness(m, now);
+    case MessageType::kLeave:
+      return on_leave(m, now);
+    case MessageType::kPing:
+      return on_ping(m, source, now);
+    case MessageType::kPingReq:
+      return on_ping_req(m, now);
+    case MessageType::kIndirectAck:
+      return on_indirect_ack(m, now);
+    default:
+      return;
+  }
+}
+
+void Membership::on_hello(const Message& m, const Source& source, TimePoint now) {
+  const Admission admission = admit(m.sender, m.instance, now);
+  switch (admission) {
+    case Admission::kSelf:
+    case Admission::kDuplicateOfSelf:
+    case Admission::kDuplicate:
+    case Admission::kStale: {
+      const Error why = refusal(admission, m.sender);
+      Message nack = message(MessageType::kHelloNack);
+      nack.reason = why.message;
+      nack.code = std::string(admission == Admission::kSelf ? kNackSelf : kNackDuplicate);
+      reply(source.routing_id, std::move(nack));
+      if (admission == Admission::kSelf) return;
+      ++counters_.refused;
+      emit(make_event(EventKind::kRefused, m.sender, m.instance, why));
+      return;
+    }
+    default:
+      break;
+  }
+  become_alive(m.sender, m.instance, now);
+  Message ack = message(MessageType::kHelloAck);
+  ack.nodes = member_list(m.sender.alias);
+  reply(source.routing_id, std::move(ack));
+  if (admission == Admission::kKnown) return;
+  // Announce the newcomer to every other member now rather than at their
+  // next gossip, so the mesh closes in one round trip.
+  Message announce = message(MessageType::kMembers);
+  announce.nodes = {m.sender};
+  for (const auto& [alias, member] : members_) {
+    if (alias != m.sender.alias) send(endpoint_of(member.address), announce);
+  }
+}
+
+void Membership::on_join(const Message& m, TimePoint now) {
+  const Admission admission = admit(m.sender, m.instance, now);
+  switch (admission) {
+    case Admission::kSelf:
+    case Admission::kStale:
+      return drop("join from " + m.sender.alias + " ignored (" +
+                  (admission == Admission::kSelf ? "ourselves" : "it has left") + ")");
+    case Admission::kDuplicateOfSelf:
+    case Admission::kDuplicate:
+      ++counters_.refused;
+      emit(make_event(EventKind::kRefused, m.sender, m.instance, refusal(admission, m.sender)));
+      return;
+    default:
+      become_alive(m.sender, m.instance, now);
+  }
+}
+
+void Membership::on_liveness(const Message& m, TimePoint now) {
+  if (Member* member = member_from(m)) {
+    heard_directly(*member, now);
+    if (m.type == MessageType::kMembers) learn(m.nodes, now);
+    return;
+  }
+  const std::string& alias = m.sender.alias;
+  const Endpoint at = endpoint_of(m.sender);
+  if (auto it = members_.find(alias); it != members_.end()) {
+    // Another instance under a member's alias: its successor if at its
+    // address, otherwise an impostor whose frame changes nothing.
+    if (endpoint_of(it->second.address) != at)
+      return drop("frame from another instance of member " + alias);
+    become_alive(m.sender, m.instance, now);
+    return;
+  }
+  if (alias == config_.self.alias) return drop("frame from another node with our alias");
+  const auto lost = lost_.find(alias);
+  const auto contacted = contacts_.find(alias);
+  const bool known_there =
+      (lost != lost_.end() && lost->second.instance == m.instance &&
+       endpoint_of(lost->second.address) == at) ||
+      (contacted != contacts_.end() && endpoint_of(contacted->second.address) == at);
+  if (known_there) {
+    become_alive(m.sender, m.instance, now);
+    if (m.type == MessageType::kMembers) learn(m.nodes, now);
+    return;
+  }
+  if (auto it = departed_.find(alias); it != departed_.end() && it->second.instance == m.instance) {
+    return drop("frame from " + alias + " after it left");
+  }
+  // It counts us as a member but we do not know it: introduce ourselves,
+  // and list it when it answers directly.
+  contact(m.sender, now);
+}
+
+void Membership::on_leave(const Message& m, TimePoint now) {
+  if (member_from(m) != nullptr) return remove_left(m.sender.alias, now);
+  if (auto it = lost_.find(m.sender.alias);
+      it != lost_.end() && it->second.instance == m.instance) {
+    const Endpoint at = endpoint_of(it->second.address);
+    lost_.erase(it);
+    departed_[m.sender.alias] = Departed{m.instance, at, now + timers_.left_ttl};
+    maybe_release(at);
+  }
+}
+
+void Membership::on_ping(const Message& m, const Source& source, TimePoint now) {
+  on_liveness(m, now);
+  if (member_from(m) == nullptr) return drop("ping from " + m.sender.alias + ", not a member");
+  Message ack = message(MessageType::kAck);
+  ack.seq = m.seq;
+  reply(source.routing_id, std::move(ack));
+}
+
+void Membership::on_ack(const Message& m, TimePoint now) {
+  if (auto relay = relays_.find(m.seq); relay != relays_.end()) {
+    const Relay r = relay->second;
+    relays_.erase(relay);
+    if (r.target.alias != m.sender.alias || r.target_instance != m.instance) return;
+    auto requester = members_.find(r.requester);
+    if (requester == members_.end()) return;
+    Message vouch = message(MessageType::kIndirectAck);
+    vouch.seq = r.their_seq;
+    vouch.target = r.target;
+    vouch.target_instance = r.target_instance;
+    vouch.heard_ms_ago = 0;
+    send(endpoint_of(requester->second.address), std::move(vouch));
+    return;
+  }
+  auto probe = probes_.find(m.seq);
+  if (probe == probes_.end() || probe->second.alias != m.sender.alias ||
+      probe->second.instance != m.instance) {
+    return drop("ack that answers no probe");
+  }
+  probes_.erase(probe);
+  if (Member* member = member_from(m)) heard_directly(*member, now);
+}
+
+void Membership::on_ping_req(const Message& m, TimePoint now) {
+  Member* requester = member_from(m);
+  if (requester == nullptr) return drop("ping_req from " + m.sender.alias + ", not a member");
+  heard_directly(*requester, now);
+  auto target = members_.find(m.target.alias);
+  const bool fresh = target != members_.end() && target->second.instance == m.target_instance &&
+                     since(target->second.last_direct, now) < timers_.suspect_after;
+  if (fresh) {
+    // We hear it ourselves: vouch at once with how fresh our news is.
+    Message vouch = message(MessageType::kIndirectAck);
+    vouch.seq = m.seq;
+    vouch.target = target->second.address;
+    vouch.target_instance = m.target_instance;
+    vouch.heard_ms_ago = static_cast<uint32_t>(since(target->second.last_direct, now).count());
+    send(endpoint_of(requester->address), std::move(vouch));
+    return;
+  }
+  const uint64_t seq = next_seq_++;
+  relays_[seq] =
+      Relay{m.seq, m.sender.alias, m.target, m.target_instance, now + timers_.dead_after};
+  Message ping = message(MessageType::kPing);
+  ping.seq = seq;
+  send(endpoint_of(m.target), std::move(ping));
+}
+
+void Membership::on_indirect_ack(const Message& m, TimePoint now) {
+  Member* helper = member_from(m);
+  if (helper == nullptr) return drop("indirect_ack from " + m.sender.alias + ", not a member");
+  heard_directly(*helper, now);
+  auto probe = probes_.find(m.seq);
+  if (probe == probes_.end() || probe->second.alias != m.target.alias ||
+      probe->second.instance != m.target_instance) {
+    return drop("indirect_ack that answers no probe");
+  }
+  auto target = members_.find(m.target.alias);
+  if (target == members_.end() || target->second.instance != m.target_instance) return;
+  const TimePoint heard = now - Millis(m.heard_ms_ago);
+  target->second.last_evidence = std::max(target->second.last_evidence, std::min(heard, now));
+}
+
+void Membership::on_hello_ack(const Message& m, const Endpoint& from, TimePoint now) {
+  const Admission admission = admit(m.sender, m.instance, now);
+  std::optional<Error> failure;
+  if (admission == Admission::kSelf || admission == Admission::kDuplicateOfSelf ||
+      admission == Admission::kDuplicate || admission == Admission::kStale) {
+    failure = refusal(admission, m.sender);
+  } else {
+    become_alive(m.sender, m.instance, now);
+    learn(m.nodes, now);
+  }
+  bool seed_answered = false;
+  for (PendingJoin& join : joins_) {
+    if (join.to != from || now < join.start) continue;
+    if (join.kind != JoinKind::kOnce && !failure) seed_answered = true;
+    if (join.kind == JoinKind::kOnce || !failure) finish_join(join, failure, m.sender);
+  }
+  if (seed_answered) finish_seeds();
+  std::erase_if(joins_, [](const PendingJoin& j) { return j.id == 0; });
+  if (from != endpoint_of(m.sender)) maybe_release(from);
+}
+
+void Membership::on_hello_nack(const Message& m, const Endpoint& from, TimePoint now) {
+  const bool self = m.code == kNackSelf;
+  const Error why = self ? Error{"that address is this node itself", ErrorKind::kSelf}
+                         : Error{m.reason, ErrorKind::kRefused};
+  for (PendingJoin& join : joins_) {
+    if (join.to != from || now < join.start) continue;
+    if (join.kind == JoinKind::kOnce || self) {
+      finish_join(join, why, m.sender);
+      continue;
+    }
+    if (!join.refused_since) {
+      join.refused_since = now;
+      Event e = make_event(EventKind::kJoinRefused, m.sender, m.instance, why);
+      e.join_id = join.id;
+      e.dialed = join.to;
+      emit(std::move(e));
+    }
+  }
+  std::erase_if(joins_, [](const PendingJoin& j) { return j.id == 0; });
+  maybe_release(from);
+}
+
+// A join is finished by emitting its result and zeroing its id; callers
+// erase zeroed joins once they are done iterating.
+void Membership::finish_join(PendingJoin& join, std::optional<Error> error,
+                             const NodeAddress& answerer) {
+  if (join.id == 0) return;
+  Event e = make_event(EventKind::kJoinDone, answerer, {}, std::move(error));
+  e.join_id = join.id;
+  e.dialed = join.to;
+  emit(std::move(e));
+  join.id = 0;
+}
+
+void Membership::finish_seeds() {
+  for (PendingJoin& join : joins_) {
+    if (join.kind != JoinKind::kOnce) join.id = 0;
+  }
+}
+
+// Nodes heard of second-hand (hello_ack, members): contact the new ones.
+void Membership::learn(const std::vector<NodeAddress>& nodes, TimePoint now) {
+  for (const NodeAddress& n : nodes) {
+    if (n.alias == config_.self.alias || members_.contains(n.alias) || contacts_.contains(n.alias))
+      continue;
+    if (auto it = departed_.find(n.alias); it != departed_.end() && it->second.at == endpoint_of(n))
+      continue;
+    contact(n, now);
+  }
+}
+
+void Membership::contact(const NodeAddress& who, TimePoint now) {
+  if (who.alias == config_.self.alias || members_.contains(who.alias)) return;
+  const Endpoint at = endpoint_of(who);
+  if (auto it = contacted_at_.find(at);
+      it != contacted_at_.end() && now - it->second < timers_.contact_retry)
+    return;
+  contacted_at_[at] = now;
+  contacts_[who.alias] = Contact{who, now};
+  send(at, message(MessageType::kJoin));
+}
+
+void Membership::probe(Member& m, TimePoint now) {
+  m.next_probe = now + timers_.probe_interval;
+  const uint64_t seq = next_seq_++;
+  probes_[seq] = Probe{m.address.alias, m.instance, now + timers_.dead_after};
+  Message ping = message(MessageType::kPing);
+  ping.seq = seq;
+  send(endpoint_of(m.address), std::move(ping));
+  Message request = message(MessageType::kPingReq);
+  request.seq = seq;
+  request.target = m.address;
+  request.target_instance = m.instance;
+  for (const std::string& helper : pick_members(timers_.indirect_probes, m.address.alias, "")) {
+    send(endpoint_of(members_.at(helper).address), request);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Connections
+
+void Membership::link_changed(const Endpoint& endpoint, LinkEvent event, TimePoint now) {
+  if (left_) return;
+  std::vector<std::string> members_there;
+  for (const auto& [alias, m] : members_) {
+    if (endpoint_of(m.address) == endpoint) members_there.push_back(alias);
+  }
+  switch (event) {
+    case LinkEvent::kUp:
+      // Frames sent while the connection was not up were dropped: resend now.
+      for (const std::string& alias : members_there) {
+        members_.at(alias).link_down = false;
+        send(endpoint, message(MessageType::kHeartbeat));
+      }
+      for (const auto& [alias, c] : contacts_) {
+        if (endpoint_of(c.address) == endpoint) send(endpoint, message(MessageType::kJoin));
+      }
+      for (PendingJoin& join : joins_) {
+        if (join.to == endpoint && now >= join.start) {
+          send(endpoint, message(MessageType::kHello));
+          join.next_send = now + join.backoff;
+        }
+      }
+      for (auto& [alias, l] : lost_) {
+        if (endpoint_of(l.address) == endpoint) {
+          send(endpoint, message(MessageType::kHello));
+          l.next_probe = now + timers_.lost_probe;
+        }
+      }
+      return;
+    case LinkEvent::kDown:
+      for (const std::string& alias : members_there) members_.at(alias).link_down = true;
+      return;
+    case LinkEvent::kRefused:
+      // The connection closed and nothing listens there any more: the
+      // process is gone. (A refusal without a lost connection proves less:
+      // the member may advertise an address we cannot reach.)
+      for (const std::string& alias : members_there) {
+        if (members_.at(alias).link_down) declare_dead(alias, DeathCause::kConnectionRefused, now);
+      }
+      std::erase_if(contacts_,
+                    [&](const auto& kv) { return endpoint_of(kv.second.address) == endpoint; });
+      return;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Time
+
+void Membership::tick(TimePoint now) {
+  if (left_) return;
+  const auto gap = now - last_tick_;
+  last_tick_ = now;
+  if (gap > timers_.pause_threshold) {
+    // This process was paused or starved: the silence is ours, not theirs.
+    for (auto& [alias, m] : members_) {
+      m.last_direct = std::min(now, m.last_direct + gap);
+      m.last_evidence = std::min(now, m.last_evidence + gap);
+    }
+  }
+  if (now >= next_heartbeat_) {
+    next_heartbeat_ = now + timers_.heartbeat;
+    const Message beat = message(MessageType::kHeartbeat);
+    for (const auto& [alias, m] : members_) send(endpoint_of(m.address), beat);
+  }
+  tick_members(now);
+  if (now >= next_gossip_) gossip(now);
+  tick_joins(now);
+  tick_lost(now);
+  tick_expiry(now);
+}
+
+void Membership::tick_members(TimePoint now) {
+  std::vector<std::string> dead;
+  for (auto& [alias, m] : members_) {
+    if (now - m.last_evidence > timers_.dead_after) {
+      dead.push_back(alias);
+      continue;
+    }
+    if (m.state == MemberState::kAlive && now - m.last_direct > timers_.suspect_after)
+      become_suspect(m, now);
+    if (m.state == MemberState::kSuspect && now >= m.next_probe) probe(m, now);
+  }
+  for (const std::string& alias : dead) declare_dead(alias, DeathCause::kSilent, now);
+}
+
+void Membership::gossip(TimePoint now) {
+  next_gossip_ = now + timers_.gossip;
+  for (const std::string& alias : pick_members(timers_.gossip_fanout, "", "")) {
+    Message list = message(MessageType::kMembers);
+    list.nodes = member_list(alias);
+    send(endpoint_of(members_.at(alias).address), std::move(list));
+  }
+}
+
+void Membership::tick_joins(TimePoint now) {
+  for (PendingJoin& join : joins_) {
+    if (now < join.start) continue;
+    if (join.kind == JoinKind::kOnce && now >= join.deadline) {
+      finish_join(join,
+                  Error{"no answer from " + join.to.text() + " within " +
+                            seconds_text(timers_.join_timeout) + " s",
+                        ErrorKind::kUnreachable},
+                  NodeAddress{});
+      continue;
+    }
+    if (join.kind == JoinKind::kRemembered && now >= join.deadline) {
+      join.id = 0;
+      continue;
+    }
+    if (now >= join.next_send) {
+      send(join.to, message(MessageType::kHello));
+      join.next_send = now + join.backoff;
+      if (join.kind != JoinKind::kOnce)
+        join.backoff = std::min(join.backoff * 2, timers_.seed_backoff_max);
+    }
+  }
+  // Every seed has refused our alias for long enough: no point going on.
+  std::optional<TimePoint> latest_refusal;
+  bool all_refused = true, any_seed = false;
+  for (const PendingJoin& join : joins_) {
+    if (join.kind != JoinKind::kSeed || join.id == 0) continue;
+    any_seed = true;
+    if (!join.refused_since) {
+      all_refused = false;
+      break;
+    }
+    latest_refusal = std::max(latest_refusal.value_or(*join.refused_since), *join.refused_since);
+  }
+  if (any_seed && all_refused && now - *latest_refusal >= timers_.refused_limit) {
+    emit(make_event(EventKind::kSeedsRefused, config_.self, config_.instance,
+                    Error{"every seed refused alias '" + config_.self.alias + "' for " +
+                              seconds_text(timers_.refused_limit) + " s",
+                          ErrorKind::kRefused}));
+    for (PendingJoin& join : joins_) {
+      if (join.kind == JoinKind::kSeed) join.id = 0;
+    }
+  }
+  std::vector<Endpoint> finished;
+  for (const PendingJoin& join : joins_) {
+    if (join.id == 0) finished.push_back(join.to);
+  }
+  std::erase_if(joins_, [](const PendingJoin& j) { return j.id == 0; });
+  for (const Endpoint& e : finished) maybe_release(e);
+}
+
+void Membership::tick_lost(TimePoint now) {
+  std::vector<Endpoint> forgotten;
+  for (auto it = lost_.begin(); it != lost_.end();) {
+    Lost& l = it->second;
+    if (now - l.since > timers_.lost_ttl) {
+      emit(make_event(EventKind::kForgotten, l.address, l.instance));
+      forgotten.push_back(endpoint_of(l.address));
+      it = lost_.erase(it);
+      continue;
+    }
+    if (now >= l.next_probe) {
+      l.next_probe = now + timers_.lost_probe;
+      send(endpoint_of(l.address), message(MessageType::kHello));
+    }
+    ++it;
+  }
+  for (const Endpoint& e : forgotten) maybe_release(e);
+}
+
+void Membership::tick_expiry(TimePoint now) {
+  std::vector<Endpoint> dropped;
+  for (auto it = contacts_.begin(); it != contacts_.end();) {
+    if (now - it->second.since > timers_.contact_timeout) {
+      dropped.push_back(endpoint_of(it->second.address));
+      it = contacts_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const Endpoint& e : dropped) maybe_release(e);
+  std::erase_if(probes_, [&](const auto& kv) { return now >= kv.second.expires; });
+  std::erase_if(relays_, [&](const auto& kv) { return now >= kv.second.expires; });
+  std::erase_if(departed_, [&](const auto& kv) { return now >= kv.second.until; });
+  std::erase_if(contacted_at_,
+                [&](const auto& kv) { return now - kv.second >= timers_.contact_retry; });
+}
+
+// ---------------------------------------------------------------------------
+// Requests
+
+uint64_t Membership::join(const Endpoint& to, TimePoint now) {
+  const uint64_t id = next_join_id_++;
+  joins_.push_back(PendingJoin{
+      id, JoinKind::kOnce, to, now, now + timers_.join_timeout, now, timers_.hello_retry, {}});
+  tick_joins(now);  // the first hello goes now
+  return id;
+}
+
+void Membership::join_seeds(const std::vector<Endpoint>& seeds,
+                            const std::vector<NodeAddress>& remembered, TimePoint now) {
+  for (const Endpoint& seed : seeds) {
+    joins_.push_back(PendingJoin{next_join_id_++,
+                                 JoinKind::kSeed,
+                                 seed,
+                                 now,
+                                 TimePoint::max(),
+                                 now,
+                                 timers_.hello_retry,
+                                 {}});
+  }
+  const TimePoint later = seeds.empty() ? now : now + timers_.remembered_after;
+  for (const NodeAddress& node : remembered) {
+    if (node.alias == config_.self.alias) continue;
+    const Endpoint at = endpoint_of(node);
+    if (std::any_of(seeds.begin(), seeds.end(), [&](const Endpoint& s) { return s == at; }))
+      continue;
+    joins_.push_back(PendingJoin{next_join_id_++,
+                                 JoinKind::kRemembered,
+                                 at,
+                                 later,
+                                 later + timers_.remembered_ttl,
+                                 later,
+                                 timers_.hello_retry,
+                                 {}});
+  }
+  tick_joins(now);
+}
+
+void Membership::leave(TimePoint now) {
+  (void)now;
+  if (left_) return;
+  const Message bye = message(MessageType::kLeave);
+  for (const auto& [alias, m] : members_) send(endpoint_of(m.address), bye);
+  joins_.clear();
+  left_ = true;
+}
+
+}  // namespace iridium::cluster

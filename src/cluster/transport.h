@@ -1,0 +1,82 @@
+// The cluster's ZeroMQ sockets: one ROUTER (the listener every peer's DEALER
+// talks to) and one DEALER per listener we talk to, each with a socket
+// monitor whose events become LinkEvents. It moves bytes and reports
+// connections; what the bytes mean is the membership's business.
+//
+// Routing ids are left to libzmq (unique per connection, never an alias), so
+// a second connection can never take over another one's replies: there is no
+// ROUTER_HANDOVER, and no frame's sender is trusted for routing.
+//
+// Not thread-safe: the node's I/O thread creates, uses and closes it.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "cluster/link_watch.h"
+#include "cluster/membership.h"
+#include "common/result.h"
+
+namespace iridium::cluster {
+
+struct Inbound {
+  Source source;
+  zmq::message_t body;
+};
+
+struct LinkChange {
+  Endpoint endpoint;
+  LinkEvent event;
+};
+
+class Transport {
+ public:
+  explicit Transport(zmq::context_t& context);
+  ~Transport();
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
+  // Binds the ROUTER; with `fallback`, a busy port is replaced by a free one.
+  // Returns the bound port.
+  Result<uint16_t> listen(const std::string& host, uint16_t port, bool fallback);
+
+  // Best effort, never blocks: a frame that cannot go now (no connection
+  // yet, or a full queue) is dropped and false returned; the protocol resends.
+  bool send(const Endpoint& to, std::string_view frame);
+  bool reply(const std::string& routing_id, std::string_view frame);
+  void release(const Endpoint& to);
+
+  // Waits up to `timeout` for any socket (and `extra`, e.g. a wake socket)
+  // to be readable, then collects every waiting frame and link change.
+  // Returns true when `extra` is readable.
+  bool poll(Millis timeout, zmq::socket_t* extra, std::vector<Inbound>& frames,
+            std::vector<LinkChange>& links, std::vector<Error>& errors);
+
+  // Lets queued frames (leave) go out for up to `linger` when sockets close.
+  void set_linger(Millis linger);
+  std::size_t dealer_count() const { return dealers_.size(); }
+
+ private:
+  struct Dealer {
+    zmq::socket_t socket;
+    zmq::socket_t monitor;
+    LinkWatch watch;
+  };
+  Dealer* dealer_for(const Endpoint& to);
+  void close_dealer(Dealer& d);
+  void drain_router(std::vector<Inbound>& frames, std::vector<Error>& errors);
+  void drain_dealer(const Endpoint& from, Dealer& d, std::vector<Inbound>& frames,
+                    std::vector<Error>& errors);
+  void drain_monitor(const Endpoint& from, Dealer& d, std::vector<LinkChange>& links);
+
+  zmq::context_t& context_;
+  zmq::socket_t router_;
+  std::map<Endpoint, std::unique_ptr<Dealer>> dealers_;
+  uint64_t monitor_serial_ = 0;
+  int linger_ms_ = 0;
+};
+
+}  // namespace iridium::cluster
