@@ -126,6 +126,12 @@ std::vector<MemberView> Membership::members(TimePoint now) const {
   return out;
 }
 
+std::vector<NodeAddress> Membership::known_addresses() const {
+  std::vector<NodeAddress> out = member_list("");
+  for (const auto& [alias, l] : lost_) out.push_back(l.address);
+  return out;
+}
+
 std::vector<NodeAddress> Membership::member_list(const std::string& except) const {
   std::vector<NodeAddress> out;
   out.reserve(members_.size());
@@ -529,7 +535,7 @@ void Membership::on_hello_ack(const Message& m, const Endpoint& from, TimePoint 
     if (join.kind != JoinKind::kOnce && !failure) seed_answered = true;
     if (join.kind == JoinKind::kOnce || !failure) finish_join(join, failure, m.sender);
   }
-  if (seed_answered) finish_seeds();
+  if (seed_answered) finish_seeds(now);
   std::erase_if(joins_, [](const PendingJoin& j) { return j.id == 0; });
   if (from != endpoint_of(m.sender)) maybe_release(from);
 }
@@ -568,9 +574,18 @@ void Membership::finish_join(PendingJoin& join, std::optional<Error> error,
   join.id = 0;
 }
 
-void Membership::finish_seeds() {
+// In through one seed. Seeds that did not answer and remembered members are
+// still tried, at the lost-probe pace, until they are members or their time
+// runs out: one of them may be cut off from everyone we can reach now.
+void Membership::finish_seeds(TimePoint now) {
   for (PendingJoin& join : joins_) {
-    if (join.kind != JoinKind::kOnce) join.id = 0;
+    if (join.id == 0 || join.kind == JoinKind::kOnce) continue;
+    if (join.kind == JoinKind::kSeed) {
+      join.kind = JoinKind::kRemembered;
+      join.deadline = now + timers_.remembered_ttl;
+      join.refused_since.reset();
+    }
+    join.backoff = timers_.lost_probe;
   }
 }
 
@@ -720,9 +735,14 @@ void Membership::tick_joins(TimePoint now) {
                   NodeAddress{});
       continue;
     }
-    if (join.kind == JoinKind::kRemembered && now >= join.deadline) {
-      join.id = 0;
-      continue;
+    if (join.kind == JoinKind::kRemembered) {
+      const bool member_there = std::any_of(members_.begin(), members_.end(), [&](const auto& kv) {
+        return endpoint_of(kv.second.address) == join.to;
+      });
+      if (member_there || now >= join.deadline) {
+        join.id = 0;
+        continue;
+      }
     }
     if (now >= join.next_send) {
       send(join.to, message(MessageType::kHello));

@@ -155,6 +155,8 @@ class Membership {
   // ---- queries ----
   std::vector<MemberView> members(TimePoint now) const;  // sorted by alias
   bool is_member(const std::string& alias) const { return members_.contains(alias); }
+  // Members and members lost without a leave: what a restart should try.
+  std::vector<NodeAddress> known_addresses() const;
   const NodeAddress& self() const { return config_.self; }
   const std::string& instance() const { return config_.instance; }
   const Counters& counters() const { return counters_; }
@@ -246,7 +248,7 @@ class Membership {
   void contact(const NodeAddress& who, TimePoint now);
   void probe(Member& member, TimePoint now);
   void finish_join(PendingJoin& join, std::optional<Error> error, const NodeAddress& answerer);
-  void finish_seeds();
+  void finish_seeds(TimePoint now);
   void tick_members(TimePoint now);
   void tick_joins(TimePoint now);
   void tick_lost(TimePoint now);

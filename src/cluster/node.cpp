@@ -242,8 +242,7 @@ class Node::Loop {
   void save_members(bool force) {
     if (members_file_.empty() || (!members_dirty_ && !force)) return;
     members_dirty_ = false;
-    std::vector<NodeAddress> known;
-    for (const MemberView& m : membership_.members(Clock::now())) known.push_back(m.address);
+    const std::vector<NodeAddress> known = membership_.known_addresses();
     // Keep the previous list when we know nobody (e.g. just cut off): an
     // empty file would make a restart forget its cluster.
     if (known.empty()) return;

@@ -74,7 +74,7 @@ Transport::Dealer* Transport::dealer_for(const Endpoint& to) {
     s.set(zmq::sockopt::immediate, 1);  // never queue for a peer we are not connected to
     s.set(zmq::sockopt::sndhwm, 1000);
     s.set(zmq::sockopt::reconnect_ivl, 10);  // a dead peer's refusal is seen within ms
-    s.set(zmq::sockopt::reconnect_ivl_max, 1000);
+    s.set(zmq::sockopt::reconnect_ivl_max, 500);
     s.set(zmq::sockopt::connect_timeout,
           static_cast<int>(kConnectTimeout.count()));  // no SYN-SENT backoff
     const std::string monitor_endpoint = "inproc://iridium-link-" +

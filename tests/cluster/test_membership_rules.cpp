@@ -606,7 +606,8 @@ TEST_CASE("seed hellos back off; remembered members are tried when seeds are sil
   CHECK(r.m.is_member("f"));
   r.clear();
   r.advance(Millis(5000));
-  CHECK(r.sent(MessageType::kHello, dead_seed).empty());  // in: seeds are done
+  // In: a silent seed is only tried at the lost-probe pace from now on.
+  CHECK(r.sent(MessageType::kHello, dead_seed).size() <= 6);
 }
 
 TEST_CASE("after leave nothing more is sent", "[membership]") {

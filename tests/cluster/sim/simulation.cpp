@@ -1,0 +1,548 @@
+#include "sim/simulation.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace iridium::sim {
+
+using cluster::Action;
+using cluster::EventKind;
+using cluster::LinkEvent;
+using cluster::Membership;
+using cluster::Message;
+using cluster::NodeAddress;
+using cluster::Source;
+using Duration = cluster::Clock::duration;
+
+namespace {
+constexpr Millis kConnectTimeout{1000};    // ZMQ_CONNECT_TIMEOUT in the transport
+constexpr Millis kHeartbeatTimeout{2000};  // ZMTP heartbeats close a silent link after this
+constexpr Millis kReconnectMin{10};
+constexpr Millis kReconnectMax{500};
+constexpr Millis kTickEvery{10};
+
+using View = std::set<std::tuple<std::string, std::string, std::string, uint16_t>>;
+View view_of(const Membership& m, TimePoint now) {
+  View v;
+  for (const auto& member : m.members(now)) {
+    v.emplace(member.address.alias, member.instance, member.address.host, member.address.port);
+  }
+  return v;
+}
+}  // namespace
+
+struct Simulation::Process {
+  int host = 0;
+  uint16_t port = 0;
+  std::string instance;
+  int incarnation = 0;
+  std::unique_ptr<Membership> membership;
+  bool running = false;
+  bool paused = false;
+  TimePoint paused_at;
+  TimePoint woke_at;            // started or resumed
+  std::vector<Delivery> inbox;  // frames that arrived while paused
+  std::vector<NodeAddress> remembered;
+};
+
+struct Simulation::Link {
+  enum class State { kConnecting, kUp, kWaiting };
+  State state = State::kConnecting;
+  uint64_t serial = 0;  // changes with every state change: older scheduled items are ignored
+  int target = -1;
+  std::string target_instance;
+  std::string routing_id;
+  TimePoint last_delivery{};
+  Millis backoff = kReconnectMin;
+};
+
+Simulation::Simulation(Options options)
+    : options_(std::move(options)),
+      random_(options_.seed),
+      now_(TimePoint{} + std::chrono::hours(1)) {}
+
+Simulation::~Simulation() = default;
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+void Simulation::note(const std::string& text) const {
+  if (!options_.trace) return;
+  const double t =
+      std::chrono::duration<double>(now_ - (TimePoint{} + std::chrono::hours(1))).count();
+  std::printf("%9.4f %s\n", t, text.c_str());
+}
+
+Millis Simulation::latency() {
+  std::uniform_int_distribution<int64_t> us(
+      options_.latency_min.count() * 1000,
+      std::max(options_.latency_min.count(), options_.latency_max.count()) * 1000);
+  return std::chrono::duration_cast<Millis>(std::chrono::microseconds(us(random_)));
+}
+
+bool Simulation::chance(double p) {
+  if (p <= 0) return false;
+  return std::uniform_real_distribution<double>(0, 1)(random_) < p;
+}
+
+bool Simulation::path_ok(int a, int b) const {
+  return !blocked_.contains({a, b}) && !blocked_.contains({b, a});
+}
+
+int Simulation::host_of(const Endpoint& e) const {
+  if (e.host.size() < 2 || e.host[0] != 'h') return -1;
+  try {
+    return std::stoi(e.host.substr(1));
+  } catch (...) {
+    return -1;
+  }
+}
+
+Simulation::Process* Simulation::process_at(const Endpoint& e) {
+  auto it = processes_.find(host_of(e));
+  if (it == processes_.end() || !it->second->running || it->second->port != e.port) return nullptr;
+  return it->second.get();
+}
+
+Endpoint Simulation::endpoint(int host) const {
+  auto it = processes_.find(host);
+  return Endpoint{"h" + std::to_string(host),
+                  it == processes_.end() ? uint16_t{2254} : it->second->port};
+}
+
+bool Simulation::running(int host) const {
+  auto it = processes_.find(host);
+  return it != processes_.end() && it->second->running;
+}
+
+bool Simulation::paused(int host) const {
+  return running(host) && processes_.at(host)->paused;
+}
+
+void Simulation::schedule(Item item) {
+  item.order = ++order_;
+  queue_.push(std::move(item));
+}
+
+TimePoint Simulation::last_resume_or_start(int host) const {
+  auto it = processes_.find(host);
+  return it == processes_.end() ? TimePoint{} : it->second->woke_at;
+}
+
+void Simulation::count(const Message& m) {
+  ++traffic_.frames;
+  if (options_.count_bytes) traffic_.bytes += cluster::encode(m).size();
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+
+void Simulation::start(int host, uint16_t port, std::vector<Endpoint> seeds) {
+  auto& slot = processes_[host];
+  if (!slot) slot = std::make_unique<Process>();
+  Process& p = *slot;
+  if (p.running) return;
+  p.host = host;
+  p.port = port;
+  p.instance = "h" + std::to_string(host) + "i" + std::to_string(++p.incarnation);
+  p.running = true;
+  p.paused = false;
+  p.woke_at = now_;
+  p.inbox.clear();
+  cluster::MembershipConfig config{NodeAddress{alias(host), "h" + std::to_string(host), port},
+                                   p.instance, options_.timers,
+                                   options_.seed * 1000003 + static_cast<uint64_t>(host) * 7919 +
+                                       static_cast<uint64_t>(p.incarnation)};
+  p.membership = std::make_unique<Membership>(config, now_);
+  note("start " + alias(host) + " at " + endpoint(host).text() + " as " + p.instance);
+  p.membership->join_seeds(seeds, p.remembered, now_);
+  flush(host);
+  std::uniform_int_distribution<int64_t> phase(0, kTickEvery.count() * 1000);
+  schedule(
+      Item{now_ + std::chrono::microseconds(phase(random_)), 0, Kind::kTick, host, p.instance, {}});
+}
+
+void Simulation::crash(int host) {
+  if (!running(host)) return;
+  Process& p = *processes_.at(host);
+  note("crash " + alias(host));
+  // Like the members file: the last non-empty list of known addresses.
+  if (auto known = p.membership->known_addresses(); !known.empty()) p.remembered = std::move(known);
+  p.running = false;
+  p.paused = false;
+  p.inbox.clear();
+  p.membership.reset();
+  // Its own DEALERs go with it; connections to its listener close (FIN/RST).
+  for (auto it = links_.begin(); it != links_.end();) {
+    if (it->first.first == host) {
+      routing_.erase(it->second.routing_id);
+      it = links_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [key, link] : links_) {
+    if (link.state == Link::State::kUp && link.target == host)
+      link_down(key.first, key.second, link, true);
+  }
+}
+
+void Simulation::stop(int host) {
+  if (!running(host)) return;
+  note("stop (SIGTERM) " + alias(host));
+  Process& p = *processes_.at(host);
+  if (p.paused) resume(host);
+  p.membership->leave(now_);
+  flush(host);
+  crash(host);
+}
+
+void Simulation::pause(int host) {
+  if (!running(host) || paused(host)) return;
+  note("pause " + alias(host));
+  Process& p = *processes_.at(host);
+  p.paused = true;
+  p.paused_at = now_;
+  // Its peers' ZMTP heartbeats go unanswered: their links to it close.
+  for (auto& [key, link] : links_) {
+    if (link.state == Link::State::kUp && link.target == host) {
+      schedule(Item{now_ + kHeartbeatTimeout,
+                    0,
+                    Kind::kCheckLink,
+                    key.first,
+                    {},
+                    key.second,
+                    LinkEvent::kUp,
+                    link.serial});
+    }
+  }
+}
+
+void Simulation::resume(int host) {
+  if (!paused(host)) return;
+  note("resume " + alias(host));
+  Process& p = *processes_.at(host);
+  p.paused = false;
+  p.woke_at = now_;
+  // The far ends closed its links while it slept.
+  if (now_ - p.paused_at >= kHeartbeatTimeout) {
+    for (auto& [key, link] : links_) {
+      if (key.first == host && link.state == Link::State::kUp)
+        link_down(host, key.second, link, false);
+    }
+  }
+  std::vector<Delivery> inbox = std::move(p.inbox);
+  p.inbox.clear();
+  for (const Delivery& d : inbox) deliver(d);
+  schedule(Item{now_, 0, Kind::kTick, host, p.instance, {}});
+}
+
+// ---------------------------------------------------------------------------
+// Network
+
+void Simulation::block(int from, int to) {
+  if (!blocked_.insert({from, to}).second) return;
+  note("block " + alias(from) + " -> " + alias(to));
+  for (auto& [key, link] : links_) {
+    const bool between =
+        (key.first == from && link.target == to) || (key.first == to && link.target == from);
+    if (link.state == Link::State::kUp && between) {
+      schedule(Item{now_ + kHeartbeatTimeout,
+                    0,
+                    Kind::kCheckLink,
+                    key.first,
+                    {},
+                    key.second,
+                    LinkEvent::kUp,
+                    link.serial});
+    }
+  }
+}
+
+void Simulation::unblock(int from, int to) {
+  if (blocked_.erase({from, to}) > 0) note("unblock " + alias(from) + " -> " + alias(to));
+}
+
+void Simulation::cut(int host) {
+  for (const auto& [other, p] : processes_) {
+    if (other == host) continue;
+    block(host, other);
+    block(other, host);
+  }
+}
+
+void Simulation::heal_all() {
+  note("heal all");
+  blocked_.clear();
+  loss_ = 0;
+  duplication_ = 0;
+}
+
+void Simulation::inject(int host, const Message& m) {
+  if (!running(host)) return;
+  note("inject " + std::string(cluster::message_type_name(m.type)) + " as " + m.sender.alias +
+       " into " + alias(host));
+  deliver(Delivery{host, processes_.at(host)->instance, m, Source::from_router("rogue")});
+}
+
+void Simulation::send_frame(int from, const Endpoint& to, const Message& m) {
+  count(m);
+  const auto key = std::make_pair(from, to);
+  auto it = links_.find(key);
+  if (it == links_.end()) {
+    it = links_.emplace(key, Link{}).first;
+    it->second.serial = ++serial_;
+    schedule(Item{now_, 0, Kind::kAttempt, from, {}, to, LinkEvent::kUp, it->second.serial});
+  }
+  Link& link = it->second;
+  if (link.state != Link::State::kUp) return;  // ZMQ_IMMEDIATE: no connection, no queue
+  if (!path_ok(from, link.target) || chance(loss_)) return;
+  const TimePoint at = std::max(now_ + latency(), link.last_delivery);
+  link.last_delivery = at;
+  auto d = std::make_shared<Delivery>(
+      Delivery{link.target, link.target_instance, m, Source::from_router(link.routing_id)});
+  schedule(Item{at, 0, Kind::kDeliver, link.target, {}, {}, LinkEvent::kUp, 0, d});
+  if (chance(duplication_))
+    schedule(Item{at + latency(), 0, Kind::kDeliver, link.target, {}, {}, LinkEvent::kUp, 0, d});
+}
+
+void Simulation::reply_frame(int from, const std::string& routing_id, const Message& m) {
+  count(m);
+  auto route = routing_.find(routing_id);
+  if (route == routing_.end()) return;
+  const auto [owner, endpoint] = route->second;
+  auto it = links_.find({owner, endpoint});
+  if (it == links_.end() || it->second.state != Link::State::kUp || it->second.target != from)
+    return;
+  if (!path_ok(from, owner) || chance(loss_) || !running(owner)) return;
+  auto d = std::make_shared<Delivery>(
+      Delivery{owner, processes_.at(owner)->instance, m, Source::from_dealer(endpoint)});
+  schedule(Item{now_ + latency(), 0, Kind::kDeliver, owner, {}, {}, LinkEvent::kUp, 0, d});
+}
+
+void Simulation::attempt(int owner, const Endpoint& to, uint64_t serial) {
+  auto it = links_.find({owner, to});
+  if (it == links_.end() || it->second.serial != serial) return;
+  Link& link = it->second;
+  auto again = [&](Duration after) {
+    link.state = Link::State::kWaiting;
+    link.serial = ++serial_;
+    schedule(Item{now_ + after, 0, Kind::kAttempt, owner, {}, to, LinkEvent::kUp, link.serial});
+  };
+  const int host = host_of(to);
+  if (host < 0 || !path_ok(owner, host)) {  // SYN unanswered: ZMQ_CONNECT_TIMEOUT, then redial
+    again(kConnectTimeout + link.backoff);
+    link.backoff = std::min(link.backoff * 2, kReconnectMax);
+    return;
+  }
+  Process* target = process_at(to);
+  const Duration rtt = latency() + latency();
+  if (target == nullptr) {  // RST: nothing listens there
+    schedule(Item{now_ + rtt, 0, Kind::kLinkEvent, owner, processes_.at(owner)->instance, to,
+                  LinkEvent::kRefused});
+    again(rtt + link.backoff);
+    link.backoff = std::min(link.backoff * 2, kReconnectMax);
+    return;
+  }
+  if (target->paused) {  // the kernel accepts, the ZMTP handshake waits
+    again(Millis(200));
+    return;
+  }
+  link.state = Link::State::kUp;
+  link.serial = ++serial_;
+  link.target = target->host;
+  link.target_instance = target->instance;
+  link.routing_id = "c" + std::to_string(link.serial);
+  link.backoff = kReconnectMin;
+  link.last_delivery = now_ + rtt;
+  routing_[link.routing_id] = {owner, to};
+  schedule(Item{now_ + rtt, 0, Kind::kLinkEvent, owner, processes_.at(owner)->instance, to,
+                LinkEvent::kUp});
+}
+
+void Simulation::link_down(int owner, const Endpoint& to, Link& link, bool) {
+  if (link.state != Link::State::kUp) return;
+  routing_.erase(link.routing_id);
+  link.state = Link::State::kWaiting;
+  link.serial = ++serial_;
+  // After any frame already on its way.
+  const TimePoint at = std::max(now_, link.last_delivery) + options_.latency_max + Millis(1);
+  if (running(owner)) {
+    schedule(
+        Item{at, 0, Kind::kLinkEvent, owner, processes_.at(owner)->instance, to, LinkEvent::kDown});
+  }
+  schedule(Item{at + link.backoff, 0, Kind::kAttempt, owner, {}, to, LinkEvent::kUp, link.serial});
+}
+
+void Simulation::check_link(int owner, const Endpoint& to, uint64_t serial) {
+  auto it = links_.find({owner, to});
+  if (it == links_.end() || it->second.serial != serial || it->second.state != Link::State::kUp)
+    return;
+  Link& link = it->second;
+  const bool silent_peer =
+      !running(link.target) ||
+      (paused(link.target) && now_ - processes_.at(link.target)->paused_at >= kHeartbeatTimeout);
+  if (!path_ok(owner, link.target) || silent_peer) link_down(owner, to, link, false);
+}
+
+// ---------------------------------------------------------------------------
+// Running
+
+void Simulation::deliver(const Delivery& d) {
+  auto it = processes_.find(d.host);
+  if (it == processes_.end() || !it->second->running || it->second->instance != d.instance) return;
+  Process& p = *it->second;
+  if (p.paused) {
+    p.inbox.push_back(d);
+    return;
+  }
+  const View before = view_of(*p.membership, now_);
+  p.membership->receive(d.message, d.source, now_);
+  bool refused = false;
+  std::vector<cluster::Event> events = p.membership->take_events();
+  for (const auto& e : events)
+    refused = refused || e.kind == EventKind::kRefused || e.kind == EventKind::kDropped;
+  if (refused && view_of(*p.membership, now_) != before) {
+    violations_.push_back("a refused " + std::string(cluster::message_type_name(d.message.type)) +
+                          " from " + d.message.sender.alias + " changed " + alias(d.host) +
+                          "'s members");
+  }
+  // Put the events back for flush() to account.
+  for (auto& e : events) pending_events_.push_back(std::move(e));
+  flush(d.host);
+}
+
+void Simulation::tick(int host, const std::string& instance) {
+  auto it = processes_.find(host);
+  if (it == processes_.end() || !it->second->running || it->second->instance != instance ||
+      it->second->paused)
+    return;
+  it->second->membership->tick(now_);
+  flush(host);
+  schedule(Item{now_ + kTickEvery, 0, Kind::kTick, host, instance, {}});
+}
+
+void Simulation::flush(int host) {
+  Process& p = *processes_.at(host);
+  if (!p.membership) return;
+  for (Action& a : p.membership->take_actions()) {
+    if (auto* s = std::get_if<cluster::SendTo>(&a)) {
+      send_frame(host, s->to, s->message);
+    } else if (auto* r = std::get_if<cluster::ReplyTo>(&a)) {
+      reply_frame(host, r->routing_id, r->message);
+    } else if (auto* rel = std::get_if<cluster::Release>(&a)) {
+      if (auto it = links_.find({host, rel->to}); it != links_.end()) {
+        routing_.erase(it->second.routing_id);
+        links_.erase(it);
+      }
+    }
+  }
+  std::vector<cluster::Event> events = std::move(pending_events_);
+  pending_events_.clear();
+  for (auto& e : p.membership->take_events()) events.push_back(std::move(e));
+  for (const auto& e : events) {
+    if (e.kind == EventKind::kDropped) continue;
+    if (e.kind == EventKind::kDead) {
+      ++deaths_;
+      const int victim = host_of(Endpoint{e.node.host, e.node.port});
+      const bool clean_network = std::none_of(blocked_.begin(), blocked_.end(), [&](const auto& b) {
+        return b.first == victim || b.second == victim || b.first == host || b.second == host;
+      });
+      if (running(victim) && !paused(victim) && processes_.at(victim)->instance == e.instance &&
+          clean_network && now_ - last_resume_or_start(victim) > kHeartbeatTimeout) {
+        ++false_deaths_;
+        note("FALSE DEATH: " + alias(host) + " dropped " + e.node.alias);
+      }
+    }
+    if (options_.trace) {
+      note(alias(host) + ": " + std::string(cluster::event_kind_name(e.kind)) + " " + e.node.alias +
+           (e.error ? " (" + e.error->message + ")" : ""));
+    }
+  }
+}
+
+void Simulation::handle(const Item& item) {
+  switch (item.kind) {
+    case Kind::kDeliver:
+      deliver(*item.delivery);
+      return;
+    case Kind::kTick:
+      tick(item.host, item.instance);
+      return;
+    case Kind::kAttempt:
+      attempt(item.host, item.endpoint, item.serial);
+      return;
+    case Kind::kCheckLink:
+      check_link(item.host, item.endpoint, item.serial);
+      return;
+    case Kind::kLinkEvent: {
+      auto it = processes_.find(item.host);
+      if (it == processes_.end() || !it->second->running || it->second->instance != item.instance)
+        return;
+      if (it->second->paused) {  // read when it wakes up
+        Item later = item;
+        later.at = now_ + Millis(50);
+        schedule(later);
+        return;
+      }
+      it->second->membership->link_changed(item.endpoint, item.link_event, now_);
+      flush(item.host);
+      return;
+    }
+  }
+}
+
+void Simulation::run_for(Millis duration) {
+  const TimePoint end = now_ + duration;
+  while (!queue_.empty() && queue_.top().at <= end) {
+    Item item = queue_.top();
+    queue_.pop();
+    now_ = std::max(now_, item.at);
+    handle(item);
+  }
+  now_ = end;
+}
+
+// ---------------------------------------------------------------------------
+// Checks
+
+bool Simulation::lists(int host, const std::string& name) const {
+  return running(host) && processes_.at(host)->membership->is_member(name);
+}
+
+bool Simulation::listed_by_any(int host) const {
+  for (const auto& [h, p] : processes_) {
+    if (h == host || !p->running) continue;
+    for (const auto& m : p->membership->members(now_)) {
+      if (m.address.alias == alias(host)) return true;
+    }
+  }
+  return false;
+}
+
+bool Simulation::converged(std::string* why) const {
+  std::set<std::pair<std::string, std::string>> live;
+  for (const auto& [host, p] : processes_) {
+    if (p->running) live.emplace(alias(host), p->instance);
+  }
+  for (const auto& [host, p] : processes_) {
+    if (!p->running) continue;
+    std::set<std::pair<std::string, std::string>> expected = live;
+    expected.erase({alias(host), p->instance});
+    std::set<std::pair<std::string, std::string>> actual;
+    for (const auto& m : p->membership->members(now_)) actual.emplace(m.address.alias, m.instance);
+    if (actual != expected) {
+      if (why != nullptr) {
+        std::string text = alias(host) + " lists {";
+        for (const auto& [a, i] : actual) text += " " + a + "/" + i;
+        text += " } but the others alive are {";
+        for (const auto& [a, i] : expected) text += " " + a + "/" + i;
+        *why = text + " }";
+      }
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace iridium::sim

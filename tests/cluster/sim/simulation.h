@@ -1,0 +1,158 @@
+// A deterministic simulation of many Membership state machines over a fake
+// network and a fake clock, in the spirit of FoundationDB's simulator.
+//
+// The network models what the real transport does: one DEALER link per
+// (node, endpoint) that must be up before frames go (ZMQ_IMMEDIATE), per-link
+// FIFO delivery with latency, a refused redial when the target process is
+// gone, a connect timeout when the host is cut off, ZMTP heartbeats that
+// close a link after 2 s of a cut or a paused peer. On top it injects
+// faults: loss, duplication, one-way and two-way cuts, partitions, crashes,
+// SIGTERM leaves, pauses and restarts, and hostile frames.
+//
+// Everything random comes from one seed, so a failing seed replays exactly.
+// Not thread-safe; one simulation per thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cluster/membership.h"
+
+namespace iridium::sim {
+
+using cluster::Endpoint;
+using cluster::Millis;
+using cluster::TimePoint;
+
+struct Traffic {
+  uint64_t frames = 0;
+  uint64_t bytes = 0;
+};
+
+class Simulation {
+ public:
+  struct Options {
+    uint64_t seed = 1;
+    cluster::Timers timers;
+    Millis latency_min{0};  // one way, per frame
+    Millis latency_max{2};
+    bool trace = false;        // print every fault and membership event
+    bool count_bytes = false;  // encode every frame to count bytes (slower)
+  };
+  explicit Simulation(Options options);
+  ~Simulation();
+
+  // ---- the cluster ----
+  // Starts a process on host `host` (a new instance), listening at `port`,
+  // joining `seeds` (and its remembered members from its last run).
+  void start(int host, uint16_t port, std::vector<Endpoint> seeds);
+  void crash(int host);   // kill -9
+  void stop(int host);    // SIGTERM: leave, then exit
+  void pause(int host);   // SIGSTOP
+  void resume(int host);  // SIGCONT
+  bool running(int host) const;
+  bool paused(int host) const;
+  Endpoint endpoint(int host) const;
+
+  // ---- the network ----
+  void block(int from, int to);  // frames from -> to are lost (one way)
+  void unblock(int from, int to);
+  void cut(int host);  // every frame to and from host is lost
+  void heal_all();     // no blocks, no loss, no duplication
+  void set_loss(double probability) { loss_ = probability; }
+  void set_duplication(double probability) { duplication_ = probability; }
+  // A hostile frame delivered straight to host's listener.
+  void inject(int host, const cluster::Message& message);
+
+  // ---- time ----
+  void run_for(Millis duration);
+  TimePoint now() const { return now_; }
+
+  // ---- checks ----
+  // Every running process lists exactly the other running processes (by
+  // alias and instance). Paused ones count as running.
+  bool converged(std::string* why = nullptr) const;
+  // Whether `host` lists `alias` as a member.
+  bool lists(int host, const std::string& alias) const;
+  // Whether any other running process lists host's alias.
+  bool listed_by_any(int host) const;
+  // Failures of the always-on invariants (a refused frame changed a view).
+  const std::vector<std::string>& violations() const { return violations_; }
+  // kDead events so far whose victim was running and not paused.
+  uint64_t false_deaths() const { return false_deaths_; }
+  uint64_t deaths() const { return deaths_; }
+  const Traffic& traffic() const { return traffic_; }
+  int hosts_started() const { return static_cast<int>(processes_.size()); }
+  std::string alias(int host) const { return "n" + std::to_string(host); }
+
+ private:
+  struct Process;
+  struct Link;
+  struct Delivery {
+    int host;
+    std::string instance;
+    cluster::Message message;
+    cluster::Source source;
+  };
+  enum class Kind { kDeliver, kTick, kAttempt, kLinkEvent, kCheckLink };
+  struct Item {
+    TimePoint at;
+    uint64_t order;
+    Kind kind;
+    int host;  // kTick, kLinkEvent: the process's host; kAttempt/kCheckLink: the link's owner
+    std::string instance;  // the process incarnation it is for
+    Endpoint endpoint;     // kAttempt, kLinkEvent, kCheckLink
+    cluster::LinkEvent link_event = cluster::LinkEvent::kUp;
+    uint64_t serial = 0;  // kAttempt, kCheckLink: the link state it is for
+    std::shared_ptr<Delivery> delivery;
+    bool operator>(const Item& o) const { return at != o.at ? at > o.at : order > o.order; }
+  };
+
+  void schedule(Item item);
+  void handle(const Item& item);
+  void flush(int host);
+  void deliver(const Delivery& d);
+  void send_frame(int from, const Endpoint& to, const cluster::Message& m);
+  void reply_frame(int from, const std::string& routing_id, const cluster::Message& m);
+  void attempt(int owner, const Endpoint& to, uint64_t serial);
+  void link_down(int owner, const Endpoint& to, Link& link, bool refuse_next);
+  void check_link(int owner, const Endpoint& to, uint64_t serial);
+  void tick(int host, const std::string& instance);
+  bool path_ok(int a, int b) const;
+  int host_of(const Endpoint& e) const;
+  Process* process_at(const Endpoint& e);
+  Millis latency();
+  bool chance(double p);
+  void note(const std::string& text) const;
+  void count(const cluster::Message& m);
+  TimePoint last_resume_or_start(int host) const;
+
+  Options options_;
+  std::mt19937_64 random_;
+  TimePoint now_;
+  uint64_t order_ = 0;
+  std::priority_queue<Item, std::vector<Item>, std::greater<>> queue_;
+  std::map<int, std::unique_ptr<Process>>
+      processes_;  // by host; kept after exit (running == false)
+  std::map<std::pair<int, Endpoint>, Link> links_;
+  std::map<std::string, std::pair<int, Endpoint>> routing_;  // routing id -> link
+  std::set<std::pair<int, int>> blocked_;
+  double loss_ = 0;
+  double duplication_ = 0;
+  uint64_t serial_ = 0;
+  uint64_t false_deaths_ = 0;
+  uint64_t deaths_ = 0;
+  std::vector<std::string> violations_;
+  std::vector<cluster::Event>
+      pending_events_;  // taken out by deliver() to check, accounted by flush()
+  Traffic traffic_;
+};
+
+}  // namespace iridium::sim
