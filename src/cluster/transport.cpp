@@ -48,20 +48,19 @@ Result<uint16_t> Transport::listen(const std::string& host, uint16_t port, bool 
   }
   try {
     router_.bind(tcp_endpoint(host, port));
-    return port;
   } catch (const zmq::error_t& e) {
     if (!(e.num() == EADDRINUSE && fallback)) {
-      return Error{
-          "cannot listen for the cluster on " + Endpoint{host, port}.text() + ": " + e.what(),
-          ErrorKind::kIo};
+      return Error{"cannot listen for the cluster on " + Endpoint{host, port}.text() + ": " + e.what(),
+                   ErrorKind::kIo};
+    }
+    try {
+      const std::string any = tcp_endpoint(host, 0);
+      router_.bind(any.substr(0, any.rfind(':')) + ":*");  // the system picks a free port
+    } catch (const zmq::error_t& e2) {
+      return Error{"cannot listen for the cluster on " + host + ": " + e2.what(), ErrorKind::kIo};
     }
   }
-  try {
-    const std::string any = tcp_endpoint(host, 0);
-    router_.bind(any.substr(0, any.rfind(':')) + ":*");  // the system picks a free port
-  } catch (const zmq::error_t& e) {
-    return Error{"cannot listen for the cluster on " + host + ": " + e.what(), ErrorKind::kIo};
-  }
+  // The port really bound (port 0, or the fallback, is chosen by the system).
   const std::string last = router_.get(zmq::sockopt::last_endpoint);
   return static_cast<uint16_t>(std::stoi(last.substr(last.rfind(':') + 1)));
 }

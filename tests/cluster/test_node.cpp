@@ -1,0 +1,108 @@
+// Real Nodes on loopback in one process: the I/O thread, submit(), the
+// transport and the membership together. Run under ThreadSanitizer in CI.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "cluster/node.h"
+
+using namespace iridium::cluster;
+using namespace std::chrono_literals;
+
+namespace {
+
+template <typename Predicate>
+bool eventually(Predicate p, std::chrono::milliseconds limit = 5000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (p()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return p();
+}
+
+NodeConfig config(const std::string& alias) {
+  NodeConfig c;
+  c.alias = alias;
+  c.bind_port = 0;  // any free port (port_fallback is not needed)
+  c.port_fallback = true;
+  return c;
+}
+
+std::set<std::string> aliases(Node& node) {
+  std::set<std::string> out;
+  for (const MemberInfo& m : node.snapshot().members) out.insert(m.alias);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("three nodes in one process form a mesh, answer snapshots from many threads, and leave", "[node]") {
+  zmq::context_t context(1);
+  Node a(context, config("a")), b(context, config("b")), c(context, config("c"));
+  auto started = a.start();
+  REQUIRE(started.ok());
+  const uint16_t port = started->bound.port;
+  REQUIRE(b.join("127.0.0.1", port).ok());
+  auto joined = c.join("127.0.0.1", port);
+  REQUIRE(joined.ok());
+  CHECK(joined->via.alias == "a");
+  CHECK(eventually([&] { return aliases(a) == std::set<std::string>{"b", "c"} && aliases(c).size() == 2; }));
+
+  // Snapshots from several threads at once while the mesh runs.
+  std::atomic<int> answered{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&] {
+      for (int i = 0; i < 20; ++i) {
+        if (b.snapshot().started) ++answered;
+      }
+    });
+  }
+  for (auto& r : readers) r.join();
+  CHECK(answered == 80);
+
+  // Joining again under another spelling of a member's address loses nobody.
+  auto again = b.join("localhost", port);
+  REQUIRE(again.ok());
+  CHECK(aliases(b) == std::set<std::string>{"a", "c"});
+
+  c.leave_and_stop();
+  CHECK(eventually([&] { return aliases(a) == std::set<std::string>{"b"}; }, 2000ms));
+  CHECK(aliases(b) == std::set<std::string>{"a"});
+}
+
+TEST_CASE("join errors carry their kind", "[node]") {
+  zmq::context_t context(1);
+  Node a(context, config("a")), twin(context, config("a"));
+  auto started = a.start();
+  REQUIRE(started.ok());
+  auto self = a.join("127.0.0.1", started->bound.port);
+  REQUIRE_FALSE(self.ok());
+  CHECK(self.kind() == iridium::ErrorKind::kSelf);
+  auto duplicate = twin.join("127.0.0.1", started->bound.port);
+  REQUIRE_FALSE(duplicate.ok());
+  CHECK(duplicate.kind() == iridium::ErrorKind::kRefused);
+}
+
+TEST_CASE("the members file keeps the last members across a restart", "[node]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("iridium-node-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string file = (dir / "cluster-members.json").string();
+  REQUIRE(save_members_file(file, {{"x", "127.0.0.1", 4000}, {"y", "host-y", 4001}}).ok());
+  auto loaded = load_members_file(file);
+  REQUIRE(loaded.size() == 2);
+  CHECK(loaded[1] == NodeAddress{"y", "host-y", 4001});
+  // A damaged file is ignored, not fatal.
+  {
+    std::ofstream(file) << "{ not json";
+  }
+  CHECK(load_members_file(file).empty());
+  std::filesystem::remove_all(dir);
+}
