@@ -10,6 +10,8 @@
 #include <set>
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
 #include "cluster/node.h"
 
 using namespace iridium::cluster;
@@ -26,6 +28,13 @@ bool eventually(Predicate p, std::chrono::milliseconds limit = 5000ms) {
   }
   return p();
 }
+
+// Like the app, set up logging before any thread logs (spdlog's registry is
+// created on first use).
+const bool kLogging = [] {
+  spdlog::set_level(spdlog::level::warn);
+  return true;
+}();
 
 NodeConfig config(const std::string& alias) {
   NodeConfig c;
