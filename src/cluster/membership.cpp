@@ -5,6 +5,11 @@
 namespace iridium::cluster {
 namespace {
 
+// What a [alias, host, port] entry costs beyond its two strings (array,
+// string and integer headers), and the room a node list may take in a frame.
+constexpr std::size_t kNodeEntryOverhead = 8;
+constexpr std::size_t kMaxListBytes = kMaxFrameBytes - 1024;
+
 Millis since(TimePoint earlier, TimePoint now) {
   return std::chrono::duration_cast<Millis>(now - earlier);
 }
@@ -127,17 +132,32 @@ std::vector<MemberView> Membership::members(TimePoint now) const {
 }
 
 std::vector<NodeAddress> Membership::known_addresses() const {
-  std::vector<NodeAddress> out = member_list("");
+  std::vector<NodeAddress> out;
+  for (const auto& [alias, m] : members_) out.push_back(m.address);
   for (const auto& [alias, l] : lost_) out.push_back(l.address);
   return out;
 }
 
-std::vector<NodeAddress> Membership::member_list(const std::string& except) const {
+std::vector<NodeAddress> Membership::member_list(const std::string& except) {
   std::vector<NodeAddress> out;
   out.reserve(members_.size());
+  std::size_t bytes = 0;
   for (const auto& [alias, m] : members_) {
-    if (alias != except) out.push_back(m.address);
+    if (alias == except) continue;
+    out.push_back(m.address);
+    bytes += m.address.alias.size() + m.address.host.size() + kNodeEntryOverhead;
   }
+  // One frame carries at most kMaxNodesPerFrame entries in kMaxFrameBytes:
+  // past that, a random sample that fits (gossip rounds cover the rest).
+  if (out.size() <= kMaxNodesPerFrame && bytes <= kMaxListBytes) return out;
+  std::shuffle(out.begin(), out.end(), random_);
+  std::size_t fit = 0;
+  bytes = 0;
+  for (; fit < out.size() && fit < kMaxNodesPerFrame; ++fit) {
+    bytes += out[fit].alias.size() + out[fit].host.size() + kNodeEntryOverhead;
+    if (bytes > kMaxListBytes) break;
+  }
+  out.resize(fit);
   return out;
 }
 
@@ -236,6 +256,7 @@ Membership::Member& Membership::become_alive(const NodeAddress& who, const std::
     }
     // Guarded by admit(): only a successor at the same address gets here.
     m = Member{who, instance, MemberState::kAlive, now, now, now, false};
+    ++view_version_;
     emit(make_event(EventKind::kRestarted, who, instance));
     send(endpoint_of(who), message(MessageType::kHeartbeat));
     return m;
@@ -248,6 +269,7 @@ Membership::Member& Membership::become_alive(const NodeAddress& who, const std::
   auto [it, inserted] =
       members_.emplace(who.alias, Member{who, instance, MemberState::kAlive, now, now, now, false});
   (void)inserted;
+  ++view_version_;
   if (recovered) {
     ++counters_.recoveries;
   } else {
@@ -284,6 +306,7 @@ void Membership::declare_dead(const std::string& alias, DeathCause cause, TimePo
   const Member m = it->second;
   members_.erase(it);
   lost_[alias] = Lost{m.address, m.instance, now, now + timers_.lost_probe};
+  ++view_version_;
   ++counters_.deaths;
   Event e = make_event(EventKind::kDead, m.address, m.instance);
   e.cause = cause;
@@ -297,6 +320,7 @@ void Membership::remove_left(const std::string& alias, TimePoint now) {
   const Member m = it->second;
   members_.erase(it);
   departed_[alias] = Departed{m.instance, endpoint_of(m.address), now + timers_.left_ttl};
+  ++view_version_;
   ++counters_.leaves;
   emit(make_event(EventKind::kLeft, m.address, m.instance));
   maybe_release(endpoint_of(m.address));
@@ -448,8 +472,10 @@ void Membership::on_leave(const Message& m, TimePoint now) {
 }
 
 void Membership::on_ping(const Message& m, const Source& source, TimePoint now) {
+  // Liveness first: a lost member's ping brings it back. A non-member's ping
+  // goes unanswered (on_liveness has counted or contacted it).
   on_liveness(m, now);
-  if (member_from(m) == nullptr) return drop("ping from " + m.sender.alias + ", not a member");
+  if (member_from(m) == nullptr) return;
   Message ack = message(MessageType::kAck);
   ack.seq = m.seq;
   reply(source.routing_id, std::move(ack));
@@ -460,6 +486,7 @@ void Membership::on_ack(const Message& m, TimePoint now) {
     const Relay r = relay->second;
     relays_.erase(relay);
     if (r.target.alias != m.sender.alias || r.target_instance != m.instance) return;
+    if (Member* target = member_from(m)) heard_directly(*target, now);
     auto requester = members_.find(r.requester);
     if (requester == members_.end()) return;
     Message vouch = message(MessageType::kIndirectAck);
@@ -496,12 +523,15 @@ void Membership::on_ping_req(const Message& m, TimePoint now) {
     send(endpoint_of(requester->address), std::move(vouch));
     return;
   }
+  // Ping it for the requester, but only a member of ours, at the address we
+  // know: a ping_req must not make us dial addresses of a stranger's choice.
+  if (target == members_.end() || target->second.instance != m.target_instance) return;
+  const NodeAddress at = target->second.address;
   const uint64_t seq = next_seq_++;
-  relays_[seq] =
-      Relay{m.seq, m.sender.alias, m.target, m.target_instance, now + timers_.dead_after};
+  relays_[seq] = Relay{m.seq, m.sender.alias, at, m.target_instance, now + timers_.dead_after};
   Message ping = message(MessageType::kPing);
   ping.seq = seq;
-  send(endpoint_of(m.target), std::move(ping));
+  send(endpoint_of(at), std::move(ping));
 }
 
 void Membership::on_indirect_ack(const Message& m, TimePoint now) {
@@ -550,6 +580,7 @@ void Membership::on_hello_nack(const Message& m, const Endpoint& from, TimePoint
       finish_join(join, why, m.sender);
       continue;
     }
+    join.refused_last = now;
     if (!join.refused_since) {
       join.refused_since = now;
       Event e = make_event(EventKind::kJoinRefused, m.sender, m.instance, why);
@@ -669,8 +700,11 @@ void Membership::link_changed(const Endpoint& endpoint, LinkEvent event, TimePoi
       for (const std::string& alias : members_there) {
         if (members_.at(alias).link_down) declare_dead(alias, DeathCause::kConnectionRefused, now);
       }
-      std::erase_if(contacts_,
-                    [&](const auto& kv) { return endpoint_of(kv.second.address) == endpoint; });
+      if (std::erase_if(contacts_, [&](const auto& kv) {
+            return endpoint_of(kv.second.address) == endpoint;
+          }) > 0) {
+        maybe_release(endpoint);
+      }
       return;
   }
 }
@@ -757,7 +791,8 @@ void Membership::tick_joins(TimePoint now) {
   for (const PendingJoin& join : joins_) {
     if (join.kind != JoinKind::kSeed || join.id == 0) continue;
     any_seed = true;
-    if (!join.refused_since) {
+    // Still refusing: a seed that refused once and then fell silent does not count.
+    if (!join.refused_since || now - join.refused_last > timers_.seed_backoff_max * 2) {
       all_refused = false;
       break;
     }

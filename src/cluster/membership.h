@@ -160,6 +160,8 @@ class Membership {
   const NodeAddress& self() const { return config_.self; }
   const std::string& instance() const { return config_.instance; }
   const Counters& counters() const { return counters_; }
+  // Changes whenever the member set (an alias or its instance) changes.
+  uint64_t view_version() const { return view_version_; }
 
  private:
   struct Member {
@@ -195,7 +197,8 @@ class Membership {
     TimePoint deadline;  // kOnce, kRemembered: give up then
     TimePoint next_send;
     Millis backoff;
-    std::optional<TimePoint> refused_since;  // kSeed: it refuses our alias
+    std::optional<TimePoint> refused_since;  // kSeed: it has refused our alias since then
+    TimePoint refused_last{};                // and most recently then
   };
   struct Probe {  // a ping or ping_req of ours, by seq
     std::string alias;
@@ -256,7 +259,7 @@ class Membership {
   void gossip(TimePoint now);
   void maybe_release(const Endpoint& endpoint);
   bool endpoint_in_use(const Endpoint& endpoint) const;
-  std::vector<NodeAddress> member_list(const std::string& except) const;
+  std::vector<NodeAddress> member_list(const std::string& except);
   std::vector<std::string> pick_members(std::size_t count, const std::string& except_a,
                                         const std::string& except_b);
   Message message(MessageType type) const;
@@ -276,6 +279,7 @@ class Membership {
   std::vector<PendingJoin> joins_;
   std::map<uint64_t, Probe> probes_;
   std::map<uint64_t, Relay> relays_;
+  uint64_t view_version_ = 0;
   uint64_t next_seq_ = 1;
   uint64_t next_join_id_ = 1;
   TimePoint last_tick_;

@@ -157,6 +157,7 @@ class Node::Loop {
         case EventKind::kRecovered:
         case EventKind::kLeft:
         case EventKind::kDead:
+        case EventKind::kForgotten:
           if (!members_dirty_) members_dirty_since_ = now;
           members_dirty_ = true;
           break;
@@ -337,6 +338,12 @@ Result<StartInfo> Node::start() {
       gethostname(name, sizeof name - 1);
       advertise = name;
     }
+  }
+  if (!valid_host(advertise)) {
+    return Error{"cannot start the cluster: '" + advertise +
+                     "' is not a host name peers accept (1..255 of A-Z a-z 0-9 . _ : -); set "
+                     "--advertise-host",
+                 ErrorKind::kInvalid};
   }
   if (loop_ != nullptr) {
     return StartInfo{Endpoint{config_.bind_host, self_port_},

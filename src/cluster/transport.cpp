@@ -50,8 +50,9 @@ Result<uint16_t> Transport::listen(const std::string& host, uint16_t port, bool 
     router_.bind(tcp_endpoint(host, port));
   } catch (const zmq::error_t& e) {
     if (!(e.num() == EADDRINUSE && fallback)) {
-      return Error{"cannot listen for the cluster on " + Endpoint{host, port}.text() + ": " + e.what(),
-                   ErrorKind::kIo};
+      return Error{
+          "cannot listen for the cluster on " + Endpoint{host, port}.text() + ": " + e.what(),
+          ErrorKind::kIo};
     }
     try {
       const std::string any = tcp_endpoint(host, 0);

@@ -1,16 +1,14 @@
 // Real Nodes on loopback in one process: the I/O thread, submit(), the
 // transport and the membership together. Run under ThreadSanitizer in CI.
-#include <catch2/catch.hpp>
-
-#include <atomic>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "cluster/node.h"
 
@@ -52,7 +50,8 @@ std::set<std::string> aliases(Node& node) {
 
 }  // namespace
 
-TEST_CASE("three nodes in one process form a mesh, answer snapshots from many threads, and leave", "[node]") {
+TEST_CASE("three nodes in one process form a mesh, answer snapshots from many threads, and leave",
+          "[node]") {
   zmq::context_t context(1);
   Node a(context, config("a")), b(context, config("b")), c(context, config("c"));
   auto started = a.start();
@@ -62,7 +61,9 @@ TEST_CASE("three nodes in one process form a mesh, answer snapshots from many th
   auto joined = c.join("127.0.0.1", port);
   REQUIRE(joined.ok());
   CHECK(joined->via.alias == "a");
-  CHECK(eventually([&] { return aliases(a) == std::set<std::string>{"b", "c"} && aliases(c).size() == 2; }));
+  CHECK(eventually([&] {
+    return aliases(a) == std::set<std::string>{"b", "c"} && aliases(c).size() == 2;
+  }));
 
   // Snapshots from several threads at once while the mesh runs.
   std::atomic<int> answered{0};
@@ -101,7 +102,8 @@ TEST_CASE("join errors carry their kind", "[node]") {
 }
 
 TEST_CASE("the members file keeps the last members across a restart", "[node]") {
-  const auto dir = std::filesystem::temp_directory_path() / ("iridium-node-test-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("iridium-node-test-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const std::string file = (dir / "cluster-members.json").string();
   REQUIRE(save_members_file(file, {{"x", "127.0.0.1", 4000}, {"y", "host-y", 4001}}).ok());
@@ -109,9 +111,7 @@ TEST_CASE("the members file keeps the last members across a restart", "[node]") 
   REQUIRE(loaded.size() == 2);
   CHECK(loaded[1] == NodeAddress{"y", "host-y", 4001});
   // A damaged file is ignored, not fatal.
-  {
-    std::ofstream(file) << "{ not json";
-  }
+  { std::ofstream(file) << "{ not json"; }
   CHECK(load_members_file(file).empty());
   std::filesystem::remove_all(dir);
 }

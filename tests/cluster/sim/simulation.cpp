@@ -19,16 +19,7 @@ constexpr Millis kConnectTimeout{1000};    // ZMQ_CONNECT_TIMEOUT in the transpo
 constexpr Millis kHeartbeatTimeout{2000};  // ZMTP heartbeats close a silent link after this
 constexpr Millis kReconnectMin{10};
 constexpr Millis kReconnectMax{500};
-constexpr Millis kTickEvery{10};
 
-using View = std::set<std::tuple<std::string, std::string, std::string, uint16_t>>;
-View view_of(const Membership& m, TimePoint now) {
-  View v;
-  for (const auto& member : m.members(now)) {
-    v.emplace(member.address.alias, member.instance, member.address.host, member.address.port);
-  }
-  return v;
-}
 }  // namespace
 
 struct Simulation::Process {
@@ -131,7 +122,15 @@ TimePoint Simulation::last_resume_or_start(int host) const {
 
 void Simulation::count(const Message& m) {
   ++traffic_.frames;
-  if (options_.count_bytes) traffic_.bytes += cluster::encode(m).size();
+  if (!options_.count_bytes) return;
+  if (!m.nodes.empty()) {
+    traffic_.bytes += cluster::encode(m).size();
+    return;
+  }
+  // Same type and sender: the same size but for a few bytes of seq.
+  auto [it, fresh] = sizes_.try_emplace({static_cast<int>(m.type), m.sender.alias}, 0);
+  if (fresh) it->second = cluster::encode(m).size();
+  traffic_.bytes += it->second;
 }
 
 // ---------------------------------------------------------------------------
@@ -157,7 +156,7 @@ void Simulation::start(int host, uint16_t port, std::vector<Endpoint> seeds) {
   note("start " + alias(host) + " at " + endpoint(host).text() + " as " + p.instance);
   p.membership->join_seeds(seeds, p.remembered, now_);
   flush(host);
-  std::uniform_int_distribution<int64_t> phase(0, kTickEvery.count() * 1000);
+  std::uniform_int_distribution<int64_t> phase(0, options_.tick_every.count() * 1000);
   schedule(
       Item{now_ + std::chrono::microseconds(phase(random_)), 0, Kind::kTick, host, p.instance, {}});
 }
@@ -396,13 +395,13 @@ void Simulation::deliver(const Delivery& d) {
     p.inbox.push_back(d);
     return;
   }
-  const View before = view_of(*p.membership, now_);
+  const uint64_t before = p.membership->view_version();
   p.membership->receive(d.message, d.source, now_);
   bool refused = false;
   std::vector<cluster::Event> events = p.membership->take_events();
   for (const auto& e : events)
     refused = refused || e.kind == EventKind::kRefused || e.kind == EventKind::kDropped;
-  if (refused && view_of(*p.membership, now_) != before) {
+  if (refused && p.membership->view_version() != before) {
     violations_.push_back("a refused " + std::string(cluster::message_type_name(d.message.type)) +
                           " from " + d.message.sender.alias + " changed " + alias(d.host) +
                           "'s members");
@@ -419,7 +418,7 @@ void Simulation::tick(int host, const std::string& instance) {
     return;
   it->second->membership->tick(now_);
   flush(host);
-  schedule(Item{now_ + kTickEvery, 0, Kind::kTick, host, instance, {}});
+  schedule(Item{now_ + options_.tick_every, 0, Kind::kTick, host, instance, {}});
 }
 
 void Simulation::flush(int host) {
@@ -513,9 +512,7 @@ bool Simulation::lists(int host, const std::string& name) const {
 bool Simulation::listed_by_any(int host) const {
   for (const auto& [h, p] : processes_) {
     if (h == host || !p->running) continue;
-    for (const auto& m : p->membership->members(now_)) {
-      if (m.address.alias == alias(host)) return true;
-    }
+    if (p->membership->is_member(alias(host))) return true;
   }
   return false;
 }

@@ -44,7 +44,8 @@ class Simulation {
     Millis latency_min{0};  // one way, per frame
     Millis latency_max{2};
     bool trace = false;        // print every fault and membership event
-    bool count_bytes = false;  // encode every frame to count bytes (slower)
+    bool count_bytes = false;  // encode frames to count bytes (slower)
+    Millis tick_every{10};     // how often each node's tick() runs
   };
   explicit Simulation(Options options);
   ~Simulation();
@@ -153,6 +154,8 @@ class Simulation {
   std::vector<cluster::Event>
       pending_events_;  // taken out by deliver() to check, accounted by flush()
   Traffic traffic_;
+  // Encoded sizes of frames without node lists, by (type, sender alias).
+  std::map<std::pair<int, std::string>, std::size_t> sizes_;
 };
 
 }  // namespace iridium::sim
