@@ -98,7 +98,7 @@ class ClusterEndToEnd(unittest.TestCase):
         return result
 
     def test_01_three_nodes_form_a_full_mesh(self):
-        wait_until(lambda: full_mesh(["seed", "node-1", "node-2"]), 60, interval=0.2, what="a 3-node full mesh")
+        wait_until(lambda: full_mesh(["seed", "node-1", "node-2"]), 60, "a 3-node full mesh", interval=0.2)
         self.assertEqual(alias_of("seed"), "seed")
         self.assertEqual(len(members("node-1")), 2)
 
@@ -130,7 +130,7 @@ class ClusterEndToEnd(unittest.TestCase):
     def test_04_scale_to_eight(self):
         cluster("up", "8")
         nodes = ["seed"] + [f"node-{i}" for i in range(1, 8)]
-        wait_until(lambda: full_mesh(nodes), 120, interval=0.2, what="an 8-node full mesh")
+        wait_until(lambda: full_mesh(nodes), 120, "an 8-node full mesh", interval=0.2)
         for node in nodes:
             self.assertEqual(len(members(node)), 7, node)
 
@@ -140,27 +140,27 @@ class ClusterEndToEnd(unittest.TestCase):
         survivors = ["seed", "node-1", "node-5"]
         started = time.monotonic()
         cluster("kill", victim)
-        wait_until(lambda: all(alias not in (members(n) or {alias}) for n in survivors), 60, interval=0.2,
-                   what=f"{alias} to be dropped")
+        wait_until(lambda: all(alias not in (members(n) or {alias}) for n in survivors), 60,
+                   f"{alias} to be dropped", interval=0.2)
         elapsed = time.monotonic() - started
         print(f"\n  kill -9 -> dropped by the survivors polled: {elapsed:.1f} s", file=sys.stderr)
         self.assertLess(elapsed, DEATH_BOUND)
         cluster("start", victim)
         wait_until(lambda: alias_of(victim) == alias and all(alias in (members(n) or set()) for n in survivors),
-                   60, interval=0.2, what=f"{alias} to rejoin")
+                   60, f"{alias} to rejoin", interval=0.2)
         nodes = ["seed"] + [f"node-{i}" for i in range(1, 8)]
-        wait_until(lambda: full_mesh(nodes), 60, interval=0.2, what="the full mesh again")
+        wait_until(lambda: full_mesh(nodes), 60, "the full mesh again", interval=0.2)
         self.assertEqual(len(members(victim)), 7)
 
     def test_06_stopped_node_leaves_cleanly(self):
         victim = "node-4"
         alias = alias_of(victim)
         cluster("stop", victim)
-        wait_until(lambda: alias not in (members("seed") or {alias}), 30, interval=0.2, what=f"{alias} to leave")
+        wait_until(lambda: alias not in (members("seed") or {alias}), 30, f"{alias} to leave", interval=0.2)
         logs = run("docker", "logs", containers()["seed"], check=False)
         self.assertIn(f"{alias} left", logs.stdout + logs.stderr)
         cluster("start", victim)
-        wait_until(lambda: alias in (members("seed") or set()), 60, interval=0.2, what=f"{alias} to come back")
+        wait_until(lambda: alias in (members("seed") or set()), 60, f"{alias} to come back", interval=0.2)
 
     def test_07_cut_and_heal(self):
         victim = "node-2"
@@ -168,13 +168,13 @@ class ClusterEndToEnd(unittest.TestCase):
         others = ["seed", "node-1", "node-6"]
         cluster("cut", victim)
         try:
-            wait_until(lambda: all(alias not in (members(n) or {alias}) for n in others), 60, interval=0.2,
-                       what="the others to drop the cut node")
-            wait_until(lambda: members(victim) == set(), 60, interval=0.2, what="the cut node to drop everyone")
+            wait_until(lambda: all(alias not in (members(n) or {alias}) for n in others), 60,
+                       "the others to drop the cut node", interval=0.2)
+            wait_until(lambda: members(victim) == set(), 60, "the cut node to drop everyone", interval=0.2)
         finally:
             cluster("heal", victim)
         nodes = ["seed"] + [f"node-{i}" for i in range(1, 8)]
-        wait_until(lambda: full_mesh(nodes), 120, interval=0.2, what="the full mesh to heal")
+        wait_until(lambda: full_mesh(nodes), 120, "the full mesh to heal", interval=0.2)
 
     def test_08_healthcheck_reports_healthy(self):
         for node, name in containers().items():

@@ -6,7 +6,10 @@ import sys
 import tempfile
 import unittest
 
-IRIDIUM = os.path.abspath(sys.argv.pop(1))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+from iridium_nodes import take_binary  # noqa: E402
+
+IRIDIUM = take_binary()
 
 
 def iridium(*args, stdin=None):

@@ -8,9 +8,9 @@ import msgpack
 import zmq
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
-from iridium_nodes import Cluster, wait_until  # noqa: E402
+from iridium_nodes import ClusterTestCase, take_binary, wait_until  # noqa: E402
 
-BINARY = os.path.abspath(sys.argv.pop(1))
+BINARY = take_binary()
 
 
 def frame(**fields):
@@ -19,9 +19,11 @@ def frame(**fields):
     return msgpack.packb({k: v for k, v in base.items() if v is not None})
 
 
-class BadFrames(unittest.TestCase):
+class BadFrames(ClusterTestCase):
+    binary = BINARY
+
     def setUp(self):
-        self.cluster = Cluster(BINARY)
+        super().setUp()
         self.seed = self.cluster.seed()
         self.b = self.cluster.joiner("b", self.seed)
         self.cluster.wait_converged()
@@ -29,7 +31,7 @@ class BadFrames(unittest.TestCase):
 
     def tearDown(self):
         self.context.destroy(linger=0)
-        self.cluster.close()
+        super().tearDown()
 
     def dealer(self, identity=b"evil"):
         s = self.context.socket(zmq.DEALER)
@@ -63,10 +65,10 @@ class BadFrames(unittest.TestCase):
             s.send(payload)
         s.send_multipart([frame(), frame()])                   # two frames in one message
         expected = before + len(bad) + 1
-        wait_until(lambda: self.dropped() >= expected, 10, what=f"{expected} dropped frames")
+        wait_until(lambda: self.dropped() >= expected, 10, f"{expected} dropped frames")
         # Spoofing: a frame naming another sender than its routing id.
         s.send(frame(alias="b"))
-        wait_until(lambda: self.dropped() >= expected + 1, 10, what="the spoofed frame to be dropped")
+        wait_until(lambda: self.dropped() >= expected + 1, 10, "the spoofed frame to be dropped")
         # The node keeps serving and the membership is untouched.
         self.assertEqual(self.seed.members(), {"b"})
         self.assertEqual(self.b.members(), {"seed"})
@@ -77,11 +79,11 @@ class BadFrames(unittest.TestCase):
         s.send(b"\x81" + b"x" * (200 * 1024))  # over ZMQ_MAXMSGSIZE: the connection is dropped
         s.send(os.urandom(100 * 1024))
         time.sleep(0.0)
-        wait_until(lambda: self.seed.members() == {"b"}, 5, what="the seed to answer")
+        wait_until(lambda: self.seed.members() == {"b"}, 5, "the seed to answer")
         # A well-formed stranger heartbeat is ignored, not admitted.
         ok = self.dealer(b"stranger")
         ok.send(frame(alias="stranger"))
-        wait_until(lambda: self.seed.members() == {"b"}, 5, what="the seed to ignore the stranger")
+        wait_until(lambda: self.seed.members() == {"b"}, 5, "the seed to ignore the stranger")
         self.assertTrue(self.seed.running())
         self.cluster.joiner("c", self.seed)
         self.cluster.wait_converged()

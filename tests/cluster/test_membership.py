@@ -7,23 +7,16 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
-from iridium_nodes import Cluster, free_port, wait_until  # noqa: E402
+from iridium_nodes import Cluster, ClusterTestCase, free_port, take_binary, wait_until  # noqa: E402
 
-BINARY = os.path.abspath(sys.argv.pop(1))
+BINARY = take_binary()
 # Failure detection drops a silent peer after 1.5 s; allow for polling and a
 # loaded CI machine (the sanitizer build is several times slower).
 DEATH_BOUND = float(os.environ.get("IRIDIUM_DEATH_BOUND", "4.0"))
 
 
-class Membership(unittest.TestCase):
-    def setUp(self):
-        self.cluster = Cluster(BINARY)
-
-    def tearDown(self):
-        failed = any(err for _, err in self._outcome.errors) if hasattr(self._outcome, "errors") else False
-        if failed:
-            print(self.cluster.dump_logs(), file=sys.stderr)
-        self.cluster.close()
+class Membership(ClusterTestCase):
+    binary = BINARY
 
     def test_three_nodes_join_one_by_one(self):
         seed = self.cluster.seed()
@@ -46,18 +39,7 @@ class Membership(unittest.TestCase):
         nodes = [self.cluster.node(f"n{i}") for i in range(7)]
         # Start every process before waiting for any of them.
         for node in nodes:
-            node.extra_args = ["--join", seed.address]
-        for node in nodes:
-            os.makedirs(node.data_dir, exist_ok=True)
-        procs = []
-        for node in nodes:
-            log = open(node.log_path, "a")
-            node.process = subprocess.Popen(
-                [BINARY, "--node-alias", node.alias, "--data-root-dir", node.data_dir, "-P", str(node.port),
-                 "-r", "-p", str(node.remote_port), "--daemon-mode", "--join", seed.address],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=dict(os.environ, IRIDIUM_LOG="info"))
-            log.close()
-            procs.append(node.process)
+            node.launch("--join", seed.address)
         self.cluster.wait_converged(timeout=20)
         self.assertEqual(len(self.cluster.live()), 8)
         for node in self.cluster.live():
@@ -107,7 +89,7 @@ class Membership(unittest.TestCase):
         b.signal(signal.SIGTERM)
         self.assertEqual(b.wait_exit(10), 0)
         wait_until(lambda: seed.members() == {"c"} and self.cluster.nodes["c"].members() == {"seed"}, 5,
-                   what="b to be dropped")
+                   "b to be dropped")
         # Well under the 1.5 s failure detector: this came from the leave.
         self.assertLess(time.monotonic() - started, 1.4)
         self.assertIn("b left", seed.log())
@@ -152,7 +134,7 @@ class Membership(unittest.TestCase):
         self.assertEqual(impostor.members(), set())
         # The real b is still a member everywhere.
         time.sleep(0.0)
-        wait_until(lambda: seed.members() == {"b"}, 5, what="seed to still list b")
+        wait_until(lambda: seed.members() == {"b"}, 5, "seed to still list b")
 
     def test_join_to_a_dead_address_fails_in_bounded_time(self):
         a = self.cluster.node("a").start()

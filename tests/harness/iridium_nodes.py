@@ -1,43 +1,155 @@
-"""Starts and stops real iridium nodes on 127.0.0.1 for tests and benchmarks.
+"""The one test harness for every Python suite: processes, ports, polling, and
+real iridium nodes on 127.0.0.1 (tests, ci/e2e_cluster.py, bench/cluster.py).
 
-Each node gets its own data directory, cluster port and remote-shell port, runs
-with --daemon-mode, and is driven through `iridium attach -c`. Every wait polls
-with a deadline.
+Shell and pseudo-terminal helpers build on this module in iridium_shell.py.
+
+A suite is run as `python3 FILE /path/to/iridium`; take_binary() takes that
+argument off sys.argv before unittest sees it. A suite outside tests/harness
+puts this directory on sys.path first:
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
+    from iridium_nodes import Cluster, Node, wait_until, free_port
+
+Cluster nodes each get their own data directory, cluster port and
+remote-shell port, run with --daemon-mode, and are driven through
+`iridium attach -c`. Every wait polls with a deadline, never a bare sleep.
 """
+import concurrent.futures
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import unittest
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+# --- processes, ports, polling ---------------------------------------------
+
+def take_binary():
+    """The iridium binary named by the first command-line argument, removed
+    from sys.argv so that unittest does not see it."""
+    if len(sys.argv) < 2:
+        sys.exit(f"usage: {sys.argv[0]} PATH/TO/iridium [unittest args]")
+    return os.path.abspath(sys.argv.pop(1))
+
+
+def clean_env(**extra):
+    """The environment without any IRIDIUM_* setting of the caller's, plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IRIDIUM_")}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+_ports_handed_out = set()
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port that nothing listens on right now (bind to port 0 and ask),
+    never one this process was given before: the system may offer a port
+    again once it is released, and two nodes given the same port fail to
+    start."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_handed_out:
+            _ports_handed_out.add(port)
+            return port
+    raise RuntimeError("no free TCP port that was not handed out before")
 
 
-def wait_until(predicate, timeout, interval=0.05, what="condition"):
-    """Polls predicate until it returns a truthy value; raises on timeout."""
+def port_accepts(port, host="127.0.0.1"):
+    """True when something accepts a TCP connection on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def port_is_free(port, host="127.0.0.1"):
+    """True when host:port can be bound (nothing holds it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def wait_until(predicate, timeout, what="condition", interval=0.05):
+    """Polls predicate until it returns something truthy, and returns that.
+
+    Fails with AssertionError after timeout seconds (the predicate is always
+    called at least once, and once more at the deadline). what says what was
+    awaited: a string, or a function giving one (called only on failure, so it
+    can show the latest state). Exceptions from predicate propagate."""
+    if isinstance(what, (int, float)):
+        raise TypeError("wait_until(predicate, timeout, what, interval): what must be a string or a callable")
     deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
+    while True:
         last = predicate()
         if last:
             return last
+        if time.monotonic() >= deadline:
+            text = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout} s waiting for {text} (last: {last!r})")
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
+
+def kill_process(proc, timeout=10):
+    """SIGKILL and reap a subprocess.Popen, if it is still running."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process (all its threads) so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def failed_so_far(case):
+    """True when the running unittest.TestCase has failed so far (for use in
+    tearDown, e.g. to print logs only on failure)."""
+    outcome = getattr(case, "_outcome", None)
+    if outcome is None:
+        return False
+    if hasattr(outcome, "errors"):  # Python <= 3.10 collects errors here until the test ends
+        return any(exc_info for _, exc_info in outcome.errors)
+    result = getattr(outcome, "result", None)  # Python >= 3.11 reports them at once
+    if result is None:
+        return False
+    return any(getattr(test, "test_case", test) is case for test, _ in result.failures + result.errors)
+
+
+# --- cluster nodes ------------------------------------------------------------
 
 class Node:
-    def __init__(self, cluster, alias, extra_args=(), port=None):
+    """One cluster node: alias, data directory, cluster port (-P) and
+    remote-shell port (-p), started with --daemon-mode -r and driven through
+    `iridium attach -c`. Its stdout and stderr (the log) are appended to
+    log_path, across restarts."""
+
+    def __init__(self, cluster, alias, extra_args=(), port=None, remote_port=None):
         self.cluster = cluster
         self.alias = alias
         self.port = port or free_port()
-        self.remote_port = free_port()
+        self.remote_port = remote_port or free_port()
         self.data_dir = os.path.join(cluster.root, alias)
         self.log_path = os.path.join(cluster.root, alias + ".log")
         self.extra_args = list(extra_args)
@@ -45,28 +157,45 @@ class Node:
 
     @property
     def address(self):
+        """The cluster address, HOST:PORT, as --join takes it."""
         return f"127.0.0.1:{self.port}"
 
-    def start(self, *more_args):
-        os.makedirs(self.data_dir, exist_ok=True)
-        args = [self.cluster.binary, "--node-alias", self.alias, "--data-root-dir", self.data_dir,
+    def argv(self, *more_args):
+        return [self.cluster.binary, "--node-alias", self.alias, "--data-root-dir", self.data_dir,
                 "-P", str(self.port), "-r", "-p", str(self.remote_port), "--daemon-mode",
                 *self.extra_args, *more_args]
-        log = open(self.log_path, "a")
-        env = dict(os.environ, IRIDIUM_LOG=os.environ.get("IRIDIUM_LOG", "info"))
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
-        log.close()
+
+    def launch(self, *more_args):
+        """Starts the process and returns at once (see wait_ready). Logs at
+        IRIDIUM_LOG from the caller's environment, else info; no other
+        IRIDIUM_* setting of the caller's reaches the node."""
+        os.makedirs(self.data_dir, exist_ok=True)
+        with open(self.log_path, "a") as log:
+            log.write(f"=== {time.strftime('%H:%M:%S')} start: {' '.join(self.argv(*more_args))}\n")
+            log.flush()
+            env = clean_env(IRIDIUM_LOG=os.environ.get("IRIDIUM_LOG", "info"))
+            self.process = subprocess.Popen(self.argv(*more_args), stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=log, env=env)
+        return self
+
+    def wait_ready(self, timeout=15):
+        """Waits until the remote shell answers; fails if the process exits."""
         wait_until(lambda: self.process.poll() is not None or self.attach("!help", timeout=2).returncode == 0,
-                   15, what=f"{self.alias}'s remote shell")
+                   timeout, f"{self.alias}'s remote shell")
         if self.process.poll() is not None:
             raise AssertionError(f"{self.alias} exited with {self.process.returncode}: {self.log()}")
         return self
 
+    def start(self, *more_args):
+        """launch() then wait_ready()."""
+        return self.launch(*more_args).wait_ready()
+
     def attach(self, *lines, timeout=10):
+        """Runs lines through `iridium attach -c`; a CompletedProcess."""
         args = [self.cluster.binary, "attach", f"127.0.0.1:{self.remote_port}", "--timeout", str(timeout)]
         for line in lines:
             args += ["-c", line]
-        return subprocess.run(args, capture_output=True, text=True, timeout=timeout + 10)
+        return subprocess.run(args, capture_output=True, text=True, timeout=timeout + 10, env=clean_env())
 
     def snapshot(self):
         """The node's !cluster_members --json, or None if it does not answer."""
@@ -79,6 +208,7 @@ class Node:
             return None
 
     def members(self):
+        """The aliases the node lists, or None if it does not answer."""
         snapshot = self.snapshot()
         return None if snapshot is None else {m["alias"] for m in snapshot["members"]}
 
@@ -86,9 +216,9 @@ class Node:
         self.process.send_signal(sig)
 
     def kill(self):
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+        """SIGKILL and reap, if running."""
+        if self.process is not None:
+            kill_process(self.process)
 
     def wait_exit(self, timeout=10):
         return self.process.wait(timeout)
@@ -98,7 +228,7 @@ class Node:
 
     def log(self):
         try:
-            with open(self.log_path) as f:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
                 return f.read()
         except OSError:
             return ""
@@ -111,8 +241,10 @@ class Cluster:
         self.binary = os.path.abspath(binary)
         self.root = tempfile.mkdtemp(prefix="iridium-cluster-")
         self.nodes = {}
+        self._pool = None
 
     def node(self, alias, extra_args=(), port=None):
+        """A new Node (not started), registered under alias."""
         node = Node(self, alias, extra_args, port)
         self.nodes[alias] = node
         return node
@@ -126,26 +258,54 @@ class Cluster:
     def live(self):
         return [n for n in self.nodes.values() if n.running()]
 
+    def snapshots_of(self, nodes):
+        """{alias: snapshot() or None} of the given nodes, asked in parallel."""
+        nodes = list(nodes)
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=16)
+        return dict(zip((n.alias for n in nodes), self._pool.map(lambda n: n.snapshot(), nodes)))
+
+    def members_of(self, nodes):
+        """{alias: members() or None} of the given nodes, asked in parallel."""
+        return {alias: None if snapshot is None else {m["alias"] for m in snapshot["members"]}
+                for alias, snapshot in self.snapshots_of(nodes).items()}
+
     def converged(self, expected=None):
-        """True when every live node lists exactly every other live node."""
+        """True when every live node (of expected, if given) lists exactly the
+        other live nodes (of expected)."""
         live = self.live()
         aliases = {n.alias for n in live} if expected is None else set(expected)
-        for node in live:
-            if node.alias not in aliases:
-                continue
-            if node.members() != aliases - {node.alias}:
-                return False
-        return True
+        seen = self.members_of(n for n in live if n.alias in aliases)
+        return all(members == aliases - {alias} for alias, members in seen.items())
 
     def wait_converged(self, timeout=15, expected=None):
-        wait_until(lambda: self.converged(expected), timeout, interval=0.1,
-                   what="every live node to list every other")
+        wait_until(lambda: self.converged(expected), timeout, "every live node to list every other",
+                   interval=0.1)
 
-    def dump_logs(self):
-        return "\n".join(f"--- {n.alias}\n{n.log()[-4000:]}" for n in self.nodes.values())
+    def dump_logs(self, tail=4000):
+        return "\n".join(f"--- {n.alias} ({n.log_path})\n{n.log()[-tail:]}" for n in self.nodes.values())
 
     def close(self, keep_logs=False):
         for node in self.nodes.values():
-            node.kill()
+            node.kill()  # SIGKILL ends a stopped (SIGSTOP) node too
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         if not keep_logs:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+class ClusterTestCase(unittest.TestCase):
+    """A Cluster per test (self.cluster), of the binary in the class attribute
+    `binary`; every node is killed in tearDown, and the node logs are printed
+    to stderr when the test failed."""
+
+    binary = None
+
+    def setUp(self):
+        self.cluster = Cluster(self.binary)
+
+    def tearDown(self):
+        if failed_so_far(self):
+            print(f"\n=== node logs of {self.id()}\n{self.cluster.dump_logs()}", file=sys.stderr)
+        self.cluster.close()

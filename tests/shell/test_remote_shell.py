@@ -6,13 +6,15 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 import unittest
 
 import pexpect
 
-import shelltest
-from shelltest import REPO, clean_env, parse_registers
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+from iridium_nodes import REPO, clean_env, cpu_seconds, free_port, port_is_free, take_binary, wait_until  # noqa: E402
+from iridium_shell import BANNER, PROMPT, ShellTestCase, parse_registers  # noqa: E402
 
 try:
     import msgpack
@@ -20,13 +22,11 @@ try:
 except ImportError:  # scripts/setup installs python3-zmq and python3-msgpack
     msgpack = zmq = None
 
-IRIDIUM = shelltest.take_binary()
-BANNER = "Welcome to Iridium! Let's be productive!\r\nType !help for commands, or assembly to run it.\r\n"
-PROMPT = ">>> "
+IRIDIUM = take_binary()
 TIMEOUT = 30
 
 
-class RemoteShell(shelltest.ShellTestCase):
+class RemoteShell(ShellTestCase):
     binary = IRIDIUM
 
     def attach(self, port, *commands, token=None, env=None, timeout=60, extra=()):
@@ -46,12 +46,6 @@ class RemoteShell(shelltest.ShellTestCase):
         self.track(child)
         child.expect_exact(BANNER + PROMPT)
         return child
-
-    def run_line(self, child, line):
-        child.sendline(line)
-        child.expect_exact(line)
-        child.expect_exact(PROMPT)
-        return child.before.replace("\r\n", "\n").lstrip("\r\n")
 
     def daemon(self, *args, **kwargs):
         return self.start_node("-r", "--daemon-mode", *args, **kwargs)
@@ -178,7 +172,7 @@ class RemoteShell(shelltest.ShellTestCase):
             self.assertIsNotNone(m, r.stdout)
             return m.group(1) == "halted"
 
-        shelltest.wait_until(halted, TIMEOUT, "job 1 to halt")
+        wait_until(halted, TIMEOUT, "job 1 to halt")
 
     def test_job_notices_come_after_the_spawn_reply(self):
         # Fixed in remote_server.cpp: the notice of a job that finished while
@@ -208,7 +202,7 @@ class RemoteShell(shelltest.ShellTestCase):
                 seen += self.run_line(a, "nop")
             return "[job 1]" in seen
 
-        shelltest.wait_until(noticed, TIMEOUT, "the job's notice")
+        wait_until(noticed, TIMEOUT, "the job's notice")
         self.assertIn("[job 1] examples/hello.iasm: halted\nHello, Iridium!\n", seen)
         self.assertEqual(seen.count("[job 1]"), 1, seen)
 
@@ -219,7 +213,7 @@ class RemoteShell(shelltest.ShellTestCase):
         self.assertEqual(node.proc.wait(timeout=TIMEOUT), 2)
         self.assertIn("refusing to serve the remote shell on 0.0.0.0 without a token", node.log())
         self.assertIn("--remote-token", node.log())
-        self.assertTrue(shelltest.port_is_free(node.port, "0.0.0.0"))
+        self.assertTrue(port_is_free(node.port, "0.0.0.0"))
 
     def test_token(self):
         node = self.daemon("-h", "127.0.0.1", "--remote-token", "secret", env=clean_env(IRIDIUM_LOG="debug"))
@@ -255,12 +249,11 @@ class RemoteShell(shelltest.ShellTestCase):
         # ~300M instructions: long enough to kill the client mid-command.
         for line in ("load $0 #100000000", "top: inc $1", "neq $0 $1"):
             self.assertEqual(self.run_line(a, line), "")
-        before = shelltest.cpu_seconds(node.proc.pid)
+        before = cpu_seconds(node.proc.pid)
         a.sendline("djmpe @top")
         a.expect_exact("djmpe @top")
         # The node is busy running the loop once it has burnt some CPU.
-        shelltest.wait_until(lambda: shelltest.cpu_seconds(node.proc.pid) - before >= 0.15, TIMEOUT,
-                             "the node to run the loop")
+        wait_until(lambda: cpu_seconds(node.proc.pid) - before >= 0.15, TIMEOUT, "the node to run the loop")
         self.assertEqual(a.expect_exact([PROMPT, pexpect.TIMEOUT], timeout=0), 1,
                          "the loop ended before the client could be killed")
         os.kill(a.pid, signal.SIGKILL)
@@ -277,7 +270,7 @@ class RemoteShell(shelltest.ShellTestCase):
             result = self.attach(node.port, "!registers")
             return result.returncode == 0
 
-        shelltest.wait_until(answered, 250, "the node to answer a new client")
+        wait_until(answered, 250, "the node to answer a new client")
         self.assertEqual(result.stderr, "")
         self.assertEqual(parse_registers(result.stdout), [0] * 32)  # a new session
         self.assertTrue(node.alive())
@@ -293,11 +286,10 @@ class RemoteShell(shelltest.ShellTestCase):
         node = self.daemon()
         a = self.attach_interactive(node.port)
         self.assertEqual(self.run_line(a, "top: inc $1"), "")
-        before = shelltest.cpu_seconds(node.proc.pid)
+        before = cpu_seconds(node.proc.pid)
         a.sendline("jmpb $0")  # $0 = 0: jumps to itself until the step limit
         a.expect_exact("jmpb $0")
-        shelltest.wait_until(lambda: shelltest.cpu_seconds(node.proc.pid) - before >= 0.15, TIMEOUT,
-                             "the node to run the loop")
+        wait_until(lambda: cpu_seconds(node.proc.pid) - before >= 0.15, TIMEOUT, "the node to run the loop")
         start = time.monotonic()
         r = self.attach(node.port, "nop", timeout=30)
         elapsed = time.monotonic() - start
@@ -305,7 +297,7 @@ class RemoteShell(shelltest.ShellTestCase):
         self.assertLess(elapsed, 2.0)
 
     def test_nothing_listening_gives_no_answer_exit_2(self):
-        port = shelltest.free_port()
+        port = free_port()
         start = time.monotonic()
         r = self.attach(port, "!registers", timeout=30)
         elapsed = time.monotonic() - start
@@ -400,7 +392,7 @@ class RemoteShell(shelltest.ShellTestCase):
                 node.proc.send_signal(sig)
                 self.assertEqual(node.proc.wait(timeout=TIMEOUT), 0)
                 self.assertIn(f"received {name}, shutting down", node.log())
-                shelltest.wait_until(lambda: shelltest.port_is_free(node.port), 10, "the port to be released")
+                wait_until(lambda: port_is_free(node.port), 10, "the port to be released")
 
 
 if __name__ == "__main__":

@@ -1,24 +1,27 @@
 """The local shell driven through a pipe: `iridium` with no FILE and stdin not
 a terminal. No banner and no prompt; a failing line's message goes to stderr;
 the shell goes on after every error and exits 0 at end of input."""
+import os
 import re
 import subprocess
+import sys
 import tempfile
 import unittest
 
-import shelltest
-from shelltest import REPO, clean_env, parse_registers
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+from iridium_nodes import REPO, clean_env, take_binary, wait_until  # noqa: E402
+from iridium_shell import PipeProcess, ShellTestCase, parse_registers, shell_args  # noqa: E402
 
-IRIDIUM = shelltest.take_binary()
+IRIDIUM = take_binary()
 
 
-class PipeShell(shelltest.ShellTestCase):
+class PipeShell(ShellTestCase):
     binary = IRIDIUM
 
     def shell(self, *lines, timeout=60):
         """Runs the shell on these lines (then end of input) in a fresh data dir."""
         data = tempfile.mkdtemp(dir=self.tmp)
-        r = subprocess.run([IRIDIUM, *shelltest.shell_args(data)], input="".join(l + "\n" for l in lines),
+        r = subprocess.run([IRIDIUM, *shell_args(data)], input="".join(l + "\n" for l in lines),
                            capture_output=True, text=True, timeout=timeout, env=clean_env(), cwd=REPO)
         return r
 
@@ -112,7 +115,7 @@ class PipeShell(shelltest.ShellTestCase):
 
     def test_crlf_line_endings(self):
         data = tempfile.mkdtemp(dir=self.tmp)
-        r = subprocess.run([IRIDIUM, *shelltest.shell_args(data)], input=b"load $0 #9\r\n!registers\r\n",
+        r = subprocess.run([IRIDIUM, *shell_args(data)], input=b"load $0 #9\r\n!registers\r\n",
                            capture_output=True, timeout=60, env=clean_env(), cwd=REPO)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stderr, b"")
@@ -230,7 +233,7 @@ class PipeShell(shelltest.ShellTestCase):
 
     def test_last_line_without_newline_runs(self):
         data = tempfile.mkdtemp(dir=self.tmp)
-        r = subprocess.run([IRIDIUM, *shelltest.shell_args(data)], input="load $0 #3\n!registers",
+        r = subprocess.run([IRIDIUM, *shell_args(data)], input="load $0 #3\n!registers",
                            capture_output=True, text=True, timeout=60, env=clean_env(), cwd=REPO)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(parse_registers(r.stdout)[0], 3)
@@ -242,7 +245,7 @@ class PipeShell(shelltest.ShellTestCase):
 
     def test_quit_with_stdin_still_open_exits_0(self):
         data = tempfile.mkdtemp(dir=self.tmp)
-        shell = shelltest.PipeProcess([IRIDIUM, *shelltest.shell_args(data)], clean_env())
+        shell = PipeProcess([IRIDIUM, *shell_args(data)], clean_env())
         self.track(shell.proc)
         self.addCleanup(shell.kill)
         shell.send("!quit")
@@ -263,7 +266,7 @@ class PipeShell(shelltest.ShellTestCase):
 
     def test_spawn_returns_at_once_and_jobs_shows_it_halted(self):
         data = tempfile.mkdtemp(dir=self.tmp)
-        shell = shelltest.PipeProcess([IRIDIUM, *shelltest.shell_args(data)], clean_env())
+        shell = PipeProcess([IRIDIUM, *shell_args(data)], clean_env())
         self.track(shell.proc)
         self.addCleanup(shell.kill)
         shell.send("load $0 #5")
@@ -277,7 +280,7 @@ class PipeShell(shelltest.ShellTestCase):
                                timeout=30, start=mark)
             return m.group(1) == "halted"
 
-        shelltest.wait_until(halted, 30, "job 1 to halt")
+        wait_until(halted, 30, "job 1 to halt")
         # The notice of the finished job comes with some line's output, once.
         shell.send("nop")
         shell.send("!registers")
@@ -292,7 +295,7 @@ class PipeShell(shelltest.ShellTestCase):
     def test_spawned_job_with_a_runtime_error(self):
         path = self.write("bad.iasm", "load $1 #0\ndiv $0 $1 $2\n")
         data = tempfile.mkdtemp(dir=self.tmp)
-        shell = shelltest.PipeProcess([IRIDIUM, *shelltest.shell_args(data)], clean_env())
+        shell = PipeProcess([IRIDIUM, *shell_args(data)], clean_env())
         self.track(shell.proc)
         self.addCleanup(shell.kill)
         shell.send(f"!spawn {path}")
@@ -304,7 +307,7 @@ class PipeShell(shelltest.ShellTestCase):
             m = shell.wait_for(r"^1  (\w+)  .*$", timeout=30, start=mark)
             return m.group(1) == "error" and m.group(0)
 
-        line = shelltest.wait_until(failed, 30, "job 1 to fail")
+        line = wait_until(failed, 30, "job 1 to fail")
         self.assertEqual(line, f"1  error  {path}  division by zero at code offset 4")
         shell.close_stdin()
         self.assertEqual(shell.wait_exit(30), 0)

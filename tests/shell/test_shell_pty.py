@@ -4,18 +4,18 @@ the question for a missing !load_file path, job notices, Ctrl-D and SIGINT."""
 import os
 import re
 import signal
+import sys
 import tempfile
 import unittest
 
 import pexpect
 
-import shelltest
-from shelltest import REPO, clean_env, parse_registers
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+from iridium_nodes import REPO, clean_env, free_port, port_accepts, port_is_free, take_binary, wait_until  # noqa: E402
+from iridium_shell import BANNER, PROMPT, ShellTestCase, parse_registers, shell_args  # noqa: E402
 
-IRIDIUM = shelltest.take_binary()
+IRIDIUM = take_binary()
 
-BANNER = "Welcome to Iridium! Let's be productive!\r\nType !help for commands, or assembly to run it.\r\n"
-PROMPT = ">>> "
 UP = "\x1b[A"
 TIMEOUT = 30
 
@@ -29,25 +29,18 @@ def read_history_file(path):
     return [re.sub(r"\\(\d{3})", lambda m: chr(int(m.group(1), 8)), l) for l in lines]
 
 
-class PtyShell(shelltest.ShellTestCase):
+class PtyShell(ShellTestCase):
     binary = IRIDIUM
 
     def spawn(self, *args, data=None, cluster_port=None):
         data = data or tempfile.mkdtemp(dir=self.tmp)
         # A known terminal type; HOME in the test dir so no ~/.editrc applies.
         env = clean_env(TERM="xterm", HOME=self.tmp)
-        argv = [*shelltest.shell_args(data, cluster_port), *args]
+        argv = [*shell_args(data, cluster_port), *args]
         child = pexpect.spawn(IRIDIUM, argv, cwd=REPO, env=env,
                               encoding="utf-8", timeout=TIMEOUT, dimensions=(24, 200))
         self.track(child)
         return child, data
-
-    def run_line(self, child, line):
-        """Types line + Enter and returns what it printed before the next prompt."""
-        child.sendline(line)
-        child.expect_exact(line)  # the terminal's echo of what was typed
-        child.expect_exact(PROMPT)
-        return child.before.replace("\r\n", "\n").lstrip("\r\n")
 
     def registers(self, child):
         return parse_registers(self.run_line(child, "!registers"))
@@ -168,7 +161,7 @@ class PtyShell(shelltest.ShellTestCase):
             child.send("\r")  # the notice comes with the next line's output
             return False
 
-        shelltest.wait_until(shown, TIMEOUT, "the job's notice")
+        wait_until(shown, TIMEOUT, "the job's notice")
         # On lines of its own, right before a fresh prompt, shown once.
         self.assertRegex(seen, r"(^|\n)" + re.escape(notice + PROMPT) + "$")
         self.assertEqual(seen.count("[job 1]"), 1, seen)
@@ -186,12 +179,12 @@ class PtyShell(shelltest.ShellTestCase):
         self.end_with_ctrl_d(child)
 
     def sigint_node(self, deliver):
-        port = shelltest.free_port()
+        port = free_port()
         child, _ = self.spawn("--start-cluster", "--log-level", "info", cluster_port=port)
         child.expect(r"Started the cluster listener on 127\.0\.0\.1:(\d+)")
         self.assertEqual(int(child.match.group(1)), port)
         child.expect_exact(PROMPT)
-        self.assertTrue(shelltest.port_accepts(port))
+        self.assertTrue(port_accepts(port))
         self.assertEqual(self.run_line(child, "load $0 #1"), "")
         deliver(child)
         child.expect_exact("received SIGINT, shutting down")
@@ -199,7 +192,7 @@ class PtyShell(shelltest.ShellTestCase):
         child.close()
         self.assertEqual(child.exitstatus, 0)
         self.assertIsNone(child.signalstatus)
-        shelltest.wait_until(lambda: shelltest.port_is_free(port), 10, f"cluster port {port} to be released")
+        wait_until(lambda: port_is_free(port), 10, f"cluster port {port} to be released")
 
     def test_sigint_shuts_down_a_node_with_a_cluster(self):
         self.sigint_node(lambda child: child.kill(signal.SIGINT))

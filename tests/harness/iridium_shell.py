@@ -1,78 +1,28 @@
-"""Helpers shared by the shell end-to-end tests (tests/shell/test_*.py).
+"""Helpers of the shell end-to-end tests (tests/shell/test_*.py): a node whose
+flags the test chooses (ShellNode), a process driven through pipes
+(PipeProcess), pexpect helpers and the register-dump parser.
 
-Every test file is run as `python3 FILE /path/to/iridium`; take_binary() takes
-that argument off sys.argv before unittest sees it. Everything here waits by
-polling against a deadline, never by a bare sleep.
+Processes, ports and polling come from iridium_nodes; this module adds no
+second copy of any of them.
 """
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
-import time
 import unittest
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+from iridium_nodes import REPO, clean_env, free_port, kill_process, port_accepts, wait_until
 
-
-def take_binary():
-    if len(sys.argv) < 2:
-        sys.exit(f"usage: {sys.argv[0]} PATH/TO/iridium [unittest args]")
-    return os.path.abspath(sys.argv.pop(1))
-
-
-def clean_env(**extra):
-    """The environment without any IRIDIUM_* setting of the caller's, plus extra."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IRIDIUM_")}
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
-
-
-def free_port():
-    """A TCP port that nothing listens on right now (bind to port 0 and ask)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+BANNER = "Welcome to Iridium! Let's be productive!\r\nType !help for commands, or assembly to run it.\r\n"
+PROMPT = ">>> "
 
 
 def shell_args(data_dir, cluster_port=None):
     """Flags for a local shell: its own data dir, and free ports in case it
     would listen (-p remote shell, -P cluster)."""
     return ["--data-root-dir", data_dir, "-p", str(free_port()), "-P", str(cluster_port or free_port())]
-
-
-def port_accepts(port, host="127.0.0.1"):
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def port_is_free(port, host="127.0.0.1"):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-            return True
-        except OSError:
-            return False
-
-
-def wait_until(predicate, timeout, what, interval=0.05):
-    """Polls predicate until it returns something truthy; fails after timeout s.
-    what (a string, or a function giving one) says what was awaited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
-        time.sleep(interval)
 
 
 def parse_registers(text):
@@ -86,13 +36,6 @@ def parse_registers(text):
     if sorted(values) != list(range(32)):
         raise AssertionError(f"incomplete register dump:\n{block}")
     return [values[i] for i in range(32)]
-
-
-def cpu_seconds(pid):
-    """User + system CPU time of a process (all its threads) so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class PipeProcess:
@@ -153,22 +96,12 @@ class PipeProcess:
                 pass
 
 
-def kill_process(proc):
-    """SIGKILL and reap, if it is still running."""
-    if proc.poll() is None:
-        try:
-            proc.send_signal(signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-
-
-class Node:
-    """A node process started with its own data directory and free ports;
-    its stderr (the log) goes to a file in that directory."""
+class ShellNode:
+    """A node process started with exactly the flags a test gives, plus its
+    own data directory and free ports: `port` is its remote-shell port (-p),
+    `cluster_port` its cluster port (-P). Its stderr (the log) goes to a file,
+    or, with stdin_pipe, the whole process is a PipeProcess (self.pipe).
+    For cluster members driven through attach, see iridium_nodes.Node."""
 
     def __init__(self, binary, args, env, stdin_pipe=False, port=None):
         self.dir = tempfile.mkdtemp(prefix="iridium-shelltest-")
@@ -245,8 +178,8 @@ class ShellTestCase(unittest.TestCase):
         return proc
 
     def start_node(self, *args, env=None, stdin_pipe=False, wait=True, port=None):
-        """A node with its own data dir and free ports (-p, -P), killed in tearDown."""
-        node = Node(self.binary, list(args), env if env is not None else clean_env(), stdin_pipe, port)
+        """A ShellNode with its own data dir and free ports (-p, -P), killed in tearDown."""
+        node = ShellNode(self.binary, list(args), env if env is not None else clean_env(), stdin_pipe, port)
         self._nodes.append(node)
         if wait:
             node.wait_listening()
@@ -257,3 +190,12 @@ class ShellTestCase(unittest.TestCase):
         with open(path, "w") as f:
             f.write(text)
         return path
+
+    def run_line(self, child, line):
+        """Types line + Enter into a pexpect child showing PROMPT (a local
+        shell on a terminal, or an interactive attach) and returns what it
+        printed before the next prompt."""
+        child.sendline(line)
+        child.expect_exact(line)  # the terminal's echo of what was typed
+        child.expect_exact(PROMPT)
+        return child.before.replace("\r\n", "\n").lstrip("\r\n")
