@@ -4,7 +4,6 @@ Drives scripts/cluster and docker the way a user would. The tests share one
 cluster and run in order (test_01 ... test_08); the cluster is always torn
 down, and on failure every container's logs are saved under build/e2e-logs/.
 """
-import json
 import os
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ import unittest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
-from iridium_nodes import wait_until  # noqa: E402  (one polling helper for every suite)
+from iridium_nodes import parse_snapshot, wait_until  # noqa: E402  (one polling helper for every suite)
 CLUSTER = os.path.join(REPO, "scripts", "cluster")
 LOG_DIR = os.path.join(REPO, "build", "e2e-logs")
 # Documented failure-detection target is 2 s; docker exec polling of every
@@ -45,13 +44,7 @@ def containers():
 
 
 def snapshot(node):
-    r = cluster("exec", node, "!cluster_members --json", timeout=30, check=False)
-    if r.returncode != 0:
-        return None
-    try:
-        return json.loads(r.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return None
+    return parse_snapshot(cluster("exec", node, "!cluster_members --json", timeout=30, check=False))
 
 
 def alias_of(node):

@@ -28,6 +28,11 @@ POLL = 0.05  # seconds between samples of a continuous check
 DEFAULT_CHURN_SEED = 2374857350  # see test_10
 
 
+def result(text):
+    """A measured figure, for docs/performance.md (the assertion is the test)."""
+    print(f"\nRESULT {text}", file=sys.stderr, flush=True)
+
+
 def show(members):
     return "no answer" if members is None else "{" + ", ".join(sorted(members)) + "}"
 
@@ -203,10 +208,12 @@ class Defects(ClusterTestCase):
         self.assertEqual(x.wait_exit(10), 0)
         seed.kill()
         x.launch("--join", seed.address)  # same port, alias and data directory; the seed is dead
+        started = time.monotonic()
         wait_until(lambda: x.members() == {b.alias, c.alias} and all(x.alias in (n.members() or ()) for n in (b, c)),
                    5, lambda: f"{x.alias} to mesh with {b.alias} and {c.alias} within 5 s of its restart "
                               f"({self.views([x, b, c])})",
                    interval=POLL)
+        result(f"04 SIGTERM restart through a dead seed: meshed {time.monotonic() - started:.2f} s after the restart")
 
     # --- 5: convergence time ------------------------------------------------
 
@@ -226,6 +233,7 @@ class Defects(ClusterTestCase):
         wait_until(lambda: self.cluster.converged(), 15,
                    lambda: f"a full mesh of {count} nodes within 15 s ({self.views()})", interval=POLL)
         elapsed = time.monotonic() - last_start
+        result(f"05 chain of {count} joins: full mesh {elapsed:.2f} s after the last start")
         self.assertLess(elapsed, 3.0, f"full mesh of {count} nodes {elapsed:.2f} s after the last start")
 
     # --- 6: restart on a new port -------------------------------------------
@@ -240,6 +248,7 @@ class Defects(ClusterTestCase):
         time.sleep(0.05)  # the stimulus: restart 50 ms after the kill
         victim.port = free_port()
         victim.launch("--join", nodes[1].address)
+        started = time.monotonic()
         others = [n for n in nodes if n is not victim]
 
         def at_new_port():
@@ -250,6 +259,8 @@ class Defects(ClusterTestCase):
         wait_until(lambda: self.cluster.converged() and at_new_port(), 3,
                    lambda: f"{victim.alias} back in the full mesh, listed at its new port {victim.port}, within 3 s "
                            f"of its restart ({self.views()})", interval=POLL)
+        result(f"06 restart on a new port 50 ms after kill -9: full mesh {time.monotonic() - started:.2f} s "
+               f"after the restart")
 
     # --- 7: the seed restarted at once --------------------------------------
 
@@ -261,8 +272,10 @@ class Defects(ClusterTestCase):
         seed = nodes[0]
         seed.kill()
         seed.launch("--start-cluster")  # same port, alias and data directory
+        started = time.monotonic()
         wait_until(lambda: self.cluster.converged(), 2,
                    lambda: f"the restarted seed in the full mesh within 2 s ({self.views()})", interval=POLL)
+        result(f"07 seed killed and restarted at once: full mesh {time.monotonic() - started:.2f} s after the restart")
         self.hold_full_mesh(nodes, 3, "the full mesh after the seed's restart")
 
     # --- 8: joining a known member under another name -----------------------
@@ -357,11 +370,14 @@ class Defects(ClusterTestCase):
         note_crashes()
         story = f"churn seed {seed_value}; events:\n  " + "\n  ".join(events)
         live = {n.alias for n in nodes if state[n.alias] == "running"}
+        last_event = time.monotonic()
         try:
             wait_until(lambda: self.cluster.converged(expected=live), 5,
                        lambda: f"every live node to list exactly the live set {sorted(live)} within 5 s of the "
                                f"last event ({self.views()})", interval=POLL)
             not_converged = None
+            result(f"10 churn (seed {seed_value}): live set listed by all {time.monotonic() - last_event:.2f} s "
+                   f"after the last event")
         except AssertionError as e:
             not_converged = str(e)
         note_crashes()

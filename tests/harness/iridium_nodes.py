@@ -49,6 +49,17 @@ def clean_env(**extra):
 _ports_handed_out = set()
 
 
+def parse_snapshot(completed):
+    """The JSON of a finished `!cluster_members --json` run (its last line),
+    or None when the command failed or printed something else."""
+    if completed.returncode != 0:
+        return None
+    try:
+        return json.loads(completed.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
 def free_port():
     """A TCP port that nothing listens on right now (bind to port 0 and ask),
     never one this process was given before: the system may offer a port
@@ -199,13 +210,7 @@ class Node:
 
     def snapshot(self):
         """The node's !cluster_members --json, or None if it does not answer."""
-        r = self.attach("!cluster_members --json", timeout=3)
-        if r.returncode != 0:
-            return None
-        try:
-            return json.loads(r.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            return None
+        return parse_snapshot(self.attach("!cluster_members --json", timeout=3))
 
     def members(self):
         """The aliases the node lists, or None if it does not answer."""

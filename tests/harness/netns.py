@@ -56,13 +56,14 @@ kept in IPTABLES).
 import atexit
 import concurrent.futures
 import itertools
-import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
+
+from iridium_nodes import parse_snapshot
 
 PREFIX = "irt-"
 SUBNET = "10.213.0"          # /24, hosts are .1 .. .N; the hub has no address
@@ -273,13 +274,7 @@ class Host:
 
     def snapshot(self, timeout=3):
         """The node's !cluster_members --json, or None if it does not answer."""
-        r = self.attach("!cluster_members --json", timeout=timeout)
-        if r.returncode != 0:
-            return None
-        try:
-            return json.loads(r.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            return None
+        return parse_snapshot(self.attach("!cluster_members --json", timeout=timeout))
 
     def members(self, timeout=3):
         """Aliases this node lists (alive or suspect), or None if it does not answer."""

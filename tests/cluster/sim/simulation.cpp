@@ -203,17 +203,21 @@ void Simulation::pause(int host) {
   p.paused = true;
   p.paused_at = now_;
   // Its peers' ZMTP heartbeats go unanswered: their links to it close.
+  recheck_links_later([&](int, const Link& link) { return link.target == host; });
+}
+
+template <typename Which>
+void Simulation::recheck_links_later(Which which) {
   for (auto& [key, link] : links_) {
-    if (link.state == Link::State::kUp && link.target == host) {
-      schedule(Item{now_ + kHeartbeatTimeout,
-                    0,
-                    Kind::kCheckLink,
-                    key.first,
-                    {},
-                    key.second,
-                    LinkEvent::kUp,
-                    link.serial});
-    }
+    if (link.state != Link::State::kUp || !which(key.first, link)) continue;
+    schedule(Item{now_ + kHeartbeatTimeout,
+                  0,
+                  Kind::kCheckLink,
+                  key.first,
+                  {},
+                  key.second,
+                  LinkEvent::kUp,
+                  link.serial});
   }
 }
 
@@ -242,20 +246,10 @@ void Simulation::resume(int host) {
 void Simulation::block(int from, int to) {
   if (!blocked_.insert({from, to}).second) return;
   note("block " + alias(from) + " -> " + alias(to));
-  for (auto& [key, link] : links_) {
-    const bool between =
-        (key.first == from && link.target == to) || (key.first == to && link.target == from);
-    if (link.state == Link::State::kUp && between) {
-      schedule(Item{now_ + kHeartbeatTimeout,
-                    0,
-                    Kind::kCheckLink,
-                    key.first,
-                    {},
-                    key.second,
-                    LinkEvent::kUp,
-                    link.serial});
-    }
-  }
+  // A link that stays cut past the ZMTP heartbeat timeout is closed.
+  recheck_links_later([&](int owner, const Link& link) {
+    return (owner == from && link.target == to) || (owner == to && link.target == from);
+  });
 }
 
 void Simulation::unblock(int from, int to) {

@@ -125,6 +125,10 @@ class Simulation {
   void attempt(int owner, const Endpoint& to, uint64_t serial);
   void link_down(int owner, const Endpoint& to, Link& link, bool refuse_next);
   void check_link(int owner, const Endpoint& to, uint64_t serial);
+  // Schedules check_link, a heartbeat timeout from now, for the up links
+  // `which(owner, link)` selects.
+  template <typename Which>
+  void recheck_links_later(Which which);
   void tick(int host, const std::string& instance);
   bool path_ok(int a, int b) const;
   int host_of(const Endpoint& e) const;
