@@ -1,10 +1,13 @@
 """End-to-end membership tests against real containers (compose.yaml).
 
 Drives scripts/cluster and docker the way a user would. The tests share one
-cluster and run in order (test_01 ... test_08); the cluster is always torn
+cluster and run in order (test_01 ... test_09); the cluster is always torn
 down, and on failure every container's logs are saved under build/e2e-logs/.
+The compose project is IRIDIUM_PROJECT (default iridium), as for
+scripts/cluster: a second run on the same Docker sets its own.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +22,7 @@ LOG_DIR = os.path.join(REPO, "build", "e2e-logs")
 # Documented failure-detection target is 2 s; docker exec polling of every
 # node adds about a second per round on a 2-core machine.
 DEATH_BOUND = 12.0
+PROJECT = os.environ.get("IRIDIUM_PROJECT", "iridium")
 
 
 def run(*args, timeout=120, check=True):
@@ -34,7 +38,7 @@ def cluster(*args, timeout=1800, check=True):
 
 def containers():
     """{"seed": name, "node-1": name, ...} of running containers."""
-    out = run("docker", "ps", "--filter", "label=com.docker.compose.project=iridium", "--format",
+    out = run("docker", "ps", "--filter", f"label=com.docker.compose.project={PROJECT}", "--format",
               '{{.Label "com.docker.compose.service"}} {{.Label "com.docker.compose.container-number"}} {{.Names}}').stdout
     found = {}
     for line in out.splitlines():
@@ -102,6 +106,17 @@ class ClusterEndToEnd(unittest.TestCase):
         self.assertIn("seed", r.stdout)
         self.assertIn(alias_of("node-2"), r.stdout)
         self.assertEqual(cluster("exec", "node-1", "no_such_op $1", check=False).returncode, 1)
+
+    def test_02b_the_image_carries_the_examples(self):
+        # docs/shell.md's paths work in a container: its working directory
+        # holds examples/ (the image's /usr/local/share/iridium/examples).
+        r = cluster("exec", "node-1", "!load_file examples/hello.iasm")
+        self.assertEqual(r.stdout, "Hello, Iridium!\n")
+        r = cluster("exec", "seed", "!spawn /usr/local/share/iridium/examples/fib.iasm")
+        self.assertIn("Spawned job", r.stdout)
+        name = containers()["seed"]
+        r = run("docker", "exec", name, "iridium", "run", "examples/hello.iasm")
+        self.assertEqual(r.stdout, "Hello, Iridium!\n")
 
     def test_03_type_into_a_nodes_own_repl(self):
         import pexpect
@@ -173,6 +188,29 @@ class ClusterEndToEnd(unittest.TestCase):
         for node, name in containers().items():
             status = run("docker", "inspect", "-f", "{{.State.Health.Status}}", name).stdout.strip()
             self.assertIn(status, ("healthy", "starting"), node)
+
+    def test_09_ps_shows_aliases_and_logs_carry_no_colour(self):
+        # ps: one row per container, with the alias the node itself reports
+        # (also for the nodes killed, stopped and cut above).
+        rows = {}
+        lines = cluster("ps").stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["CONTAINER", "ALIAS", "STATE", "HEALTH", "ADDRESS"])
+        for line in lines[1:]:
+            fields = line.split()
+            rows[fields[0]] = fields[1]
+        running = containers()
+        self.assertEqual(set(rows), set(running.values()))
+        for node, name in running.items():
+            self.assertEqual(rows[name], alias_of(node), node)
+        self.assertEqual(rows[running["seed"]], "seed")
+        # Logs: compose gives every node a TTY, yet `docker logs` holds no
+        # colour codes (IRIDIUM_LOG_COLOR=never), and it does hold log lines.
+        colour = re.compile(r"\x1b\[[0-9;]*m")
+        for node, name in running.items():
+            logs = run("docker", "logs", name, check=False)
+            text = logs.stdout + logs.stderr
+            self.assertRegex(text, r" info \[", node)
+            self.assertNotRegex(text, colour, node)
 
 
 def docker_available():

@@ -1,6 +1,7 @@
 // The `iridium` command line.
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <string_view>
 
 #include "app/logging.h"
 #include "app/node.h"
@@ -13,40 +14,66 @@ namespace {
 void add_run_options(CLI::App& app, iridium::app::RunOptions& run) {
   app.add_option("--state-json", run.state_json,
                  "Write the final VM state as JSON to PATH ('-' for stdout)");
-  app.add_option("--max-steps", run.max_steps, "Stop the program with an error after N instructions")
+  app.add_option("--max-steps", run.max_steps,
+                 "Stop the program with an error after N instructions")
       ->check(CLI::PositiveNumber);
   app.add_option("--heap-cap", run.heap_cap, "Heap size cap in bytes")->capture_default_str();
   app.add_option("--stack-cap", run.stack_cap, "Stack cap in entries")->capture_default_str();
 }
 
 void add_node_options(CLI::App& app, iridium::app::NodeOptions& node) {
-  app.add_option("--node-alias", node.node_alias, "This node's name in the cluster (default: a UUID kept in the data directory)")
+  app.add_option("--node-alias", node.node_alias,
+                 "This node's name in the cluster (default: a UUID kept in the data directory)")
       ->envname("IRIDIUM_NODE_ALIAS");
-  app.add_option("--data-root-dir", node.data_root_dir, "Where the node keeps its alias and shell history")
+  app.add_option("--data-root-dir", node.data_root_dir,
+                 "Where the node keeps its alias and shell history")
       ->envname("IRIDIUM_DATA_ROOT_DIR");
   app.add_option("--threads", node.threads, "Worker threads for !spawn")
-      ->envname("IRIDIUM_THREADS")->check(CLI::Range(1, 256))->capture_default_str();
+      ->envname("IRIDIUM_THREADS")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
   app.add_option("-H,--server-bind-host", node.server_bind_host, "Cluster listener address")
-      ->envname("IRIDIUM_SERVER_BIND_HOST")->capture_default_str();
+      ->envname("IRIDIUM_SERVER_BIND_HOST")
+      ->capture_default_str();
   app.add_option("-P,--server-bind-port", node.server_bind_port, "Cluster listener port")
-      ->envname("IRIDIUM_SERVER_BIND_PORT")->capture_default_str();
+      ->envname("IRIDIUM_SERVER_BIND_PORT")
+      ->capture_default_str();
   app.add_option("--advertise-host", node.advertise_host,
-                 "Host other nodes use to reach this one (default: the bind host, or the hostname for 0.0.0.0)")
+                 "Host other nodes use to reach this one (default: the bind host, or the hostname "
+                 "for 0.0.0.0)")
       ->envname("IRIDIUM_ADVERTISE_HOST");
-  app.add_flag("-r,--enable-remote-access", node.enable_remote_access, "Serve remote shells (iridium attach)")
+  app.add_flag("-r,--enable-remote-access", node.enable_remote_access,
+               "Serve remote shells (iridium attach)")
       ->envname("IRIDIUM_ENABLE_REMOTE_ACCESS");
   app.add_option("-h,--bind-host", node.bind_host, "Remote shell address")
-      ->envname("IRIDIUM_BIND_HOST")->capture_default_str();
+      ->envname("IRIDIUM_BIND_HOST")
+      ->capture_default_str();
   app.add_option("-p,--bind-port", node.bind_port, "Remote shell port")
-      ->envname("IRIDIUM_BIND_PORT")->capture_default_str();
-  app.add_option("--remote-token", node.remote_token, "Shared token remote shells must present (required off loopback)")
+      ->envname("IRIDIUM_BIND_PORT")
+      ->capture_default_str();
+  app.add_option("--remote-token", node.remote_token,
+                 "Shared token remote shells must present (required off loopback)")
       ->envname("IRIDIUM_REMOTE_TOKEN");
   app.add_flag("--daemon-mode", node.daemon_mode, "No local shell: serve until SIGINT or SIGTERM")
       ->envname("IRIDIUM_DAEMON_MODE");
   app.add_flag("--start-cluster", node.start_cluster, "Start the cluster listener at once")
       ->envname("IRIDIUM_START_CLUSTER");
-  app.add_option("--join", node.join, "Join the cluster through HOST:PORT (repeatable; retried until a seed answers)")
-      ->envname("IRIDIUM_JOIN")->delimiter(',');
+  app.add_option("--join", node.join,
+                 "Join the cluster through HOST:PORT (repeatable; retried until a seed answers)")
+      ->envname("IRIDIUM_JOIN")
+      ->delimiter(',');
+}
+
+// `-h` is the remote shell's bind host (-h HOST), as the spec has it, so a
+// bare `iridium -h` is an option without its value. True when argv ends in
+// that `-h` (CLI11 takes any word after it, even `--daemon-mode`, as the
+// value): the parse error then says where help is.
+bool ends_in_bare_dash_h(int argc, char** argv) {
+  if (argc < 2 || std::string_view(argv[argc - 1]) != "-h") return false;
+  for (int i = 1; i < argc - 1; ++i) {
+    if (std::string_view(argv[i]) == "--") return false;  // then "-h" is a file name
+  }
+  return true;
 }
 
 }  // namespace
@@ -61,12 +88,18 @@ int main(int argc, char** argv) {
   RunOptions run;
   AsmOptions asm_options;
   std::string disasm_path;
-  std::string log_level = "warn";
+  LogOptions log;
 
-  app.add_option("FILE", run.file, "Program to run (.iasm source or .pie image); no FILE opens the shell");
+  app.add_option("FILE", run.file,
+                 "Program to run (.iasm source or .pie image); no FILE opens the shell");
   add_run_options(app, run);
-  app.add_option("--log-level", log_level, "Log level: trace, debug, info, warn, error, off")
+  app.add_option("--log-level", log.level, "Log level: trace, debug, info, warn, error, off")
       ->envname("IRIDIUM_LOG")
+      ->capture_default_str();
+  app.add_option("--log-color", log.color,
+                 "Colour in log lines: auto (only on a colour terminal, unless NO_COLOR is set), "
+                 "always, never")
+      ->envname("IRIDIUM_LOG_COLOR")
       ->capture_default_str();
 
   CLI::App* run_cmd = app.add_subcommand("run", "Run a program (.iasm source or .pie image)");
@@ -75,18 +108,24 @@ int main(int argc, char** argv) {
 
   CLI::App* asm_cmd = app.add_subcommand("asm", "Assemble FILE.iasm into an image");
   asm_cmd->add_option("FILE", asm_options.input, "Assembly source")->required();
-  asm_cmd->add_option("-o,--output", asm_options.output, "Image to write (default: FILE with .pie)");
+  asm_cmd->add_option("-o,--output", asm_options.output,
+                      "Image to write (default: FILE with .pie)");
 
   NodeOptions node;
   add_node_options(app, node);
 
   AttachOptions attach;
-  CLI::App* attach_cmd = app.add_subcommand("attach", "Open a shell on a node started with --enable-remote-access");
-  attach_cmd->add_option("ADDRESS", attach.address, "HOST:PORT of the node's remote shell")->required();
-  attach_cmd->add_option("-c,--command", attach.commands, "Run LINE and print its output (repeatable); exit 1 if any fails");
-  attach_cmd->add_option("--token", attach.token, "The node's remote-shell token")->envname("IRIDIUM_REMOTE_TOKEN");
+  CLI::App* attach_cmd =
+      app.add_subcommand("attach", "Open a shell on a node started with --enable-remote-access");
+  attach_cmd->add_option("ADDRESS", attach.address, "HOST:PORT of the node's remote shell")
+      ->required();
+  attach_cmd->add_option("-c,--command", attach.commands,
+                         "Run LINE and print its output (repeatable); exit 1 if any fails");
+  attach_cmd->add_option("--token", attach.token, "The node's remote-shell token")
+      ->envname("IRIDIUM_REMOTE_TOKEN");
   attach_cmd->add_option("--timeout", attach.timeout_seconds, "Seconds to wait for each answer")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
 
   CLI::App* disasm_cmd = app.add_subcommand("disasm", "Print the assembly of an image");
   disasm_cmd->add_option("FILE", disasm_path, "Image (.pie)")->required();
@@ -94,9 +133,19 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (ends_in_bare_dash_h(argc, argv)) {
+      std::cerr << "iridium: -h is the remote shell's bind host (-h HOST), not help; for help use "
+                   "--help\n";
+      return kExitUsage;
+    }
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
-  if (auto status = init_logging(log_level); !status) {
+  auto log_color = parse_log_color(log.color);
+  if (!log_color) {
+    std::cerr << log_color.message() << "\n";
+    return kExitUsage;
+  }
+  if (auto status = init_logging(log.level, *log_color); !status) {
     std::cerr << status.message() << "\n";
     return kExitUsage;
   }
@@ -109,7 +158,8 @@ int main(int argc, char** argv) {
     settings.address = attach.address;
     settings.commands = attach.commands;
     settings.token = attach.token;
-    settings.command_timeout = std::chrono::milliseconds(static_cast<int64_t>(attach.timeout_seconds * 1000));
+    settings.command_timeout =
+        std::chrono::milliseconds(static_cast<int64_t>(attach.timeout_seconds * 1000));
     return iridium::shell::attach(settings);
   }
   node.server_bind_port_explicit = app.get_option("--server-bind-port")->count() > 0;

@@ -40,6 +40,12 @@ struct AttachOptions {
   double timeout_seconds = 30;
 };
 
+// --log-level and --log-color, turned into spdlog settings by init_logging.
+struct LogOptions {
+  std::string level = "warn";
+  std::string color = "auto";  // auto, always or never (see LogColor)
+};
+
 struct AsmOptions {
   std::string input;
   std::string output;

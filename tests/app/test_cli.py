@@ -1,13 +1,19 @@
-"""The iridium binary's run / asm / disasm commands, exit codes and state JSON."""
+"""The iridium binary's run / asm / disasm commands, exit codes, state JSON,
+the -h hint, and when log lines carry colour."""
 import json
 import os
+import pty
+import re
+import select
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from iridium_nodes import take_binary  # noqa: E402
+from iridium_nodes import clean_env, free_port, kill_process, take_binary  # noqa: E402
 
 IRIDIUM = take_binary()
 
@@ -124,6 +130,103 @@ class Cli(unittest.TestCase):
         self.assertEqual(iridium("run").returncode, 2)
         self.assertEqual(iridium("run", "examples/hello.iasm", "--max-steps", "x").returncode, 2)
         self.assertEqual(iridium("--help").returncode, 0)
+
+    def test_dash_h_is_the_bind_host_and_points_at_help(self):
+        # -h is the remote shell's bind host (the spec's flag), so a bare -h
+        # is an option without its value: the error says where help is.
+        for args in (["-h"], ["attach", "-h"], ["-r", "--daemon-mode", "-h"]):
+            r = iridium(*args)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertEqual(r.stdout, "", args)
+            self.assertEqual(r.stderr, "iridium: -h is the remote shell's bind host (-h HOST), not help; "
+                                       "for help use --help\n", args)
+        r = iridium("--help")
+        self.assertIn("-h,--bind-host", r.stdout)
+        self.assertIn("--help", r.stdout)
+        # With a value, -h is still the bind host: an unrelated error stays as it was.
+        r = iridium("-h", "127.0.0.1", "--no-such-flag")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--no-such-flag", r.stderr)
+        self.assertNotIn("for help use --help", r.stderr)
+
+
+COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def node_log(*flags, tty, **env):
+    """What a node logs to stderr at info from its start to a SIGTERM: stderr
+    is a pseudo-terminal (tty=True, TERM=xterm) or a pipe."""
+    with tempfile.TemporaryDirectory() as data:
+        argv = [IRIDIUM, "--data-root-dir", data, "-P", str(free_port()), "-r", "-p", str(free_port()),
+                "--daemon-mode", "--log-level", "info", *flags]
+        environment = clean_env()
+        environment.pop("NO_COLOR", None)
+        environment.pop("COLORTERM", None)
+        environment["TERM"] = "xterm"
+        environment.update(env)
+        if tty:
+            reader, writer = pty.openpty()
+        else:
+            reader, writer = os.pipe()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=writer,
+                                env=environment)
+        os.close(writer)
+        text, stopped, deadline = b"", False, time.monotonic() + 20
+        try:
+            while time.monotonic() < deadline:
+                if not stopped and b"listening on" in text:
+                    proc.send_signal(signal.SIGTERM)
+                    stopped = True
+                if select.select([reader], [], [], 0.2)[0]:
+                    try:
+                        chunk = os.read(reader, 4096)
+                    except OSError:  # EIO: the pty's other end is closed
+                        chunk = b""
+                    if not chunk:
+                        break
+                    text += chunk
+            proc.wait(timeout=10)
+        finally:
+            kill_process(proc)
+            os.close(reader)
+        return proc.returncode, text.decode(errors="replace")
+
+
+class LogColour(unittest.TestCase):
+    """Colour codes only where a person reads a colour terminal: auto (the
+    default) colours a terminal's stderr, never a pipe; --log-color and
+    IRIDIUM_LOG_COLOR (containers set never) and NO_COLOR override it."""
+
+    def check(self, coloured, *flags, tty, **env):
+        status, log = node_log(*flags, tty=tty, **env)
+        self.assertEqual(status, 0, log)
+        self.assertIn("listening on", log)
+        self.assertIn("received SIGTERM", log)
+        if coloured:
+            self.assertRegex(log, COLOUR)
+        else:
+            self.assertNotRegex(log, COLOUR)
+            self.assertRegex(log, r" info \[")
+
+    def test_auto_colours_a_terminal_only(self):
+        self.check(True, tty=True)
+        self.check(True, "--log-color", "auto", tty=True)
+        self.check(False, tty=False)
+
+    def test_never_and_no_color_on_a_terminal(self):
+        self.check(False, "--log-color", "never", tty=True)
+        self.check(False, tty=True, IRIDIUM_LOG_COLOR="never")
+        self.check(False, tty=True, NO_COLOR="1")
+        self.check(False, tty=True, TERM="dumb")
+
+    def test_always_colours_a_pipe(self):
+        self.check(True, "--log-color", "always", tty=False)
+        self.check(True, tty=False, IRIDIUM_LOG_COLOR="always")
+
+    def test_unknown_value_is_a_usage_error(self):
+        r = iridium("--log-color", "rainbow", "run", "examples/hello.iasm")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown log colour 'rainbow' (use auto, always, never)", r.stderr)
 
 
 if __name__ == "__main__":
