@@ -40,6 +40,12 @@ def totals(snapshots):
     return out
 
 
+def snapshot_of(node):
+    """A node's snapshot, asking again while it does not answer (a loaded
+    machine can make one `iridium attach` time out)."""
+    return wait_until(node.snapshot, 30, what=f"{node.alias} to answer")
+
+
 def soak_saturated(binary, seconds):
     cluster = Cluster(binary)
     burners = []
@@ -48,14 +54,14 @@ def soak_saturated(binary, seconds):
         for i in range(1, SIZE):
             cluster.joiner(f"n{i}", seed)
         cluster.wait_converged(timeout=20)
-        before = totals(n.snapshot() for n in cluster.live())
+        before = totals(snapshot_of(n) for n in cluster.live())
         deadline = time.monotonic() + seconds
         burners = [multiprocessing.Process(target=burn, args=(deadline,)) for _ in range(os.cpu_count() or 2)]
         for b in burners:
             b.start()
         for b in burners:
             b.join(seconds + 30)
-        after = totals(n.snapshot() for n in cluster.live())
+        after = totals(snapshot_of(n) for n in cluster.live())
         full = cluster.converged()
         return {k: after[k] - before[k] for k in after} | {"full mesh at the end": full}
     finally:
@@ -70,11 +76,11 @@ def soak_netns(binary, seconds, fault):
         net.start_cluster()
         wait_until(net.full_mesh, 20, what="the full mesh")
         with concurrent.futures.ThreadPoolExecutor(SIZE) as pool:
-            before = totals(pool.map(lambda h: h.snapshot(), net.hosts))
+            before = totals(pool.map(snapshot_of, net.hosts))
             fault(net)
             try:
                 time.sleep(seconds)  # the soak itself: the condition is held this long
-                after = totals(pool.map(lambda h: h.snapshot(), net.hosts))
+                after = totals(pool.map(snapshot_of, net.hosts))
                 full = net.full_mesh()
             finally:
                 net.clear()

@@ -485,7 +485,7 @@ void Simulation::handle(const Item& item) {
   }
 }
 
-void Simulation::run_for(Millis duration) {
+void Simulation::run_for(Duration duration) {
   const TimePoint end = now_ + duration;
   while (!queue_.empty() && queue_.top().at <= end) {
     Item item = queue_.top();

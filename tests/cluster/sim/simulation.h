@@ -73,7 +73,7 @@ class Simulation {
   void inject(int host, const cluster::Message& message);
 
   // ---- time ----
-  void run_for(Millis duration);
+  void run_for(cluster::Clock::duration duration);
   TimePoint now() const { return now_; }
 
   // ---- checks ----
