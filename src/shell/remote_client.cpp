@@ -1,10 +1,11 @@
 #include "shell/remote_client.h"
 
 #include <poll.h>
-#include <zmq.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <zmq.hpp>
 
 #include "shell/console.h"
 
@@ -16,11 +17,13 @@ Result<std::pair<std::string, uint16_t>> parse_host_port(const std::string& text
     return Error{"expected HOST:PORT, got '" + text + "'"};
   }
   std::string host = text.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   const std::string port_text = text.substr(colon + 1);
   char* end = nullptr;
   const long port = std::strtol(port_text.c_str(), &end, 10);
-  if (*end != '\0' || port < 1 || port > 65535) return Error{"bad port '" + port_text + "' in '" + text + "'"};
+  if (*end != '\0' || port < 1 || port > 65535)
+    return Error{"bad port '" + port_text + "' in '" + text + "'"};
   return std::make_pair(host, static_cast<uint16_t>(port));
 }
 
@@ -55,9 +58,32 @@ class Connection {
     if (!response) {
       return Error{response.message() + " (is a node running there with --enable-remote-access?)"};
     }
-    if (response->type == remote::Response::Type::kRefused) return Error{"refused: " + response->text};
+    if (response->type == remote::Response::Type::kRefused)
+      return Error{"refused: " + response->text};
     banner = response->text;
+    // A node older than the ping message asks for none (0). The first ping
+    // goes at once: it tells the node that this client keeps alive.
+    if (response->keepalive_ms > 0) {
+      keepalive_ = std::clamp(std::chrono::milliseconds(response->keepalive_ms),
+                              std::chrono::milliseconds(100), std::chrono::milliseconds(60'000));
+      ping();
+    }
     return ok_status();
+  }
+
+  // Sends a ping when one is due, so the node keeps this session while we
+  // wait for the user or for a long line.
+  void keep_alive() {
+    if (keepalive_.count() == 0 || Clock::now() < last_sent_ + keepalive_) return;
+    ping();
+  }
+
+  // How long until the next ping is due; -1 (wait forever) without pings.
+  int ms_until_ping() const {
+    if (keepalive_.count() == 0) return -1;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        last_sent_ + keepalive_ - Clock::now());
+    return static_cast<int>(std::max<int64_t>(0, left.count()));
   }
 
   Result<remote::Response> exec(const std::string& line) {
@@ -65,25 +91,45 @@ class Connection {
   }
 
   void close() {
-    const std::string frame = remote::encode(remote::Request{remote::Request::Type::kClose, {}, {}});
-    (void)socket_.send(zmq::buffer(frame), zmq::send_flags::dontwait);
+    (void)send(remote::encode(remote::Request{remote::Request::Type::kClose, {}, {}}));
   }
 
  private:
+  using Clock = std::chrono::steady_clock;
+
+  void ping() { (void)send(remote::encode(remote::Request{remote::Request::Type::kPing, {}, {}})); }
+
+  bool send(const std::string& frame) {
+    if (!socket_.send(zmq::buffer(frame), zmq::send_flags::dontwait)) return false;
+    last_sent_ = Clock::now();
+    return true;
+  }
+
   Result<remote::Response> call(const remote::Request& request, std::chrono::milliseconds timeout) {
-    const std::string frame = remote::encode(request);
-    if (!socket_.send(zmq::buffer(frame), zmq::send_flags::dontwait)) {
-      return Error{"cannot send to " + settings_.address};
-    }
+    if (!send(remote::encode(request))) return Error{"cannot send to " + settings_.address};
+    // Wait for the answer, pinging meanwhile: a long line must not look
+    // like a vanished client.
+    const auto deadline = Clock::now() + timeout;
     zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, timeout);
-    if ((item.revents & ZMQ_POLLIN) == 0) {
-      return Error{"no answer from " + settings_.address + " within " +
-                   format_seconds(timeout) + " s"};
+    while (true) {
+      const auto now = Clock::now();
+      if (now >= deadline) {
+        return Error{"no answer from " + settings_.address + " within " + format_seconds(timeout) +
+                     " s"};
+      }
+      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+      if (const int ping = ms_until_ping(); ping >= 0) {
+        wait = std::min(wait, std::chrono::milliseconds(ping));
+      }
+      item.revents = 0;
+      zmq::poll(&item, 1, std::max(wait, std::chrono::milliseconds(1)));
+      if ((item.revents & ZMQ_POLLIN) != 0) break;
+      keep_alive();
     }
     zmq::message_t reply;
     (void)socket_.recv(reply, zmq::recv_flags::none);
-    auto response = remote::decode_response(std::span(static_cast<const uint8_t*>(reply.data()), reply.size()));
+    auto response =
+        remote::decode_response(std::span(static_cast<const uint8_t*>(reply.data()), reply.size()));
     if (!response) return Error{"bad answer from " + settings_.address + ": " + response.message()};
     return response;
   }
@@ -91,6 +137,8 @@ class Connection {
   const AttachSettings& settings_;
   zmq::context_t context_{1};
   zmq::socket_t socket_;
+  std::chrono::milliseconds keepalive_{0};  // 0: the node wants no pings
+  Clock::time_point last_sent_{};
 };
 
 int run_commands(Connection& connection, const std::vector<std::string>& commands) {
@@ -137,8 +185,9 @@ int run_interactive(Connection& connection, const AttachSettings& settings) {
   console.start(">>> ");
   while (!done) {
     pollfd fd{console.fd(), POLLIN, 0};
-    if (::poll(&fd, 1, -1) < 0 && errno != EINTR) break;
+    if (::poll(&fd, 1, connection.ms_until_ping()) < 0 && errno != EINTR) break;
     if (fd.revents != 0) console.on_readable();
+    connection.keep_alive();
   }
   console.stop();
   if (console.interactive()) Console::write("\n");

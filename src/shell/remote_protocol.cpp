@@ -1,5 +1,7 @@
 #include "shell/remote_protocol.h"
 
+#include <algorithm>
+
 #include "common/wire.h"
 
 namespace iridium::shell::remote {
@@ -13,6 +15,9 @@ std::string encode(const Request& request) {
     case Request::Type::kExec:
       w.begin(3).field("v", kProtocolVersion).field("type", "exec").field("line", request.line);
       break;
+    case Request::Type::kPing:
+      w.begin(2).field("v", kProtocolVersion).field("type", "ping");
+      break;
     case Request::Type::kClose:
       w.begin(2).field("v", kProtocolVersion).field("type", "close");
       break;
@@ -24,10 +29,17 @@ std::string encode(const Response& response) {
   wire::Writer w;
   switch (response.type) {
     case Response::Type::kOpened:
-      w.begin(3).field("v", kProtocolVersion).field("type", "opened").field("banner", response.text);
+      w.begin(4)
+          .field("v", kProtocolVersion)
+          .field("type", "opened")
+          .field("banner", response.text)
+          .field("keepalive_ms", response.keepalive_ms);
       break;
     case Response::Type::kRefused:
-      w.begin(3).field("v", kProtocolVersion).field("type", "refused").field("error", response.text);
+      w.begin(3)
+          .field("v", kProtocolVersion)
+          .field("type", "refused")
+          .field("error", response.text);
       break;
     case Response::Type::kResult:
       w.begin(6)
@@ -49,8 +61,8 @@ Result<wire::Frame> decode_frame(std::span<const uint8_t> bytes, std::string& ty
   auto version = frame->integer("v");
   if (!version) return Error{"frame has no protocol version \"v\""};
   if (*version != kProtocolVersion) {
-    return Error{"unsupported protocol version " + std::to_string(*version) + " (this node speaks " +
-                 std::to_string(kProtocolVersion) + ")"};
+    return Error{"unsupported protocol version " + std::to_string(*version) +
+                 " (this node speaks " + std::to_string(kProtocolVersion) + ")"};
   }
   auto t = frame->str("type");
   if (!t) return Error{"frame has no \"type\""};
@@ -72,6 +84,8 @@ Result<Request> decode_request(std::span<const uint8_t> bytes) {
     if (!line) return Error{"exec frame without a string \"line\""};
     request.type = Request::Type::kExec;
     request.line = std::move(*line);
+  } else if (type == "ping") {
+    request.type = Request::Type::kPing;
   } else if (type == "close") {
     request.type = Request::Type::kClose;
   } else {
@@ -88,6 +102,7 @@ Result<Response> decode_response(std::span<const uint8_t> bytes) {
   if (type == "opened") {
     response.type = Response::Type::kOpened;
     response.text = frame->str("banner").value_or("");
+    response.keepalive_ms = std::max<int64_t>(0, frame->integer("keepalive_ms").value_or(0));
   } else if (type == "refused") {
     response.type = Response::Type::kRefused;
     response.ok = false;

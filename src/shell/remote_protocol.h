@@ -3,8 +3,9 @@
 //
 //   client -> node: {"v":1, "type":"open",  "token":STR}
 //                   {"v":1, "type":"exec",  "line":STR}
+//                   {"v":1, "type":"ping"}   (no reply: keeps the session alive)
 //                   {"v":1, "type":"close"}
-//   node -> client: {"v":1, "type":"opened", "banner":STR}
+//   node -> client: {"v":1, "type":"opened", "banner":STR, "keepalive_ms":INT}
 //                   {"v":1, "type":"refused", "error":STR}
 //                   {"v":1, "type":"result", "ok":BOOL, "output":STR, "quit":BOOL, "ask":STR}
 #pragma once
@@ -21,20 +22,27 @@ inline constexpr int kProtocolVersion = 1;
 inline constexpr uint16_t kDefaultPort = 2244;
 
 struct Request {
-  enum class Type { kOpen, kExec, kClose } type = Type::kExec;
+  enum class Type { kOpen, kExec, kPing, kClose } type = Type::kExec;
   std::string token;  // open
   std::string line;   // exec
 };
 
 struct Response {
   enum class Type { kOpened, kRefused, kResult } type = Type::kResult;
-  std::string text;   // banner, error, or command output
+  std::string text;  // banner, error, or command output
   bool ok = true;
   bool quit = false;
   std::string ask;
+  // opened: how often the client should ping (0: the node wants no pings;
+  // nodes older than the ping message send no such field).
+  int64_t keepalive_ms = 0;
 
-  static Response opened(std::string banner) { return {Type::kOpened, std::move(banner), true, false, {}}; }
-  static Response refused(std::string error) { return {Type::kRefused, std::move(error), false, false, {}}; }
+  static Response opened(std::string banner, int64_t keepalive_ms = 0) {
+    return {Type::kOpened, std::move(banner), true, false, {}, keepalive_ms};
+  }
+  static Response refused(std::string error) {
+    return {Type::kRefused, std::move(error), false, false, {}, 0};
+  }
 };
 
 std::string encode(const Request& request);

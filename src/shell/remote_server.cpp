@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdint>
 
 #include "common/envelope.h"
 #include "shell/remote_protocol.h"
@@ -34,14 +35,22 @@ bool is_loopback_host(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
-RemoteServer::RemoteServer(zmq::context_t& context, RemoteServerOptions options, ShellFactory factory)
-    : context_(context), options_(std::move(options)), factory_(std::move(factory)) {}
+RemoteServer::RemoteServer(zmq::context_t& context, RemoteServerOptions options,
+                           ShellFactory factory)
+    : context_(context),
+      options_(std::move(options)),
+      factory_(std::move(factory)),
+      sessions_(SessionLimits{options_.max_sessions, options_.session_grace, options_.idle_timeout,
+                              16}) {}
 
-RemoteServer::~RemoteServer() { stop(); }
+RemoteServer::~RemoteServer() {
+  stop();
+}
 
 std::string RemoteServer::endpoint() const {
   const bool ipv6 = options_.host.find(':') != std::string::npos;
-  return "tcp://" + (ipv6 ? "[" + options_.host + "]" : options_.host) + ":" + std::to_string(options_.port);
+  return "tcp://" + (ipv6 ? "[" + options_.host + "]" : options_.host) + ":" +
+         std::to_string(options_.port);
 }
 
 Status RemoteServer::start() {
@@ -61,6 +70,22 @@ Status RemoteServer::start() {
     return Error{"cannot listen for remote shells on " + options_.host + ":" +
                  std::to_string(options_.port) + ": " + e.what()};
   }
+  // The pipe from the executor's threads back to the socket thread; the
+  // name is unique per server, as the context may be shared.
+  done_endpoint_ =
+      "inproc://iridium-remote-shell-done-" + std::to_string(reinterpret_cast<uintptr_t>(this));
+  try {
+    done_ = zmq::socket_t(context_, zmq::socket_type::pull);
+    done_.set(zmq::sockopt::linger, 0);
+    done_.bind(done_endpoint_);
+  } catch (const zmq::error_t& e) {
+    socket_.close();
+    done_.close();
+    return Error{"cannot set up the remote shell: " + std::string(e.what())};
+  }
+  // Running lines never outnumber sessions (orphans included), so one
+  // thread per session slot means no line ever waits for another session's.
+  executor_ = std::make_unique<LineExecutor>(context_, done_endpoint_, options_.max_sessions);
   running_ = true;
   thread_ = std::thread([this] { serve(); });
   spdlog::info("remote shell listening on {}", endpoint());
@@ -70,35 +95,53 @@ Status RemoteServer::start() {
 void RemoteServer::stop() {
   if (!running_.exchange(false)) return;
   if (thread_.joinable()) thread_.join();
+  // Lines still running finish (at their step limit at the latest).
+  if (executor_) executor_->stop();
 }
 
+// The socket thread: requests from clients, finished lines from the
+// executor, and a sweep of silent sessions, in that order.
 void RemoteServer::serve() {
+  auto next_sweep = std::chrono::steady_clock::now();
   while (running_) {
-    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
+                               {done_.handle(), 0, ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(&item, 1, std::chrono::milliseconds(100));
-      if ((item.revents & ZMQ_POLLIN) == 0) {
-        expire_idle();
-        continue;
+      zmq::poll(items, 2, std::chrono::milliseconds(100));
+      // 1. Requests: up to a batch, so that finished lines are not starved.
+      for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN) != 0; ++i) {
+        auto envelope = wire::receive_envelope(socket_);
+        if (!envelope) {
+          spdlog::warn("remote shell: dropped {}", envelope.message());
+          continue;
+        }
+        if (!envelope->has_value()) break;
+        handle((*envelope)->routing_id, (*envelope)->body);
       }
-      auto envelope = wire::receive_envelope(socket_);
-      if (!envelope) {
-        spdlog::warn("remote shell: dropped {}", envelope.message());
-        continue;
+      // 2. Finished lines: the pipe only wakes us; the lines (and their
+      //    Shells) are handed over under the executor's mutex.
+      if ((items[1].revents & ZMQ_POLLIN) != 0) {
+        zmq::message_t wake;
+        while (done_.recv(wake, zmq::recv_flags::dontwait)) {
+        }
       }
-      if (!envelope->has_value()) continue;
-      handle((*envelope)->routing_id, (*envelope)->body);
+      deliver_finished();
+      // 3. Silent and idle sessions.
+      if (const auto now = std::chrono::steady_clock::now(); now >= next_sweep) {
+        expire();
+        next_sweep = now + std::chrono::milliseconds(250);
+      }
     } catch (const zmq::error_t& e) {
       spdlog::error("remote shell: {}", e.what());
     }
   }
   socket_.close();
-  sessions_.clear();
+  done_.close();
 }
 
-void RemoteServer::reply(const std::string& peer, const std::string& frame) {
+void RemoteServer::reply(const std::string& peer, const remote::Response& response) {
   // A vanished client's routing id is unknown to ROUTER: the reply is dropped.
-  (void)wire::send_envelope(socket_, peer, frame);
+  (void)wire::send_envelope(socket_, peer, remote::encode(response));
 }
 
 void RemoteServer::handle(const std::string& peer, const zmq::message_t& payload) {
@@ -107,62 +150,95 @@ void RemoteServer::handle(const std::string& peer, const zmq::message_t& payload
   auto request = remote::decode_request(
       std::span(static_cast<const uint8_t*>(payload.data()), payload.size()));
   if (!request) {
-    spdlog::warn("remote shell: bad frame from client {}: {}", printable_id(peer), request.message());
-    reply(peer, remote::encode(Response::refused("bad request: " + request.message())));
+    spdlog::warn("remote shell: bad frame from client {}: {}", printable_id(peer),
+                 request.message());
+    reply(peer, Response::refused("bad request: " + request.message()));
     return;
   }
   const auto now = std::chrono::steady_clock::now();
+  sessions_.heard(peer, now, request->type == Request::Type::kPing);
   switch (request->type) {
     case Request::Type::kOpen: {
       if (!options_.token.empty() && !same_token(options_.token, request->token)) {
         spdlog::warn("remote shell: refused client {}: {} token", printable_id(peer),
                      request->token.empty() ? "missing" : "wrong");
-        reply(peer, remote::encode(Response::refused("access denied: wrong or missing token (set "
-                                            "--remote-token or IRIDIUM_REMOTE_TOKEN)")));
+        reply(peer, Response::refused("access denied: wrong or missing token (set "
+                                      "--remote-token or IRIDIUM_REMOTE_TOKEN)"));
         return;
       }
-      if (sessions_.size() >= options_.max_sessions && !sessions_.contains(peer)) {
-        reply(peer, remote::encode(Response::refused("too many remote sessions")));
+      std::vector<SessionTable::EndedSession> ended;
+      SessionTable::Session* session = sessions_.open(peer, now, &ended);
+      for (const auto& e : ended) {
+        spdlog::info("remote shell: session of client {} ended: {}", printable_id(e.peer),
+                     ended_reason(e.why));
+      }
+      if (session == nullptr) {
+        spdlog::warn("remote shell: refused client {}: {} sessions, none silent for {} ms",
+                     printable_id(peer), sessions_.size(), options_.session_grace.count());
+        reply(peer, Response::refused("too many remote sessions"));
         return;
       }
-      sessions_[peer] = Session{factory_(next_session_++), now};
-      spdlog::debug("remote shell: client {} attached ({} sessions)", printable_id(peer), sessions_.size());
-      reply(peer, remote::encode(Response::opened(Shell::banner())));
+      session->shell = factory_(session->id);
+      spdlog::debug("remote shell: client {} attached ({} sessions)", printable_id(peer),
+                    sessions_.size());
+      reply(peer, Response::opened(Shell::banner(), options_.keepalive_interval.count()));
       return;
     }
+    case Request::Type::kPing:
+      return;  // no answer; heard() above kept the session alive
     case Request::Type::kClose:
-      if (sessions_.erase(peer) != 0) spdlog::debug("remote shell: client {} detached", printable_id(peer));
+      if (sessions_.close(peer)) {
+        spdlog::debug("remote shell: client {} detached", printable_id(peer));
+      }
       return;
     case Request::Type::kExec: {
-      auto it = sessions_.find(peer);
-      if (it == sessions_.end()) {
-        reply(peer, remote::encode(Response::refused("no open session: attach again")));
+      SessionTable::Session* session = sessions_.find(peer);
+      if (session == nullptr) {
+        reply(peer, Response::refused("no open session: attach again"));
         return;
       }
-      Session& session = it->second;
-      session.last_active = now;
-      // Notices of jobs that finished before this line come first, those
-      // that finished while it ran (e.g. the job it spawned) after its output.
-      std::string text = session.shell->job_notices();
-      Reply result = session.shell->execute(request->line);
-      text += result.output + session.shell->job_notices();
-      Response response{Response::Type::kResult, std::move(text), result.ok, result.quit, result.ask};
-      reply(peer, remote::encode(response));
-      if (result.quit) sessions_.erase(peer);
+      if (session->queued.size() >= sessions_.limits().max_queued_lines) {
+        reply(peer, Response::refused("too many lines waiting in this session"));
+        return;
+      }
+      session->queued.push_back(std::move(request->line));
+      run_next(*session);
       return;
     }
   }
 }
 
-void RemoteServer::expire_idle() {
+// Hands the session's next waiting line, with its Shell, to the executor,
+// unless one of its lines is running already.
+void RemoteServer::run_next(SessionTable::Session& session) {
+  if (session.running || session.queued.empty()) return;
+  LineJob job{session.id, std::move(session.queued.front()), std::move(session.shell)};
+  session.queued.pop_front();
+  session.running = true;
+  executor_->submit(std::move(job));
+}
+
+void RemoteServer::deliver_finished() {
   const auto now = std::chrono::steady_clock::now();
-  for (auto it = sessions_.begin(); it != sessions_.end();) {
-    if (now - it->second.last_active > options_.idle_timeout) {
-      spdlog::info("remote shell: closing idle session of client {}", printable_id(it->first));
-      it = sessions_.erase(it);
-    } else {
-      ++it;
+  for (LineDone& done : executor_->take_done()) {
+    const bool quit = done.response.quit;
+    SessionTable::Session* session = sessions_.finished(done.session, std::move(done.shell), now);
+    if (session == nullptr) continue;  // its client closed or was replaced: nobody to tell
+    const std::string peer = session->peer;
+    reply(peer, done.response);
+    if (quit) {
+      sessions_.close(peer);
+      spdlog::debug("remote shell: client {} detached", printable_id(peer));
+      continue;
     }
+    run_next(*session);
+  }
+}
+
+void RemoteServer::expire() {
+  for (const auto& e : sessions_.expire(std::chrono::steady_clock::now())) {
+    spdlog::info("remote shell: session of client {} ended: {}", printable_id(e.peer),
+                 ended_reason(e.why));
   }
 }
 

@@ -1,19 +1,36 @@
 // Serves shell sessions to `iridium attach` clients over a ZeroMQ ROUTER.
-// One thread owns the socket and runs every session's commands; each client
-// (by ZeroMQ routing id) has its own Shell.
+// Each client (by ZeroMQ routing id) has its own Shell.
+//
+// Threads and ownership:
+//   - The socket thread (serve()) owns the ROUTER, the inproc PULL end of the
+//     executor's pipe, and the session table. It reads requests, answers
+//     open/close/ping itself, hands each exec line to the LineExecutor and
+//     sends the answer when the line comes back over the pipe. It never runs
+//     a line, so a long line of one session holds up no other session.
+//   - Executor threads (remote_executor.h) run lines. A session runs at most
+//     one line at a time; lines that arrive meanwhile wait in its queue, in
+//     order. Its Shell moves to the executor thread with the line and back
+//     with the answer, so exactly one thread uses a Shell at any moment.
+//   - start()/stop()/endpoint() are called by the thread that owns the
+//     RemoteServer (the node's main thread); stop() joins the socket thread,
+//     then the executor's threads.
+//
+// Session lifetime: see remote_sessions.h. In short, `attach` pings every
+// keepalive interval, and a session silent for `session_grace` ends (a
+// session whose line is running never ends before the line does).
 #pragma once
-
-#include <zmq.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <zmq.hpp>
 
 #include "common/result.h"
+#include "shell/remote_executor.h"
+#include "shell/remote_sessions.h"
 #include "shell/shell.h"
 
 namespace iridium::shell {
@@ -22,7 +39,13 @@ struct RemoteServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 2244;
   std::string token;  // required unless host is loopback
-  std::chrono::seconds idle_timeout{30 * 60};
+  // Sessions of clients that ping end after this long without a frame;
+  // sessions of older clients (no pings) are reclaimed after it when the
+  // node is full.
+  std::chrono::milliseconds session_grace{10'000};
+  // How often clients are asked to ping (sent in `opened`).
+  std::chrono::milliseconds keepalive_interval{2'000};
+  std::chrono::milliseconds idle_timeout{30 * 60 * 1000};
   std::size_t max_sessions = 64;
 };
 
@@ -42,21 +65,22 @@ class RemoteServer {
   std::string endpoint() const;
 
  private:
-  struct Session {
-    std::unique_ptr<Shell> shell;
-    std::chrono::steady_clock::time_point last_active;
-  };
+  // All of these run on the socket thread.
   void serve();
   void handle(const std::string& peer, const zmq::message_t& payload);
-  void reply(const std::string& peer, const std::string& frame);
-  void expire_idle();
+  void run_next(SessionTable::Session& session);
+  void deliver_finished();
+  void expire();
+  void reply(const std::string& peer, const remote::Response& response);
 
   zmq::context_t& context_;
   RemoteServerOptions options_;
-  ShellFactory factory_;
-  zmq::socket_t socket_;
-  std::map<std::string, Session> sessions_;
-  uint64_t next_session_ = 1;
+  ShellFactory factory_;  // called on the socket thread
+  std::string done_endpoint_;
+  zmq::socket_t socket_;   // ROUTER: socket thread (bound in start())
+  zmq::socket_t done_;     // PULL, the executor's pipe: socket thread (bound in start())
+  SessionTable sessions_;  // socket thread
+  std::unique_ptr<LineExecutor> executor_;
   std::atomic<bool> running_{false};
   std::thread thread_;
 };

@@ -1,0 +1,157 @@
+// The remote shell's session table (src/shell/remote_sessions.h) on a fake
+// clock: who gets a slot, when a session ends, and that a session whose line
+// is running is never ended under it.
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shell/remote_sessions.h"
+
+using namespace std::chrono_literals;
+using iridium::shell::SessionLimits;
+using iridium::shell::SessionTable;
+using iridium::shell::Shell;
+
+namespace {
+
+SessionLimits limits(std::size_t max_sessions = 3) {
+  SessionLimits l;
+  l.max_sessions = max_sessions;
+  l.grace = 10s;
+  l.idle_timeout = 30min;
+  return l;
+}
+
+const SessionTable::TimePoint t0{};
+
+std::unique_ptr<Shell> a_shell() {
+  return std::make_unique<Shell>(iridium::shell::Environment{}, 1);
+}
+
+// Takes the Shell out as RemoteServer::run_next() does when a line starts.
+std::unique_ptr<Shell> start_line(SessionTable::Session& s) {
+  s.running = true;
+  return std::move(s.shell);
+}
+
+}  // namespace
+
+TEST_CASE("a keepalive session ends after the grace without a frame, not before") {
+  SessionTable table(limits());
+  auto* s = table.open("a", t0, nullptr);
+  REQUIRE(s != nullptr);
+  s->shell = a_shell();
+  table.heard("a", t0, /*pinged=*/true);
+  CHECK(table.expire(t0 + 10s).empty());
+  table.heard("a", t0 + 9s);
+  CHECK(table.expire(t0 + 19s).empty());
+  auto ended = table.expire(t0 + 19s + 1ms);
+  REQUIRE(ended.size() == 1);
+  CHECK(ended[0].peer == "a");
+  CHECK(ended[0].why == SessionTable::Ended::kSilent);
+  CHECK(table.find("a") == nullptr);
+  CHECK(table.size() == 0);
+}
+
+TEST_CASE("a session keeps alive from its first ping on") {
+  SessionTable table(limits());
+  table.open("a", t0, nullptr);
+  CHECK(table.expire(t0 + 1min).empty());  // no pings: only the idle timeout
+  table.heard("a", t0 + 1min, /*pinged=*/true);
+  CHECK(table.expire(t0 + 1min + 10s).empty());
+  CHECK(table.expire(t0 + 1min + 11s).size() == 1);
+}
+
+TEST_CASE("a session without pings ends after the idle timeout") {
+  SessionTable table(limits());
+  table.open("a", t0, nullptr);
+  CHECK(table.expire(t0 + 30min).empty());
+  auto ended = table.expire(t0 + 30min + 1s);
+  REQUIRE(ended.size() == 1);
+  CHECK(ended[0].why == SessionTable::Ended::kIdle);
+}
+
+TEST_CASE("a full table refuses until a session has been silent for the grace") {
+  SessionTable table(limits(3));
+  for (const char* peer : {"a", "b", "c"}) REQUIRE(table.open(peer, t0, nullptr));
+  table.heard("a", t0 + 5s);
+  std::vector<SessionTable::EndedSession> ended;
+  CHECK(table.open("d", t0 + 10s, &ended) == nullptr);
+  CHECK(ended.empty());
+  // b and c have been silent for 11 s, a for 6 s: the stalest goes.
+  auto* d = table.open("d", t0 + 11s, &ended);
+  REQUIRE(d != nullptr);
+  REQUIRE(ended.size() == 1);
+  CHECK(ended[0].why == SessionTable::Ended::kReclaimed);
+  CHECK((ended[0].peer == "b" || ended[0].peer == "c"));
+  CHECK(table.size() == 3);
+  CHECK(table.find("a") != nullptr);
+  CHECK(table.find("d") == d);
+}
+
+TEST_CASE("a running session is neither expired nor reclaimed") {
+  SessionTable table(limits(1));
+  auto* a = table.open("a", t0, nullptr);
+  a->shell = a_shell();
+  table.heard("a", t0, true);
+  auto shell = start_line(*a);
+  CHECK(table.expire(t0 + 1h).empty());
+  CHECK(table.open("b", t0 + 1h, nullptr) == nullptr);
+  // The line comes back: the answer goes to a, and its silence starts now.
+  auto* back = table.finished(a->id, std::move(shell), t0 + 1h);
+  REQUIRE(back != nullptr);
+  CHECK(back->peer == "a");
+  CHECK(back->shell != nullptr);
+  CHECK_FALSE(back->running);
+  CHECK(table.expire(t0 + 1h + 10s).empty());
+  CHECK(table.expire(t0 + 1h + 11s).size() == 1);
+}
+
+TEST_CASE("closing a running session orphans it until its line is back") {
+  SessionTable table(limits(1));
+  auto* a = table.open("a", t0, nullptr);
+  a->shell = a_shell();
+  const uint64_t id = a->id;
+  a->queued.push_back("nop");
+  auto shell = start_line(*a);
+  CHECK(table.close("a"));
+  CHECK(table.find("a") == nullptr);
+  CHECK(table.size() == 1);  // still holds its slot
+  CHECK(table.open("b", t0, nullptr) == nullptr);
+  CHECK(table.finished(id, std::move(shell), t0 + 1s) == nullptr);  // nobody to answer
+  CHECK(table.size() == 0);
+  CHECK(table.open("b", t0 + 1s, nullptr) != nullptr);
+}
+
+TEST_CASE("open again replaces the client's session") {
+  SessionTable table(limits(2));
+  auto* first = table.open("a", t0, nullptr);
+  const uint64_t first_id = first->id;
+  std::vector<SessionTable::EndedSession> ended;
+  auto* second = table.open("a", t0 + 1s, &ended);
+  REQUIRE(second != nullptr);
+  CHECK(second->id != first_id);
+  REQUIRE(ended.size() == 1);
+  CHECK(ended[0].why == SessionTable::Ended::kReplaced);
+  CHECK(table.size() == 1);
+
+  // Replacing a running session leaves it orphaned: its answer is dropped.
+  second->shell = a_shell();
+  auto shell = start_line(*second);
+  const uint64_t second_id = second->id;
+  auto* third = table.open("a", t0 + 2s, nullptr);
+  REQUIRE(third != nullptr);
+  CHECK(table.size() == 2);
+  CHECK(table.finished(second_id, std::move(shell), t0 + 3s) == nullptr);
+  CHECK(table.find("a") == third);
+  CHECK(table.size() == 1);
+}
+
+TEST_CASE("close of an unknown client is harmless") {
+  SessionTable table(limits());
+  CHECK_FALSE(table.close("nobody"));
+  table.heard("nobody", t0, true);
+  CHECK(table.size() == 0);
+}
