@@ -2,12 +2,13 @@
 
 #include <algorithm>
 #include <charconv>
-#include <tuple>
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <tuple>
 
 #include "asm/lexer.h"
+#include "common/nearest.h"
 #include "vm/opcodes.h"
 
 namespace iridium::assembler {
@@ -26,6 +27,7 @@ struct Statement {
   std::vector<Token> operands;
   uint32_t offset = 0;  // code offset, relative to this source's first instruction (set by layout)
   bool wide = false;    // LOAD of a 32-bit constant: LOAD + LUI
+  std::string mnemonic;  // as written
 };
 
 std::optional<int64_t> parse_integer(std::string_view text) {
@@ -56,47 +58,90 @@ std::optional<double> parse_float(std::string_view text) {
   return value;
 }
 
-std::string_view operand_help(const OpInfo& op) {
-  switch (op.form) {
-    case Form::kNone: return "no operands";
-    case Form::kR: return "$register";
-    case Form::kRR: return "$register $register";
-    case Form::kRRR: return "$register $register $register";
-    case Form::kRImm16: return op.op == Op::LOAD ? "$register #integer|@label" : "$register #integer";
-    case Form::kRUImm16: return "$register #0..65535";
-    case Form::kRShift: return "$register [#0..31]";
-    case Form::kCodeAddr: return "@label";
-    case Form::kCount: return "#0..65535";
-    case Form::kDataAddr: return "@label";
-  }
-  return "";
+bool whole_number(std::string_view text) {
+  auto value = parse_float(text);
+  return value && std::trunc(*value) == *value;
 }
 
-std::pair<std::size_t, std::size_t> operand_count(Form form) {
-  switch (form) {
-    case Form::kNone: return {0, 0};
-    case Form::kR: return {1, 1};
-    case Form::kRR: return {2, 2};
-    case Form::kRRR: return {3, 3};
-    case Form::kRImm16:
-    case Form::kRUImm16: return {2, 2};
-    case Form::kRShift: return {1, 2};
-    case Form::kCodeAddr:
-    case Form::kCount:
-    case Form::kDataAddr: return {1, 1};
+// LOAD also takes a label as its immediate (the label's value), an extension
+// this assembler makes; every other operand is as the opcode table says.
+bool takes_label(const OpInfo& op, std::size_t index) {
+  return op.op == Op::LOAD && index == 1;
+}
+
+// `word` in the case the user wrote `like` in: upper case if `like` is, else lower.
+std::string in_case_of(std::string_view word, std::string_view like) {
+  const bool upper = std::none_of(
+      like.begin(), like.end(), [](char c) { return std::islower(static_cast<unsigned char>(c)); });
+  std::string text(word);
+  for (char& c : text) {
+    c = static_cast<char>(upper ? std::toupper(static_cast<unsigned char>(c))
+                                : std::tolower(static_cast<unsigned char>(c)));
   }
-  return {0, 0};
+  return text;
+}
+
+// The instruction as it should be written, derived from its form in the
+// opcode table: "load $REG #IMM|@LABEL", "shl $REG [#0..31]", "hlt".
+std::string expected_form(const OpInfo& op, std::string_view written_mnemonic) {
+  std::string text = in_case_of(op.mnemonic, written_mnemonic);
+  const vm::OperandList list = vm::operands(op.form);
+  for (std::size_t i = 0; i < list.size; ++i) {
+    std::string operand(vm::operand_syntax(list.kinds[i]));
+    if (takes_label(op, i)) operand += "|@LABEL";
+    text += " " + (i < list.required ? operand : "[" + operand + "]");
+  }
+  return text;
+}
+
+// The nearest mnemonic in the opcode table to an unknown one, in its case.
+std::string nearest_mnemonic(std::string_view word) {
+  std::vector<std::string_view> mnemonics;
+  for (const OpInfo& info : vm::all_ops()) mnemonics.push_back(info.mnemonic);
+  auto best = nearest_word(word, mnemonics);
+  return best ? in_case_of(*best, word) : std::string();
+}
+
+// A token as it was written, sigil included.
+std::string written(const Token& token) {
+  switch (token.kind) {
+    case TokenKind::kRegister:
+      return "$" + token.text;
+    case TokenKind::kNumber:
+      return "#" + token.text;
+    case TokenKind::kLabelRef:
+      return "@" + token.text;
+    case TokenKind::kString:
+      return "'" + token.text + "'";
+    case TokenKind::kDirective:
+      return "." + token.text;
+    case TokenKind::kLabelDef:
+      return token.text + ":";
+    default:
+      return token.text;
+  }
+}
+
+bool all_digits(std::string_view text) {
+  return !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
 }
 
 std::string describe(const Token& token) {
   switch (token.kind) {
-    case TokenKind::kRegister: return "'$" + token.text + "'";
-    case TokenKind::kNumber: return "'#" + token.text + "'";
-    case TokenKind::kLabelRef: return "'@" + token.text + "'";
-    case TokenKind::kString: return "a string";
-    case TokenKind::kDirective: return "'." + token.text + "'";
-    case TokenKind::kLabelDef: return "'" + token.text + ":'";
-    default: return "'" + token.text + "'";
+    case TokenKind::kRegister:
+      return "'$" + token.text + "'";
+    case TokenKind::kNumber:
+      return "'#" + token.text + "'";
+    case TokenKind::kLabelRef:
+      return "'@" + token.text + "'";
+    case TokenKind::kString:
+      return "a string";
+    case TokenKind::kDirective:
+      return "'." + token.text + "'";
+    case TokenKind::kLabelDef:
+      return "'" + token.text + ":'";
+    default:
+      return "'" + token.text + "'";
   }
 }
 
@@ -117,21 +162,28 @@ class Assembler {
     bind_pending(SymbolKind::kCode, 0);  // labels at the very end mark the code's end
     layout();
     for (const Statement& statement : statements_) encode(statement);
-    std::stable_sort(out_.errors.begin(), out_.errors.end(), [](const Diagnostic& a, const Diagnostic& b) {
-      return std::tie(a.line, a.column) < std::tie(b.line, b.column);
-    });
+    std::stable_sort(out_.errors.begin(), out_.errors.end(),
+                     [](const Diagnostic& a, const Diagnostic& b) {
+                       return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+                     });
     return std::move(out_);
   }
 
  private:
-  void error(int line, int column, std::string message) {
-    out_.errors.push_back(Diagnostic{file_, line, column, std::move(message)});
+  Diagnostic& error(int line, int column, std::string message) {
+    Diagnostic& d = out_.errors.emplace_back();
+    d.file = file_;
+    d.line = line;
+    d.column = column;
+    d.message = std::move(message);
+    return d;
   }
 
   void define(const std::string& name, SymbolKind kind, uint32_t relative, int line, int column) {
     if (auto it = out_.symbols.find(name); it != out_.symbols.end()) {
       error(line, column,
-            "duplicate label '" + name + "' (first defined on line " + std::to_string(it->second.line) + ")");
+            "duplicate label '" + name + "' (first defined on line " +
+                std::to_string(it->second.line) + ")");
       return;
     }
     if (context_.symbols != nullptr && context_.symbols->contains(name)) {
@@ -201,7 +253,8 @@ class Assembler {
     } else if (head.kind == TokenKind::kWord) {
       instruction(head, std::move(operands), line);
     } else {
-      error(line, head.column, "expected an instruction, a directive or a label, got " + describe(head));
+      error(line, head.column,
+            "expected an instruction, a directive or a label, got " + describe(head));
     }
   }
 
@@ -227,25 +280,35 @@ class Assembler {
       }
       auto value = parse_integer(operands[0].text);
       if (!value || *value < std::numeric_limits<int32_t>::min() || *value > 0xFFFFFFFFLL) {
-        error(line, operands[0].column, "integer " + describe(operands[0]) + " does not fit 32 bits");
+        error(line, operands[0].column,
+              "integer " + describe(operands[0]) + " does not fit 32 bits");
         return;
       }
-      for (int k = 0; k < 4; ++k) bytes.push_back(static_cast<uint8_t>(static_cast<uint64_t>(*value) >> (8 * k)));
+      for (int k = 0; k < 4; ++k)
+        bytes.push_back(static_cast<uint8_t>(static_cast<uint64_t>(*value) >> (8 * k)));
     } else if (name == "byte") {
       if (operands.empty()) {
         error(line, head.column, ".byte takes one or more integers, like .byte #1 #2");
         return;
       }
       for (const Token& operand : operands) {
-        auto value = operand.kind == TokenKind::kNumber ? parse_integer(operand.text) : std::nullopt;
+        auto value =
+            operand.kind == TokenKind::kNumber ? parse_integer(operand.text) : std::nullopt;
         if (!value || *value < -128 || *value > 255) {
-          error(line, operand.column, ".byte needs integers in -128..255, got " + describe(operand));
+          error(line, operand.column,
+                ".byte needs integers in -128..255, got " + describe(operand));
           return;
         }
         bytes.push_back(static_cast<uint8_t>(*value));
       }
     } else {
-      error(line, head.column, "unknown directive '." + name + "' (known: .data .code .asciiz .integer .byte)");
+      Diagnostic& d =
+          error(line, head.column,
+                "unknown directive '." + name + "' (known: .data .code .asciiz .integer .byte)");
+      d.token = "." + name;
+      if (auto best = nearest_word(name, {"data", "code", "asciiz", "integer", "byte"})) {
+        d.suggestion = "." + std::string(*best);
+      }
       return;
     }
     // Data directives always fill the read-only section, in either section,
@@ -260,7 +323,10 @@ class Assembler {
     const OpInfo* op = vm::find_op(head.text);
     bind_pending(SymbolKind::kCode, 0);
     if (op == nullptr) {
-      error(line, head.column, "unknown instruction '" + head.text + "'");
+      Diagnostic& d = error(line, head.column, "unknown instruction '" + head.text + "'");
+      d.kind = DiagnosticKind::kUnknownInstruction;
+      d.token = head.text;
+      d.suggestion = nearest_mnemonic(head.text);
       return;
     }
     if (section_ == Section::kData) {
@@ -268,7 +334,7 @@ class Assembler {
             "instruction '" + head.text + "' in the data section (start code with .code)");
       return;
     }
-    Statement statement{line, head.column, op, std::move(operands), 0, false};
+    Statement statement{line, head.column, op, std::move(operands), 0, false, head.text};
     if (op->op == Op::LOAD && statement.operands.size() == 2 &&
         statement.operands[1].kind == TokenKind::kNumber) {
       auto value = parse_integer(statement.operands[1].text);
@@ -280,13 +346,27 @@ class Assembler {
   std::optional<uint8_t> reg(const Statement& s, std::size_t index) {
     const Token& t = s.operands[index];
     if (t.kind != TokenKind::kRegister) {
-      error(s.line, t.column, "operand " + std::to_string(index + 1) + " of " +
-                                  std::string(s.op->mnemonic) + " must be a register like $0, got " +
-                                  describe(t));
+      Diagnostic& d = operand_kind_error(s, index,
+                                         "operand " + std::to_string(index + 1) + " of " +
+                                             std::string(s.op->mnemonic) +
+                                             " must be a register like $0, got " + describe(t));
+      // `#5`, `5` or `r5` where a register goes: likely `$5`.
+      std::string_view digits = t.text;
+      if (t.kind == TokenKind::kWord && digits.size() > 1 &&
+          (digits[0] == 'r' || digits[0] == 'R')) {
+        digits.remove_prefix(1);
+      }
+      if ((t.kind == TokenKind::kNumber || t.kind == TokenKind::kInvalid ||
+           t.kind == TokenKind::kWord) &&
+          all_digits(digits) && digits.size() <= 2 &&
+          std::stoi(std::string(digits)) < vm::kRegisterCount) {
+        d.suggestion = "$" + std::string(digits);
+      }
       return std::nullopt;
     }
     auto value = parse_integer(t.text);
-    if (!value || t.text.empty() || t.text[0] == '-' || t.text[0] == '+' || t.text.find_first_not_of("0123456789") != std::string::npos) {
+    if (!value || t.text.empty() || t.text[0] == '-' || t.text[0] == '+' ||
+        t.text.find_first_not_of("0123456789") != std::string::npos) {
       error(s.line, t.column, "bad register " + describe(t) + " (use $0..$31)");
       return std::nullopt;
     }
@@ -301,7 +381,8 @@ class Assembler {
   std::optional<int64_t> value(const Statement& s, std::size_t index, int64_t lo, int64_t hi,
                                std::optional<SymbolKind> label_kind) {
     const Token& t = s.operands[index];
-    const std::string where = "operand " + std::to_string(index + 1) + " of " + std::string(s.op->mnemonic);
+    const std::string where =
+        "operand " + std::to_string(index + 1) + " of " + std::string(s.op->mnemonic);
     if (t.kind == TokenKind::kLabelRef && label_kind) {
       const Symbol* symbol = lookup(t.text);
       if (symbol == nullptr) {
@@ -310,20 +391,32 @@ class Assembler {
       }
       if (s.op->op != Op::LOAD && symbol->kind != *label_kind) {
         error(s.line, t.column,
-              "label '" + t.text + "' is a " + (symbol->kind == SymbolKind::kCode ? "code" : "data") +
-                  " label, but " + std::string(s.op->mnemonic) + " needs a " +
+              "label '" + t.text + "' is a " +
+                  (symbol->kind == SymbolKind::kCode ? "code" : "data") + " label, but " +
+                  std::string(s.op->mnemonic) + " needs a " +
                   (*label_kind == SymbolKind::kCode ? "code" : "data") + " label");
         return std::nullopt;
       }
       if (symbol->value < lo || symbol->value > hi) {
-        error(s.line, t.column, "label '" + t.text + "' has value " + std::to_string(symbol->value) +
-                                    ", outside " + std::to_string(lo) + ".." + std::to_string(hi));
+        error(s.line, t.column,
+              "label '" + t.text + "' has value " + std::to_string(symbol->value) + ", outside " +
+                  std::to_string(lo) + ".." + std::to_string(hi));
         return std::nullopt;
       }
       return symbol->value;
     }
     if (t.kind != TokenKind::kNumber) {
-      error(s.line, t.column, where + " must be " + std::string(label_kind ? "an integer or a label" : "an integer") + ", got " + describe(t));
+      Diagnostic& d = operand_kind_error(
+          s, index,
+          where + " must be " + std::string(label_kind ? "an integer or a label" : "an integer") +
+              ", got " + describe(t));
+      // `42` where an integer goes: likely `#42`; a known label's name without `@`: likely `@name`.
+      if (t.kind == TokenKind::kInvalid &&
+          (parse_integer(t.text) || (s.op->op == Op::LOADF64 && whole_number(t.text)))) {
+        d.suggestion = "#" + t.text;
+      } else if (t.kind == TokenKind::kWord && label_kind && lookup(t.text) != nullptr) {
+        d.suggestion = "@" + t.text;
+      }
       return std::nullopt;
     }
     auto number = parse_integer(t.text);
@@ -331,11 +424,13 @@ class Assembler {
       // A float literal is accepted where it is a whole number: LOADF64 can
       // only encode 16-bit integers.
       auto real = parse_float(t.text);
-      if (real && std::trunc(*real) == *real && *real >= static_cast<double>(lo) && *real <= static_cast<double>(hi)) {
+      if (real && std::trunc(*real) == *real && *real >= static_cast<double>(lo) &&
+          *real <= static_cast<double>(hi)) {
         return static_cast<int64_t>(*real);
       }
-      error(s.line, t.column, "LOADF64 can only load whole numbers in " + std::to_string(lo) + ".." +
-                                  std::to_string(hi) + ", got " + describe(t));
+      error(s.line, t.column,
+            "LOADF64 can only load whole numbers in " + std::to_string(lo) + ".." +
+                std::to_string(hi) + ", got " + describe(t));
       return std::nullopt;
     }
     if (!number) {
@@ -343,11 +438,23 @@ class Assembler {
       return std::nullopt;
     }
     if (*number < lo || *number > hi) {
-      error(s.line, t.column, "immediate " + describe(t) + " out of range (" + std::to_string(lo) +
-                                  ".." + std::to_string(hi) + ")");
+      error(s.line, t.column,
+            "immediate " + describe(t) + " out of range (" + std::to_string(lo) + ".." +
+                std::to_string(hi) + ")");
       return std::nullopt;
     }
     return number;
+  }
+
+  // An operand of the wrong kind: the message, with the token and the form
+  // the instruction expects for a hint.
+  Diagnostic& operand_kind_error(const Statement& s, std::size_t index, std::string message) {
+    const Token& t = s.operands[index];
+    Diagnostic& d = error(s.line, t.column, std::move(message));
+    d.kind = DiagnosticKind::kOperandKind;
+    d.token = written(t);
+    d.expected = expected_form(*s.op, s.mnemonic);
+    return d;
   }
 
   const Symbol* lookup(std::string_view name) const {
@@ -365,14 +472,20 @@ class Assembler {
 
   void encode(const Statement& s) {
     const OpInfo& op = *s.op;
-    const auto [min_count, max_count] = operand_count(op.form);
+    const vm::OperandList list = vm::operands(op.form);
+    const std::size_t min_count = list.required;
+    const std::size_t max_count = list.size;
     const std::size_t errors_before = out_.errors.size();
     if (s.operands.size() < min_count || s.operands.size() > max_count) {
-      error(s.line, s.column,
-            std::string(op.mnemonic) + " takes " +
-                (min_count == max_count ? std::to_string(min_count) : std::to_string(min_count) + " or " + std::to_string(max_count)) +
-                " operand" + (max_count == 1 ? "" : "s") + " (" + std::string(operand_help(op)) +
-                "), got " + std::to_string(s.operands.size()));
+      Diagnostic& d = error(s.line, s.column,
+                            std::string(op.mnemonic) + " takes " +
+                                (min_count == max_count ? std::to_string(min_count)
+                                                        : std::to_string(min_count) + " or " +
+                                                              std::to_string(max_count)) +
+                                " operand" + (max_count == 1 ? "" : "s") + ", got " +
+                                std::to_string(s.operands.size()));
+      d.kind = DiagnosticKind::kOperandCount;
+      d.expected = expected_form(op, s.mnemonic);
     } else {
       encode_operands(s);
     }
@@ -421,7 +534,8 @@ class Assembler {
         if (s.wide) {
           // LOAD sign-extends the high half; LUI shifts it up and ors in the low half.
           emit(op, *a, static_cast<uint8_t>(bits >> 24), static_cast<uint8_t>(bits >> 16));
-          emit(vm::op_info(Op::LUI), *a, static_cast<uint8_t>(bits >> 8), static_cast<uint8_t>(bits));
+          emit(vm::op_info(Op::LUI), *a, static_cast<uint8_t>(bits >> 8),
+               static_cast<uint8_t>(bits));
         } else {
           emit(op, *a, static_cast<uint8_t>(bits >> 8), static_cast<uint8_t>(bits));
         }
@@ -451,7 +565,8 @@ class Assembler {
         auto v = value(s, 0, 0, 0xFFFF, kind);
         if (!v) return;
         if (op.form == Form::kCodeAddr && *v % 4 != 0) {
-          error(s.line, s.operands[0].column, "jump target " + std::to_string(*v) + " is not a multiple of 4");
+          error(s.line, s.operands[0].column,
+                "jump target " + std::to_string(*v) + " is not a multiple of 4");
           return;
         }
         emit(op, static_cast<uint8_t>(*v >> 8), static_cast<uint8_t>(*v), 0);

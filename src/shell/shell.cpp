@@ -6,6 +6,7 @@
 
 #include "asm/disassembler.h"
 #include "asm/program_file.h"
+#include "common/nearest.h"
 #include "vm/opcodes.h"
 #include "vm/verifier.h"
 
@@ -122,7 +123,7 @@ Reply Shell::run_command(std::string_view line) {
       return (this->*command.run)(args);
     }
   }
-  return failure("unknown command '" + args[0] + "'; type !help for the list");
+  return failure(unknown_command(args[0]));
 }
 
 Reply Shell::run_assembly(std::string_view line) {
@@ -140,7 +141,7 @@ Reply Shell::load_source(std::string_view source, const std::string& name) {
                              static_cast<uint32_t>(program.read_only.size())};
   assembler::Assembly assembly = assembler::assemble(source, name, context);
   if (!assembly.ok()) {
-    std::string errors = assembler::format_all(assembly.errors);
+    std::string errors = assembly_errors(assembly, name == "<shell>");
     errors.pop_back();  // failure() adds the final newline
     return failure(std::move(errors));
   }
@@ -333,6 +334,52 @@ Reply Shell::cmd_cluster_members(const Args& args) {
   if (!args.empty() && !json) return failure("usage: !cluster_members [--json]");
   auto result = env_.cluster->members(json);
   return result ? success(*result) : failure(result.message());
+}
+
+// "unknown command '!regsiters'; did you mean !registers?", or, when no
+// command is near, a pointer to !help.
+std::string Shell::unknown_command(std::string_view word) {
+  std::vector<std::string_view> names;
+  for (const Command& command : commands()) names.push_back(command.name.substr(1));
+  std::string_view typed = word;
+  while (!typed.empty() && typed.front() == '!') typed.remove_prefix(1);
+  const std::string text = "unknown command '" + std::string(word) + "'; ";
+  if (auto best = nearest_word(typed, names))
+    return text + "did you mean !" + std::string(*best) + "?";
+  return text + "type !help for the list";
+}
+
+// The shell command a line's first word was likely meant to be: `help`,
+// `exit`, `quit` or any command's name typed without its `!`.
+std::optional<std::string_view> Shell::command_for_word(std::string_view word) {
+  auto is = [&](std::string_view name) {
+    return name.size() == word.size() && edit_distance(name, word) == 0;
+  };
+  if (is("exit") || is("quit") || is("bye")) return "!quit";
+  for (const Command& command : commands()) {
+    if (is(command.name.substr(1))) return command.name;
+  }
+  return std::nullopt;
+}
+
+// Every assembly error on a line of its own. The assembler's own hints are in
+// Diagnostic::format(); on a shell line, a first word that is a shell command
+// without its `!` gets a pointer to the command instead.
+std::string Shell::assembly_errors(const assembler::Assembly& assembly, bool shell_line) {
+  std::string text;
+  for (const assembler::Diagnostic& d : assembly.errors) {
+    std::optional<std::string_view> command;
+    if (shell_line && d.kind == assembler::DiagnosticKind::kUnknownInstruction) {
+      command = command_for_word(d.token);
+    }
+    if (command) {
+      text += d.token + " is not an instruction; shell commands start with '!': try " +
+              std::string(*command) + "\n";
+    } else {
+      text += d.format() + "\n";
+    }
+  }
+  return text;
 }
 
 }  // namespace iridium::shell

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,6 +52,10 @@ class Shell {
     Reply (Shell::*run)(const Args&);
   };
   static const std::vector<Command>& commands();
+  // Error messages, with hints that point at the right command.
+  static std::string unknown_command(std::string_view word);
+  static std::optional<std::string_view> command_for_word(std::string_view word);
+  static std::string assembly_errors(const assembler::Assembly& assembly, bool shell_line);
 
   Reply run_command(std::string_view line);
   Reply run_assembly(std::string_view line);

@@ -110,7 +110,9 @@ inline constexpr auto kOpTable = make_op_table();
 }  // namespace detail
 
 // Every opcode, in table order.
-inline constexpr const auto& all_ops() { return detail::kAllOps; }
+inline constexpr const auto& all_ops() {
+  return detail::kAllOps;
+}
 
 // The opcode with this number, or nullptr when the byte is not an opcode.
 inline constexpr const OpInfo* find_op(uint8_t byte) {
@@ -118,26 +120,83 @@ inline constexpr const OpInfo* find_op(uint8_t byte) {
   return entry ? &*entry : nullptr;
 }
 
-inline constexpr const OpInfo& op_info(Op op) { return *find_op(static_cast<uint8_t>(op)); }
+inline constexpr const OpInfo& op_info(Op op) {
+  return *find_op(static_cast<uint8_t>(op));
+}
 
 // Case-insensitive lookup by mnemonic; nullptr when unknown.
 const OpInfo* find_op(std::string_view mnemonic);
 
-// Which operand positions (a, b, c) hold register numbers for this form.
-constexpr std::array<bool, 3> register_operands(Form form) {
+// What one assembly operand is. The assembler checks operands against these
+// and its messages and hints name them (see operand_syntax).
+enum class OperandKind : uint8_t {
+  kRegister,   // $n
+  kImmediate,  // #n
+  kShift,      // #n, a shift amount in 0..31
+  kCount,      // #n, an unsigned 16-bit count
+  kCodeLabel,  // @label of code (or #offset)
+  kDataLabel,  // @label of data (or #offset)
+};
+
+// The assembly operands of a form, in order; the first `required` of them
+// must be given, the rest may be left out.
+struct OperandList {
+  std::array<OperandKind, 3> kinds{};
+  std::size_t size = 0;
+  std::size_t required = 0;
+};
+
+constexpr OperandList operands(Form form) {
+  using K = OperandKind;
   switch (form) {
+    case Form::kNone:
+      return {};
     case Form::kR:
+      return {{K::kRegister}, 1, 1};
+    case Form::kRR:
+      return {{K::kRegister, K::kRegister}, 2, 2};
+    case Form::kRRR:
+      return {{K::kRegister, K::kRegister, K::kRegister}, 3, 3};
     case Form::kRImm16:
     case Form::kRUImm16:
+      return {{K::kRegister, K::kImmediate}, 2, 2};
     case Form::kRShift:
-      return {true, false, false};
-    case Form::kRR:
-      return {true, true, false};
-    case Form::kRRR:
-      return {true, true, true};
-    default:
-      return {false, false, false};
+      return {{K::kRegister, K::kShift}, 2, 1};  // `SHL $r` shifts by 16
+    case Form::kCodeAddr:
+      return {{K::kCodeLabel}, 1, 1};
+    case Form::kCount:
+      return {{K::kCount}, 1, 1};
+    case Form::kDataAddr:
+      return {{K::kDataLabel}, 1, 1};
   }
+  return {};
+}
+
+// How an operand of this kind is written in an expected form, e.g. "$REG".
+constexpr std::string_view operand_syntax(OperandKind kind) {
+  switch (kind) {
+    case OperandKind::kRegister:
+      return "$REG";
+    case OperandKind::kImmediate:
+      return "#IMM";
+    case OperandKind::kShift:
+      return "#0..31";
+    case OperandKind::kCount:
+      return "#COUNT";
+    case OperandKind::kCodeLabel:
+    case OperandKind::kDataLabel:
+      return "@LABEL";
+  }
+  return "";
+}
+
+// Which operand positions (a, b, c) hold register numbers for this form.
+constexpr std::array<bool, 3> register_operands(Form form) {
+  const OperandList list = operands(form);
+  std::array<bool, 3> registers{};
+  for (std::size_t i = 0; i < list.size; ++i)
+    registers[i] = list.kinds[i] == OperandKind::kRegister;
+  return registers;
 }
 
 }  // namespace iridium::vm

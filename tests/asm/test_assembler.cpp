@@ -1,5 +1,8 @@
-#include "asm/assembler.h"
+#include <algorithm>
 
+#include "asm/assembler.h"
+#include "common/nearest.h"
+#include "vm/opcodes.h"
 #include "vm_harness.h"
 
 using iridium::assembler::assemble;
@@ -132,4 +135,130 @@ TEST_CASE("LOAD of a label beyond int16 grows to LOAD + LUI and moves later labe
   auto run = iridium::testing::run_image(assembly.image);
   CHECK(run->reg(0) == 16 + 8200 * 4);
   CHECK(run->reg(1) == 16 + 8200 * 4 + 4);
+}
+
+namespace {
+// The one diagnostic of a source that has exactly one error.
+iridium::assembler::Diagnostic only_error(const std::string& source) {
+  auto assembly = assemble(source, "t.iasm");
+  INFO(iridium::assembler::format_all(assembly.errors));
+  REQUIRE(assembly.errors.size() == 1);
+  return assembly.errors[0];
+}
+}  // namespace
+
+TEST_CASE("operand errors carry the expected form and a likely fix", "[asm][errors][hints]") {
+  using iridium::assembler::DiagnosticKind;
+  auto d = only_error("load $5 42\n");
+  CHECK(d.kind == DiagnosticKind::kOperandKind);
+  CHECK(d.column == 9);
+  CHECK(d.token == "42");
+  CHECK(d.expected == "load $REG #IMM|@LABEL");
+  CHECK(d.suggestion == "#42");
+  CHECK(d.hint() == "expected: load $REG #IMM|@LABEL (did you mean #42?)");
+  CHECK(d.format() ==
+        "t.iasm:1:9: error: operand 2 of LOAD must be an integer or a label, got '42'; "
+        "expected: load $REG #IMM|@LABEL (did you mean #42?)");
+
+  d = only_error("LOAD $0\n");  // the form follows the case the mnemonic was written in
+  CHECK(d.kind == DiagnosticKind::kOperandCount);
+  CHECK(d.message == "LOAD takes 2 operands, got 1");
+  CHECK(d.expected == "LOAD $REG #IMM|@LABEL");
+  CHECK(d.suggestion.empty());
+
+  CHECK(only_error("shl $0 $1 $2\n").expected == "shl $REG [#0..31]");
+  CHECK(only_error("hlt $1\n").expected == "hlt");
+  CHECK(only_error("cloop $1\n").expected == "cloop #COUNT");
+  CHECK(only_error("prts\n").expected == "prts @LABEL");
+  CHECK(only_error("add $1 $2\n").expected == "add $REG $REG $REG");
+
+  // Likely fixes: a register written without `$`, an integer without `#`, a label without `@`.
+  CHECK(only_error("inc #3\n").suggestion == "$3");
+  CHECK(only_error("inc 3\n").suggestion == "$3");
+  CHECK(only_error("inc r7\n").suggestion == "$7");
+  CHECK(only_error("add $1 $2 31\n").suggestion == "$31");
+  CHECK(only_error("inc 32\n").suggestion.empty());  // no such register
+  CHECK(only_error("inc foo\n").suggestion.empty());
+  CHECK(only_error("loadf64 $0 2.0\n").suggestion == "#2.0");
+  CHECK(only_error("loadf64 $0 1.5\n").suggestion.empty());  // #1.5 would fail too
+  CHECK(only_error("load $0 0x1F\n").suggestion == "#0x1F");
+  auto label = only_error("top: nop\ndjmpe top\n");
+  CHECK(label.line == 2);
+  CHECK(label.suggestion == "@top");
+  CHECK(label.expected == "djmpe @LABEL");
+  CHECK(only_error("djmpe nowhere\n").suggestion.empty());  // not a label here
+  CHECK(only_error("load $0 $1\n").suggestion.empty());
+
+  // Range errors say the range already; they carry no form.
+  CHECK(only_error("inc $32\n").hint().empty());
+}
+
+TEST_CASE("an unknown mnemonic suggests the nearest one in the opcode table",
+          "[asm][errors][hints]") {
+  using iridium::assembler::DiagnosticKind;
+  auto d = only_error("lod $0 #1\n");
+  CHECK(d.kind == DiagnosticKind::kUnknownInstruction);
+  CHECK(d.token == "lod");
+  CHECK(d.suggestion == "load");
+  CHECK(d.format() == "t.iasm:1:1: error: unknown instruction 'lod'; did you mean load?");
+  CHECK(only_error("LOD $0 #1\n").suggestion == "LOAD");
+  CHECK(only_error("jmpee $0\n").suggestion == "jmpe");
+  CHECK(only_error("aloc_ $0\n").suggestion == "aloc");
+  CHECK(only_error("pirnt\n").suggestion.empty());
+  CHECK(only_error("nope\n").suggestion == "nop");
+  CHECK(only_error("foo $1\n").suggestion.empty());  // nothing near: no guess
+  CHECK(only_error("help\n").suggestion.empty());
+  CHECK(only_error("help\n").token == "help");
+  CHECK(only_error(".dat\n").suggestion == ".data");
+}
+
+TEST_CASE("every opcode's expected form, filled in, assembles", "[asm][hints]") {
+  // The forms come from the opcode table, so this covers every instruction
+  // and every form: an error's hint is always something that works.
+  for (const auto& info : iridium::vm::all_ops()) {
+    std::string mnemonic(info.mnemonic);
+    auto wrong = assemble(mnemonic + " $1 $1 $1 $1\n", "t.iasm");  // too many operands for any form
+    REQUIRE(wrong.errors.size() == 1);
+    std::string form = wrong.errors[0].expected;
+    INFO(mnemonic << ": " << form);
+    CHECK(wrong.errors[0].kind == iridium::assembler::DiagnosticKind::kOperandCount);
+    CHECK(form.rfind(mnemonic, 0) == 0);  // written as the mnemonic was: upper case here
+    const auto list = iridium::vm::operands(info.form);
+    for (auto [placeholder, value] :
+         std::vector<std::pair<std::string, std::string>>{{"[", ""},
+                                                          {"]", ""},
+                                                          {"|@LABEL", ""},
+                                                          {"$REG", "$1"},
+                                                          {"#IMM", "#1"},
+                                                          {"#0..31", "#1"},
+                                                          {"#COUNT", "#1"},
+                                                          {"@LABEL", "@target"}}) {
+      for (std::size_t at; (at = form.find(placeholder)) != std::string::npos;) {
+        form.replace(at, placeholder.size(), value);
+      }
+    }
+    CHECK(static_cast<std::size_t>(std::count(form.begin(), form.end(), ' ')) == list.size);
+    const std::string target =
+        info.form == iridium::vm::Form::kDataAddr ? "target: .asciiz 'x'\n" : "target: nop\n";
+    auto right = assemble(target + form + "\n", "t.iasm");
+    CHECK(iridium::assembler::format_all(right.errors) == "");
+  }
+}
+
+TEST_CASE("nearest_word: edit distance, unique prefixes, no wild guesses", "[hints]") {
+  using iridium::edit_distance;
+  using iridium::nearest_word;
+  CHECK(edit_distance("registers", "regsiters") == 1);  // a swap counts once
+  CHECK(edit_distance("LOAD", "load") == 0);
+  CHECK(edit_distance("", "abc") == 3);
+  const std::vector<std::string_view> names = {
+      "registers", "clear_registers", "clear_program", "load_file", "help", "quit"};
+  CHECK(nearest_word("regsiters", names) == "registers");
+  CHECK(nearest_word("reg", names) == "registers");     // the only one it starts
+  CHECK(nearest_word("clear", names) == std::nullopt);  // two start with it
+  CHECK(nearest_word("qiut", names) == "quit");
+  CHECK(nearest_word("djmp", {"jmp", "djmpe"}) == "djmpe");  // as near, but starts the same
+  CHECK(nearest_word("frobnicate", names) == std::nullopt);
+  CHECK(nearest_word("help", names) == std::nullopt);  // already a name
+  CHECK(nearest_word("", names) == std::nullopt);
 }

@@ -132,6 +132,73 @@ class PipeShell(ShellTestCase):
         self.assertTrue(r.stdout.startswith("Integer registers:"), r.stdout)  # nothing of the error on stdout
         self.assertEqual(parse_registers(r.stdout)[7], 77)
 
+    # --- hints: what the line was likely meant to be ------------------------
+
+    def test_shell_words_without_bang_point_at_the_command(self):
+        cases = {
+            "help": "help is not an instruction; shell commands start with '!': try !help",
+            "exit": "exit is not an instruction; shell commands start with '!': try !quit",
+            "quit": "quit is not an instruction; shell commands start with '!': try !quit",
+            "Quit": "Quit is not an instruction; shell commands start with '!': try !quit",
+            "registers": "registers is not an instruction; shell commands start with '!': try !registers",
+            "load_file examples/hello.iasm":
+                "load_file is not an instruction; shell commands start with '!': try !load_file",
+        }
+        for line, message in cases.items():
+            with self.subTest(line=line):  # and the shell neither quits nor stops
+                self.assertFailsThenContinues(line, rf"^{re.escape(message)}\n$")
+
+    def test_shell_words_in_a_loaded_file_are_plain_assembly_errors(self):
+        path = self.write("help.iasm", "help\n")
+        r = self.shell(f"!load_file {path}")
+        self.assertEqual(r.stderr, f"{path}:1:1: error: unknown instruction 'help'\n")
+
+    def test_unknown_command_suggests_the_nearest(self):
+        cases = {
+            "!regsiters": "unknown command '!regsiters'; did you mean !registers?",
+            "!registres": "unknown command '!registres'; did you mean !registers?",
+            "!hlep": "unknown command '!hlep'; did you mean !help?",
+            "!exit": "unknown command '!exit'; type !help for the list",
+            "!cluster_member": "unknown command '!cluster_member'; did you mean !cluster_members?",
+            "!load examples/hello.iasm": "unknown command '!load'; did you mean !load_file?",  # the only one it starts
+            "!clear": "unknown command '!clear'; type !help for the list",  # two start with it
+        }
+        for line, message in cases.items():
+            with self.subTest(line=line):
+                self.assertFailsThenContinues(line, rf"^{re.escape(message)}\n$")
+
+    def test_unknown_mnemonic_suggests_the_nearest(self):
+        cases = {
+            "lod $0 #1": "<shell>:1:1: error: unknown instruction 'lod'; did you mean load?",
+            "ADDD $0 $1 $2": "<shell>:1:1: error: unknown instruction 'ADDD'; did you mean ADD?",
+            "djmp @x": "<shell>:1:1: error: unknown instruction 'djmp'; did you mean djmpe?",
+            "frob $1": "<shell>:1:1: error: unknown instruction 'frob'",
+        }
+        for line, message in cases.items():
+            with self.subTest(line=line):
+                self.assertFailsThenContinues(line, rf"^{re.escape(message)}\n$")
+
+    def test_operand_errors_show_the_expected_form(self):
+        cases = {
+            "load $5 42": "<shell>:1:9: error: operand 2 of LOAD must be an integer or a label, got '42'; "
+                          "expected: load $REG #IMM|@LABEL (did you mean #42?)",
+            "load $0": "<shell>:1:1: error: LOAD takes 2 operands, got 1; expected: load $REG #IMM|@LABEL",
+            "inc 3": "<shell>:1:5: error: operand 1 of INC must be a register like $0, got '3'; "
+                     "expected: inc $REG (did you mean $3?)",
+            "SHL $0 #1 #2": "<shell>:1:1: error: SHL takes 1 or 2 operands, got 3; expected: SHL $REG [#0..31]",
+            "hlt $0": "<shell>:1:1: error: HLT takes 0 operands, got 1; expected: hlt",
+            "prts msg": "<shell>:1:6: error: operand 1 of PRTS must be an integer or a label, got 'msg'; "
+                        "expected: prts @LABEL",
+        }
+        for line, message in cases.items():
+            with self.subTest(line=line):
+                self.assertFailsThenContinues(line, rf"^{re.escape(message)}\n$")
+
+    def test_a_label_written_without_at_suggests_it(self):
+        r = self.shell("top: nop", "djmpe top")
+        self.assertEqual(r.stderr, "<shell>:1:7: error: operand 1 of DJMPE must be an integer or a label, "
+                                   "got 'top'; expected: djmpe @LABEL (did you mean @top?)\n")
+
     def test_load_file_without_path_is_a_usage_error_when_not_interactive(self):
         self.assertFailsThenContinues("!load_file", r"^usage: !load_file PATH\n$")
 
@@ -160,9 +227,9 @@ class PipeShell(ShellTestCase):
         cases = {
             "foo $1": r"^<shell>:1:1: error: unknown instruction 'foo'\n$",
             "load $40 #1": r"^<shell>:1:6: error: register '\$40' out of range \(0\.\.31\)\n$",
-            "load $0": r"^<shell>:1:1: error: LOAD takes 2 operands .*\n$",
+            "load $0": r"^<shell>:1:1: error: LOAD takes 2 operands, got 1; .*\n$",
             "djmpe @nowhere": r"^<shell>:1:\d+: error: .*'nowhere'.*\n$",
-            "prts 'unterminated": r"^<shell>:1:1: error: PRTS takes 1 operand \(@label\), got 0\n"
+            "prts 'unterminated": r"^<shell>:1:1: error: PRTS takes 1 operand, got 0; expected: prts @LABEL\n"
                                   r"<shell>:1:6: error: unterminated string\n$",
         }
         for line, message in cases.items():
@@ -181,7 +248,8 @@ class PipeShell(ShellTestCase):
         path = self.write("bad.iasm", "load $0 #1\nnope\ninc $32\n")
         r = self.shell(f"!load_file {path}", "!program")
         self.assertEqual(r.returncode, 0)
-        self.assertRegex(r.stderr, rf"^{re.escape(path)}:2:1: error: unknown instruction 'nope'\n"
+        self.assertRegex(r.stderr, rf"^{re.escape(path)}:2:1: error: unknown instruction 'nope'; "
+                                   rf"did you mean nop\?\n"
                                    rf"{re.escape(path)}:3:5: error: register '\$32' out of range")
         self.assertEqual(r.stdout, "(the program is empty)\n")
 

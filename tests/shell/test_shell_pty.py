@@ -62,7 +62,7 @@ class PtyShell(ShellTestCase):
         # Errors are shown on the terminal, and the shell carries on.
         self.assertEqual(self.run_line(child, "!nope"), "unknown command '!nope'; type !help for the list\n")
         self.assertEqual(self.run_line(child, "load $1"),
-                         "<shell>:1:1: error: LOAD takes 2 operands ($register #integer|@label), got 1\n")
+                         "<shell>:1:1: error: LOAD takes 2 operands, got 1; expected: load $REG #IMM|@LABEL\n")
         self.assertEqual(self.run_line(child, "inc $0"), "")
         self.assertEqual(self.registers(child)[0], 43)
         self.end_with_ctrl_d(child)
