@@ -76,7 +76,12 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
     seeds.push_back(*address);
   }
 
+  // Two contexts, so two ZeroMQ I/O threads: libzmq resolves a peer's host
+  // name on its I/O thread at every redial, and on a cut-off node those
+  // lookups stall until the resolver times out. The remote shell (and so the
+  // health check) must keep answering meanwhile.
   zmq::context_t context(1);
+  zmq::context_t remote_context(1);
   const vm::Limits program_limits{run.heap_cap, run.stack_cap, run.max_steps};
   shell::WorkerPool workers(node.threads, program_limits);
 
@@ -100,7 +105,7 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
     remote_options.host = node.bind_host;
     remote_options.port = node.bind_port;
     remote_options.token = node.remote_token;
-    remote = std::make_unique<shell::RemoteServer>(context, remote_options, [&](uint64_t id) {
+    remote = std::make_unique<shell::RemoteServer>(remote_context, remote_options, [&](uint64_t id) {
       shell::Environment env{&workers, &cluster_commands, shell_limits, false};
       return std::make_unique<shell::Shell>(env, id);
     });
