@@ -54,7 +54,7 @@ void add_node_options(CLI::App& app, iridium::app::NodeOptions& node) {
   app.add_option("--remote-token", node.remote_token,
                  "Shared token remote shells must present (required off loopback)")
       ->envname("IRIDIUM_REMOTE_TOKEN");
-  app.add_flag("--daemon-mode", node.daemon_mode, "No local shell: serve until SIGINT or SIGTERM")
+  app.add_flag("--daemon-mode", node.daemon_mode, "No local shell: serve until SIGTERM")
       ->envname("IRIDIUM_DAEMON_MODE");
   app.add_flag("--start-cluster", node.start_cluster, "Start the cluster listener at once")
       ->envname("IRIDIUM_START_CLUSTER");

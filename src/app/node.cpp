@@ -2,10 +2,9 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include <filesystem>
 #include <iostream>
@@ -27,8 +26,12 @@ namespace {
 // stop after this many instructions unless --max-steps says otherwise.
 constexpr uint64_t kShellStepLimit = 2'000'000'000;
 
-// SIGINT and SIGTERM are blocked in every thread and read from a signalfd by
-// the main loop, so shutdown happens in one place, in order.
+// SIGINT and SIGTERM are blocked in every thread and read from a
+// (non-blocking) signalfd by the main thread only: by the main loop between
+// lines, and by the local shell's interrupt check between slices of a
+// running line. SIGTERM shuts the node down, in one place, in order. SIGINT
+// (Ctrl-C, also as PID 1 in a container through `docker attach`) never does:
+// it interrupts the running line or clears the half-typed one.
 int block_shutdown_signals() {
   sigset_t set;
   sigemptyset(&set);
@@ -36,7 +39,35 @@ int block_shutdown_signals() {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  return signalfd(-1, &set, SFD_CLOEXEC);
+  return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+struct Signals {
+  bool interrupt = false;  // SIGINT
+  bool terminate = false;  // SIGTERM
+};
+
+// Every signal that is pending on the signalfd (several SIGINTs count once).
+Signals take_signals(int signal_fd) {
+  Signals got;
+  signalfd_siginfo info{};
+  while (::read(signal_fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+    if (info.ssi_signo == SIGTERM) {
+      got.terminate = true;
+    } else {
+      got.interrupt = true;
+    }
+  }
+  return got;
+}
+
+// What Ctrl-D says when the node goes on serving without its local shell.
+std::string keeps_serving_hint(bool cluster, bool remote) {
+  std::string what = cluster && remote ? "its cluster and remote shells"
+                     : cluster         ? "its cluster"
+                                       : "remote shells";
+  return "\nThis node keeps serving " + what +
+         ", so Ctrl-D does not stop it. Stop it with !quit, or with SIGTERM (docker stop).\n";
 }
 
 }  // namespace
@@ -91,13 +122,24 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
   cluster_config.bind_port = node.server_bind_port;
   cluster_config.port_fallback = !node.server_bind_port_explicit;
   cluster_config.advertise_host = node.advertise_host;
-  cluster_config.members_file = (std::filesystem::path(*data_dir) / "cluster-members.json").string();
+  cluster_config.members_file =
+      (std::filesystem::path(*data_dir) / "cluster-members.json").string();
   cluster::Node cluster_node(context, cluster_config);
   ClusterAdapter cluster_commands(cluster_node);
 
   vm::Limits shell_limits = program_limits;
   if (shell_limits.max_steps == 0) shell_limits.max_steps = kShellStepLimit;
   const bool interactive = !node.daemon_mode && isatty(0) != 0;
+
+  // Signals seen by the local shell's interrupt check while a line runs.
+  bool terminating = false;       // SIGTERM: stop the line, then shut down
+  bool line_interrupted = false;  // SIGINT during the current line
+  auto interrupt_requested = [&] {
+    const Signals got = take_signals(signal_fd);
+    terminating = terminating || got.terminate;
+    line_interrupted = line_interrupted || got.interrupt;
+    return terminating || line_interrupted;
+  };
 
   std::unique_ptr<shell::RemoteServer> remote;
   if (node.enable_remote_access) {
@@ -106,7 +148,7 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
     remote_options.port = node.bind_port;
     remote_options.token = node.remote_token;
     remote = std::make_unique<shell::RemoteServer>(remote_context, remote_options, [&](uint64_t id) {
-      shell::Environment env{&workers, &cluster_commands, shell_limits, false};
+      shell::Environment env{&workers, &cluster_commands, shell_limits, false, {}};
       return std::make_unique<shell::Shell>(env, id);
     });
     if (auto status = remote->start(); !status) {
@@ -122,48 +164,75 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
       return kExitUsage;
     }
     if (started->fell_back) {
-      spdlog::info("port {} is in use; listening on {} instead", node.server_bind_port, started->bound.port);
+      spdlog::info("port {} is in use; listening on {} instead", node.server_bind_port,
+                   started->bound.port);
     }
     spdlog::info("{}", describe_start(*started));
     // Seeds, or else the members this node knew last time (its data directory).
     cluster_node.join_in_background(seeds);
   }
 
-  // The local shell, session 0.
-  shell::Shell local(shell::Environment{&workers, &cluster_commands, shell_limits, interactive}, 0);
+  // The local shell, session 0. Its lines run on the main thread, inside
+  // the console callback; signals that arrive meanwhile are read by its
+  // interrupt check between slices, the rest by the main loop.
+  shell::Environment local_env{&workers, &cluster_commands, shell_limits, interactive, {}};
+  local_env.interrupt_requested = interrupt_requested;
+  shell::Shell local(local_env, 0);
   bool reading = !node.daemon_mode;
   bool quit = false;
+  bool asking = false;  // the prompt is the shell's question, e.g. a missing path
   std::unique_ptr<shell::Console> console;
+  auto show = [&](const shell::Reply& reply) {
+    const std::string notices = local.job_notices();
+    std::string text = reply.output + notices;
+    if (!interactive && !reply.ok && !reply.output.empty()) {
+      // Scripted: the program's output to stdout, the error text to stderr.
+      std::cerr << reply.output.substr(reply.program_output) << std::flush;
+      text = reply.output.substr(0, reply.program_output) + notices;
+    }
+    shell::Console::write(text);
+    asking = !reply.ask.empty();
+    console->set_prompt(asking ? reply.ask : ">>> ");
+  };
   if (reading) {
     const std::string history = (std::filesystem::path(*data_dir) / "history").string();
     console = std::make_unique<shell::Console>(0, history, [&](std::optional<std::string> line) {
-      if (!line) {
+      if (!line) {  // end of input: Ctrl-D on a terminal, or the end of a pipe
+        const bool serving = remote != nullptr || cluster_node.started();
+        if (serving && console->interactive()) {
+          // Keep the REPL: a terminal can be read again after Ctrl-D.
+          shell::Console::write(keeps_serving_hint(cluster_node.started(), remote != nullptr));
+          return;
+        }
+        // A standalone shell leaves; a pipe that ended stays ended and a
+        // serving node goes on silently.
         reading = false;
+        console->stop();
         return;
       }
+      line_interrupted = false;
       shell::Reply reply = local.execute(*line);
-      std::string text = reply.output + local.job_notices();
-      if (!interactive && !reply.ok && !reply.output.empty()) {
-        std::cerr << reply.output << std::flush;  // errors to stderr when scripted
-        text = local.job_notices();
-      }
-      shell::Console::write(text);
+      if (line_interrupted && interactive) shell::Console::write("\n");  // after the terminal's ^C
+      line_interrupted = false;
+      show(reply);
       if (reply.quit) {
         quit = true;
         reading = false;
         console->stop();  // no line after !quit runs, even if it was already read
-        return;
       }
-      console->set_prompt(reply.ask.empty() ? ">>> " : reply.ask);
     });
     if (interactive) shell::Console::write(shell::Shell::banner());
     console->start(">>> ");
   }
 
-  // The main loop: console input, shutdown signals, and a cluster that
-  // cannot go on (every seed refused our alias).
+  // The main loop: console input, signals, and a cluster that cannot go on
+  // (every seed refused our alias).
   int exit_code = kExitOk;
   while (!quit) {
+    if (terminating) {
+      spdlog::info("received SIGTERM, shutting down");
+      break;
+    }
     if (auto fatal = cluster_node.fatal_error()) {
       std::cerr << "iridium: cannot join the cluster: " << fatal->message << "\n";
       exit_code = kExitRuntimeError;
@@ -178,11 +247,23 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
     const nfds_t count = reading ? 2 : 1;
     if (::poll(fds, count, 500) < 0 && errno != EINTR) break;
     if (fds[0].revents & POLLIN) {
-      signalfd_siginfo info{};
-      if (::read(signal_fd, &info, sizeof info) > 0) {
-        spdlog::info("received {}, shutting down", info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+      const Signals got = take_signals(signal_fd);
+      terminating = terminating || got.terminate;
+      if (got.interrupt && !terminating) {
+        if (reading && console->interactive()) {
+          // Ctrl-C at the prompt: drop the typed line; a question is cancelled.
+          std::string note;
+          if (asking) {
+            note = local.execute("").output;  // "cancelled: no path given"
+            asking = false;
+            console->set_prompt(">>> ");
+          }
+          console->interrupt(note);
+        } else {
+          spdlog::info("received SIGINT; ignored (SIGTERM stops the node)");
+        }
       }
-      break;
+      continue;
     }
     if (reading && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) console->on_readable();
   }

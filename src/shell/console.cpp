@@ -27,10 +27,14 @@ void on_line(char* line) {
 }  // namespace
 
 Console::Console(int fd, std::string history_path, LineHandler handler)
-    : fd_(fd), interactive_(isatty(fd) != 0), history_path_(std::move(history_path)),
+    : fd_(fd),
+      interactive_(isatty(fd) != 0),
+      history_path_(std::move(history_path)),
       handler_(std::move(handler)) {}
 
-Console::~Console() { stop(); }
+Console::~Console() {
+  stop();
+}
 
 void Console::write(std::string_view text) {
   std::fwrite(text.data(), 1, text.size(), stdout);
@@ -45,14 +49,24 @@ void Console::deliver(std::optional<std::string> line) {
     // stored twice and come back twice on the next run.
     if (!history_path_.empty()) write_history(history_path_.c_str());
   }
-  const bool end_of_input = !line.has_value();
   handler_(std::move(line));
   // libedit does not show the prompt again by itself after a line in
-  // callback mode: installing the handler again does. Not after end of
-  // input: the console is about to stop, and the prompt would dangle.
-  if (!end_of_input && interactive_ && active_ && g_active == this) {
+  // callback mode: installing the handler again does. Not once the handler
+  // stopped the console (end of input, !quit): the prompt would dangle.
+  if (interactive_ && active_ && g_active == this) {
     rl_callback_handler_install(prompt_.c_str(), on_line);
   }
+}
+
+void Console::interrupt(std::string_view note) {
+  if (!active_ || !interactive_ || g_active != this) return;
+  // Removing the handler leaves libedit's edit mode; installing it again
+  // starts a new, empty line (libedit's read_prepare resets the buffer) and
+  // draws the prompt.
+  rl_callback_handler_remove();
+  write("^C\n");
+  write(note);
+  rl_callback_handler_install(prompt_.c_str(), on_line);
 }
 
 void Console::start(const std::string& prompt) {
@@ -73,7 +87,9 @@ void Console::start(const std::string& prompt) {
   rl_callback_handler_install(prompt.c_str(), on_line);
 }
 
-void Console::set_prompt(const std::string& prompt) { prompt_ = prompt; }
+void Console::set_prompt(const std::string& prompt) {
+  prompt_ = prompt;
+}
 
 void Console::on_readable() {
   if (!active_) return;

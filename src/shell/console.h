@@ -12,7 +12,9 @@ namespace iridium::shell {
 
 class Console {
  public:
-  // Called once per complete line; std::nullopt means end of input.
+  // Called once per complete line; std::nullopt means end of input. On a
+  // terminal, end of input is Ctrl-D on an empty line: unless the handler
+  // calls stop(), the console shows a fresh prompt and keeps reading.
   using LineHandler = std::function<void(std::optional<std::string>)>;
 
   Console(int fd, std::string history_path, LineHandler handler);
@@ -29,6 +31,9 @@ class Console {
   void set_prompt(const std::string& prompt);
   // Reads what is available and calls the handler for each finished line.
   void on_readable();
+  // Ctrl-C at the prompt: on a terminal, drops the half-typed line and shows
+  // a fresh prompt, after note if one is given. Nothing to do otherwise.
+  void interrupt(std::string_view note = {});
   // Restores the terminal and saves history; no more lines are delivered.
   void stop();
 

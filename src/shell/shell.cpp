@@ -157,12 +157,50 @@ Reply Shell::load_source(std::string_view source, const std::string& name) {
 
 Reply Shell::run_machine(uint32_t from) {
   output_.clear();
-  const vm::RunResult result = vm_.run_from(from);
+  bool interrupted = false;
+  const vm::RunResult result = run_in_slices(from, interrupted);
   std::string text = std::move(output_);
   output_.clear();
   if (!text.empty() && text.back() != '\n') text += '\n';
-  if (!result.ok()) return Reply{text + "runtime error: " + result.error->message + "\n", false, false, {}};
-  return Reply{text, true, false, {}};
+  const std::size_t printed = text.size();
+  if (interrupted) {
+    text += "interrupted at code offset " + std::to_string(vm_.state().pc) +
+            "; registers are as the program left them (!registers)\n";
+    return Reply{std::move(text), false, false, {}, printed};
+  }
+  if (!result.ok())
+    return Reply{
+        text + "runtime error: " + result.error->message + "\n", false, false, {}, printed};
+  return Reply{text, true, false, {}, printed};
+}
+
+// Without an interrupt check, one run. With one, slices of kSlice steps, as
+// the worker pool runs jobs: a slice that ends on the step limit before the
+// line's own limit is used up goes on from where it stopped (the fault leaves
+// pc at the next instruction, state intact) unless an interrupt was asked.
+vm::RunResult Shell::run_in_slices(uint32_t from, bool& interrupted) {
+  interrupted = false;
+  if (!env_.interrupt_requested) return vm_.run_from(from);
+  const vm::Limits limits = vm_.limits();
+  const uint64_t total = limits.max_steps;  // 0: no limit
+  uint64_t steps = 0;
+  vm::Limits slice = limits;
+  vm::RunResult result;
+  for (bool first = true;; first = false) {
+    slice.max_steps = total == 0 ? kSlice : std::min(kSlice, total - steps);
+    vm_.set_limits(slice);
+    result = first ? vm_.run_from(from) : vm_.run();
+    steps += slice.max_steps;
+    const bool slice_over = result.error && result.error->fault == vm::Fault::kStepLimit &&
+                            (total == 0 || steps < total);
+    if (!slice_over) break;
+    if (env_.interrupt_requested()) {
+      interrupted = true;
+      break;
+    }
+  }
+  vm_.set_limits(limits);
+  return result;
 }
 
 Reply Shell::cmd_help(const Args&) {

@@ -23,6 +23,10 @@ struct Environment {
   ClusterCommands* cluster = nullptr;  // null: clustering unavailable
   vm::Limits limits;                 // for programs run in the shell's own VM
   bool interactive = false;          // may ask for a missing argument
+  // Set: a line's program runs in slices of Shell::kSlice steps, and this is
+  // asked between slices; true stops the line ("interrupted"). The step
+  // limit still counts across slices, so it stops at the same instruction.
+  std::function<bool()> interrupt_requested;
 };
 
 struct Reply {
@@ -30,10 +34,13 @@ struct Reply {
   bool ok = true;      // false: the line failed (bad command, assembly or runtime error)
   bool quit = false;   // the session should end
   std::string ask;     // non-empty: the shell wants the next line as the answer to this question
+  std::size_t program_output = 0;  // output's first bytes are what the program printed
 };
 
 class Shell {
  public:
+  static constexpr uint64_t kSlice = 10'000'000;  // steps between interrupt checks
+
   Shell(Environment environment, uint64_t session_id);
 
   Reply execute(std::string_view line);
@@ -60,6 +67,7 @@ class Shell {
   Reply run_command(std::string_view line);
   Reply run_assembly(std::string_view line);
   Reply run_machine(uint32_t from);
+  vm::RunResult run_in_slices(uint32_t from, bool& interrupted);
   Reply load_source(std::string_view source, const std::string& name);
 
   Reply cmd_help(const Args&);

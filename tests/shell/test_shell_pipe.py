@@ -1,6 +1,7 @@
 """The local shell driven through a pipe: `iridium` with no FILE and stdin not
 a terminal. No banner and no prompt; a failing line's message goes to stderr;
 the shell goes on after every error and exits 0 at end of input."""
+import json
 import os
 import re
 import subprocess
@@ -269,17 +270,32 @@ class PipeShell(ShellTestCase):
             with self.subTest(line=line):
                 self.assertFailsThenContinues(line, message)
 
-    @unittest.expectedFailure
     def test_program_output_of_a_failing_line_goes_to_stdout(self):
-        # BUG (src/app/node.cpp, non-interactive branch of the console
-        # handler): when a line fails, its whole reply text goes to stderr,
-        # including what the program printed before the error. Only the error
-        # message should go to stderr; the program's own output belongs on stdout.
+        # Only the error message goes to stderr; what the program printed
+        # before the error belongs on stdout.
         path = self.write("p.iasm", "msg: .asciiz 'before\\n'\nprts @msg\nload $1 #0\ndiv $0 $1 $2\n")
         r = self.shell(f"!load_file {path}")
         self.assertEqual(r.returncode, 0)
         self.assertEqual(r.stdout, "before\n")
-        self.assertEqual(r.stderr, "runtime error: division by zero at code offset 12\n")
+        self.assertEqual(r.stderr, "runtime error: division by zero at code offset 8\n")
+
+    def test_step_limit_stops_at_the_same_instruction_as_a_plain_run(self):
+        # Shell lines run in slices (so Ctrl-C can interrupt them); the limit
+        # still counts across slices: a limit below, at and above a slice
+        # (10,000,000 steps) stops where `iridium run` stops.
+        path = self.write("loop.iasm", "load $1 #4\ntop: inc $0\njmpb $1\n")
+        for limit in (7, 10_000_000, 25_000_001):
+            with self.subTest(limit=limit):
+                run = subprocess.run([IRIDIUM, "run", "--max-steps", str(limit), "--state-json", "-", path],
+                                     capture_output=True, text=True, timeout=60, env=clean_env(), cwd=REPO)
+                state = json.loads(run.stdout)
+                data = tempfile.mkdtemp(dir=self.tmp)
+                r = subprocess.run([IRIDIUM, *shell_args(data), "--max-steps", str(limit)],
+                                   input=f"!load_file {path}\n!registers\n", capture_output=True, text=True,
+                                   timeout=60, env=clean_env(), cwd=REPO)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(r.stderr, "runtime error: " + state["error"] + "\n")
+                self.assertEqual(parse_registers(r.stdout), state["registers"])
 
     def test_program_output_goes_to_stdout(self):
         r = self.shell("!load_file examples/hello.iasm", "msg: .asciiz 'x'", "prts @msg")

@@ -1,11 +1,13 @@
 """The local shell on a real pseudo-terminal (pexpect): banner, prompt, line
 editing and history through libedit, the history file in the data directory,
-the question for a missing !load_file path, job notices, Ctrl-D and SIGINT."""
+the question for a missing !load_file path, job notices, and the keys: Ctrl-C
+(interrupts a line, clears the input line, never ends a node), Ctrl-D and SIGTERM."""
 import os
 import re
 import signal
 import sys
 import tempfile
+import time
 import unittest
 
 import pexpect
@@ -178,7 +180,72 @@ class PtyShell(ShellTestCase):
         child.expect_exact(PROMPT)
         self.end_with_ctrl_d(child)
 
-    def sigint_node(self, deliver):
+    # --- Ctrl-C, Ctrl-D and SIGTERM (issue 9) --------------------------------
+
+    def start_loop(self, child):
+        """Starts a line that runs for 10^10 steps unless stopped: $1 = 4,
+        then inc $0 / jmpb $1 for ever. Returns once the terminal echoed the
+        Enter that started it."""
+        self.run_line(child, "load $1 #4")
+        self.run_line(child, "top: inc $0")
+        child.sendline("jmpb $1")
+        child.expect_exact("jmpb $1\r\n")
+
+    def test_ctrl_c_interrupts_a_running_line(self):
+        # --max-steps unset: the shell's own limit (2,000,000,000 steps) would
+        # stop the line after seconds; Ctrl-C stops it at the next slice.
+        child, _ = self.spawn()
+        child.expect_exact(PROMPT)
+        self.start_loop(child)
+        started = time.monotonic()
+        child.sendintr()
+        child.expect_exact("interrupted at code offset ")
+        child.expect_exact(PROMPT)
+        self.assertLess(time.monotonic() - started, 10)
+        regs = self.registers(child)
+        self.assertEqual(regs[1], 4)  # as the program left it
+        self.assertGreater(regs[0], 1)  # the loop ran
+        # The shell answers the next line; the registers carry on from there.
+        self.assertEqual(self.run_line(child, "load $5 #7"), "")
+        after = self.registers(child)
+        self.assertEqual((after[0], after[1], after[5]), (regs[0], 4, 7))
+        self.end_with_ctrl_d(child)
+
+    def test_ctrl_c_clears_a_half_typed_line(self):
+        child, _ = self.spawn()
+        child.expect_exact(PROMPT)
+        child.send("load $0 #99")
+        child.expect_exact("load $0 #99")  # echoed, so libedit has it
+        child.sendintr()
+        child.expect_exact("^C\r\n" + PROMPT)
+        self.assertEqual(self.registers(child)[0], 0)  # the typed line never ran
+        history = self.run_line(child, "!history")
+        self.assertEqual(history, "1  !registers\n2  !history\n")
+        self.end_with_ctrl_d(child)
+
+    def test_ctrl_c_twice_at_an_empty_prompt_does_not_exit(self):
+        child, _ = self.spawn()
+        child.expect_exact(PROMPT)
+        for _ in range(2):
+            child.sendintr()
+            child.expect_exact("^C\r\n" + PROMPT)
+        self.assertTrue(child.isalive())
+        self.assertEqual(self.run_line(child, "load $0 #3"), "")
+        self.assertEqual(self.registers(child)[0], 3)
+        self.end_with_ctrl_d(child)
+
+    def test_ctrl_c_cancels_a_question(self):
+        child, _ = self.spawn()
+        child.expect_exact(PROMPT)
+        child.sendline("!load_file")
+        child.expect_exact("Path to the file to load: ")
+        child.sendintr()
+        child.expect_exact("^C\r\ncancelled: no path given\r\n" + PROMPT)
+        self.assertEqual(self.run_line(child, "load $0 #4"), "")
+        self.assertEqual(self.registers(child)[0], 4)
+        self.end_with_ctrl_d(child)
+
+    def cluster_node(self):
         port = free_port()
         child, _ = self.spawn("--start-cluster", "--log-level", "info", cluster_port=port)
         child.expect(r"Started the cluster listener on 127\.0\.0\.1:(\d+)")
@@ -186,20 +253,57 @@ class PtyShell(ShellTestCase):
         child.expect_exact(PROMPT)
         self.assertTrue(port_accepts(port))
         self.assertEqual(self.run_line(child, "load $0 #1"), "")
-        deliver(child)
-        child.expect_exact("received SIGINT, shutting down")
+        return child, port
+
+    def stop_with_sigterm(self, child, port):
+        child.kill(signal.SIGTERM)
+        child.expect_exact("received SIGTERM, shutting down")
         child.expect(pexpect.EOF)
         child.close()
         self.assertEqual(child.exitstatus, 0)
         self.assertIsNone(child.signalstatus)
         wait_until(lambda: port_is_free(port), 10, f"cluster port {port} to be released")
 
-    def test_sigint_shuts_down_a_node_with_a_cluster(self):
-        self.sigint_node(lambda child: child.kill(signal.SIGINT))
+    def test_sigterm_shuts_down_a_node_with_a_cluster(self):
+        child, port = self.cluster_node()
+        self.stop_with_sigterm(child, port)
 
-    def test_ctrl_c_typed_shuts_down_a_node_with_a_cluster(self):
-        self.sigint_node(lambda child: child.sendintr())
+    def test_ctrl_c_never_ends_a_node_with_a_cluster(self):
+        # Typed (the terminal's ^C) and sent to the process (as a container's
+        # PID 1 gets it through `docker attach`): the same path.
+        child, port = self.cluster_node()
+        for deliver in (lambda: child.sendintr(), lambda: child.kill(signal.SIGINT)):
+            deliver()
+            child.expect_exact("^C\r\n" + PROMPT)
+        self.assertTrue(child.isalive())
+        self.assertTrue(port_accepts(port))
+        self.assertEqual(self.registers(child)[0], 1)
+        self.stop_with_sigterm(child, port)
 
+    def test_ctrl_c_interrupts_a_running_line_in_a_node_with_a_cluster(self):
+        child, port = self.cluster_node()
+        self.start_loop(child)
+        child.sendintr()
+        child.expect_exact("interrupted at code offset ")
+        child.expect_exact(PROMPT)
+        self.assertEqual(self.registers(child)[1], 4)
+        self.stop_with_sigterm(child, port)
+
+    def test_ctrl_d_in_a_node_with_a_cluster_says_how_to_stop_it(self):
+        child, port = self.cluster_node()
+        for _ in range(2):  # a terminal can be read again after Ctrl-D
+            child.sendeof()
+            child.expect_exact("This node keeps serving its cluster, so Ctrl-D does not stop it. "
+                               "Stop it with !quit, or with SIGTERM (docker stop).\r\n" + PROMPT)
+            self.assertEqual(self.run_line(child, "inc $0"), "")
+        self.assertEqual(self.registers(child)[0], 3)
+        self.assertTrue(port_accepts(port))
+        child.sendline("!quit")
+        child.expect_exact("Farewell! Have a great day!\r\n")
+        child.expect(pexpect.EOF)
+        child.close()
+        self.assertEqual(child.exitstatus, 0)
+        wait_until(lambda: port_is_free(port), 10, f"cluster port {port} to be released")
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
