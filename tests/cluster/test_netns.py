@@ -138,15 +138,20 @@ class NetworkFaults(unittest.TestCase):
         heal()
         return self.wait(self.mesh, t0, BOUND + OBSERVE)
 
-    # --- the tests
-
-    def test_a_cut_one_host_then_heal(self):
+    def cut_h3(self):
+        """Cuts h3 off; (h3, when, seconds until every other host dropped it or None)."""
         victim = self.net["h3"]
         others = [h for h in self.net.hosts if h is not victim]
         t0 = time.monotonic()
         self.net.cut(victim)
         dropped = self.wait(lambda seen: all(seen[h] is not None and victim.alias not in seen[h] for h in others),
                             t0, BOUND + OBSERVE, others)
+        return victim, t0, dropped
+
+    # --- the tests
+
+    def test_a_cut_one_host_then_heal(self):
+        victim, t0, dropped = self.cut_h3()
         alone = self.wait(lambda seen: seen[victim] == set(), t0, BOUND + 2, [victim])
         healed = self.heal_all_and_time(lambda: self.net.heal(victim))
         self.report("(a) cut one host", f"dropped by all others after {fmt(dropped)}, victim alone after "
@@ -161,12 +166,7 @@ class NetworkFaults(unittest.TestCase):
         # with the kernel's exponential SYN backoff (1, 2, 4, 8, 16 s ...), so a
         # mesh that only heals through them takes several seconds (9 s with the
         # baseline binary).
-        victim = self.net["h3"]
-        others = [h for h in self.net.hosts if h is not victim]
-        t0 = time.monotonic()
-        self.net.cut(victim)
-        dropped = self.wait(lambda seen: all(seen[h] is not None and victim.alias not in seen[h] for h in others),
-                            t0, BOUND + OBSERVE, others)
+        victim, t0, dropped = self.cut_h3()
         time.sleep(max(0.0, 30 - (time.monotonic() - t0)))
         healed = self.heal_all_and_time(lambda: self.net.heal(victim))
         self.report("(b) 30 s cut", f"dropped by all others after {fmt(dropped)}; full mesh {fmt(healed)} "

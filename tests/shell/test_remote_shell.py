@@ -47,6 +47,15 @@ class RemoteShell(ShellTestCase):
         child.expect_exact(BANNER + PROMPT)
         return child
 
+    def raw_open(self, context, node):
+        """A raw ZeroMQ client that has sent `open`: (socket, the answer)."""
+        s = context.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(f"tcp://127.0.0.1:{node.port}")
+        s.send(msgpack.packb({"v": 1, "type": "open", "token": ""}))
+        self.assertTrue(s.poll(TIMEOUT * 1000), "no answer to open")
+        return s, msgpack.unpackb(s.recv())
+
     def daemon(self, *args, **kwargs):
         return self.start_node("-r", "--daemon-mode", *args, **kwargs)
 
@@ -314,12 +323,8 @@ class RemoteShell(ShellTestCase):
         self.addCleanup(context.destroy, linger=0)
         answers = []
         for i in range(70):
-            s = context.socket(zmq.DEALER)
-            s.setsockopt(zmq.LINGER, 0)
-            s.connect(f"tcp://127.0.0.1:{node.port}")
-            s.send(msgpack.packb({"v": 1, "type": "open", "token": ""}))
-            self.assertTrue(s.poll(TIMEOUT * 1000), "no answer to open")
-            answers.append(msgpack.unpackb(s.recv())["type"])
+            s, answer = self.raw_open(context, node)
+            answers.append(answer["type"])
             # Half ping once, as `iridium attach` does right after `opened`,
             # and then go silent; half are older clients that never ping.
             if i % 2 == 0:
@@ -360,13 +365,8 @@ class RemoteShell(ShellTestCase):
         # longer than the grace too.
         context = zmq.Context()
         self.addCleanup(context.destroy, linger=0)
-        s = context.socket(zmq.DEALER)
+        s, opened = self.raw_open(context, node)
         self.addCleanup(s.close, linger=0)
-        s.setsockopt(zmq.LINGER, 0)
-        s.connect(f"tcp://127.0.0.1:{node.port}")
-        s.send(msgpack.packb({"v": 1, "type": "open", "token": ""}))
-        self.assertTrue(s.poll(TIMEOUT * 1000), "no answer to open")
-        opened = msgpack.unpackb(s.recv())
         self.assertEqual(opened["type"], "opened")
         self.assertGreater(opened["keepalive_ms"], 0)
         s.send(msgpack.packb({"v": 1, "type": "ping"}))
@@ -388,13 +388,9 @@ class RemoteShell(ShellTestCase):
         node = self.daemon()
         context = zmq.Context()
         self.addCleanup(context.destroy, linger=0)
-        s = context.socket(zmq.DEALER)
+        s, opened = self.raw_open(context, node)
         self.addCleanup(s.close, linger=0)
-        s.setsockopt(zmq.LINGER, 0)
-        s.connect(f"tcp://127.0.0.1:{node.port}")
-        s.send(msgpack.packb({"v": 1, "type": "open", "token": ""}))
-        self.assertTrue(s.poll(TIMEOUT * 1000), "no answer to open")
-        self.assertEqual(msgpack.unpackb(s.recv())["type"], "opened")
+        self.assertEqual(opened["type"], "opened")
         lines = [f"load $1 #{n}" for n in range(1, 9)] + ["!registers"]
         for line in lines:
             s.send(msgpack.packb({"v": 1, "type": "ping"}))
