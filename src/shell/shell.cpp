@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "asm/disassembler.h"
+#include "asm/lexer.h"
 #include "asm/program_file.h"
 #include "common/nearest.h"
 #include "shell/completion.h"
@@ -130,6 +131,13 @@ std::vector<std::string_view> Shell::command_names() {
 std::vector<std::string> Shell::completions(std::string_view line_before_cursor) const {
   CompletionSources sources{command_names(), {}};
   for (const auto& [name, symbol] : symbols_) sources.labels.push_back(name);
+  // A block being typed defines labels of its own before it is assembled.
+  for (const std::string& line : block_.value_or(std::vector<std::string>{})) {
+    const Args words = split_args(line);
+    if (words.empty() || words[0].size() < 2 || words[0].back() != ':') continue;
+    const std::string_view name = std::string_view(words[0]).substr(0, words[0].size() - 1);
+    if (assembler::is_identifier(name)) sources.labels.emplace_back(name);
+  }
   return shell::completions(line_before_cursor, sources);
 }
 

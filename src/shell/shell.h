@@ -53,7 +53,8 @@ class Shell {
   Reply cancel();
   bool in_block() const { return block_.has_value(); }
   // What the last word of line_before_cursor may become on Tab: commands,
-  // mnemonics, this session's labels, paths (see completion.h).
+  // mnemonics, this session's labels (and those of a block being typed),
+  // paths (see completion.h).
   std::vector<std::string> completions(std::string_view line_before_cursor) const;
   // The names of the `!` commands, in the order !help lists them.
   static std::vector<std::string_view> command_names();

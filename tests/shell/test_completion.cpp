@@ -88,6 +88,15 @@ TEST_CASE("labels the session knows complete after '@'", "[completion]") {
   CHECK(shell.completions("call @fin") == Words{"@finish"});
   CHECK(shell.completions("load $0 @") == Words{"@fib", "@finish", "@other"});
   CHECK(shell.completions("call @zzz").empty());
+  // A block being typed offers the labels its lines define so far.
+  REQUIRE(shell.execute("!block").ok);
+  REQUIRE(shell.execute("fizz:   nop").ok);
+  REQUIRE(shell.execute("  ; not: a label").ok);
+  CHECK(shell.completions("call @fi") == Words{"@fib", "@finish", "@fizz"});
+  CHECK(shell.completions("call @not").empty());
+  (void)shell.cancel();
+  REQUIRE_FALSE(shell.in_block());
+  CHECK(shell.completions("call @fi") == Words{"@fib", "@finish"});
   // Dropping the program drops its labels.
   REQUIRE(shell.execute("!clear_program").ok);
   CHECK(shell.completions("call @f").empty());
