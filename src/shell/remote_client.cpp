@@ -7,7 +7,9 @@
 #include <iostream>
 #include <zmq.hpp>
 
+#include "shell/completion.h"
 #include "shell/console.h"
+#include "shell/shell.h"
 
 namespace iridium::shell {
 
@@ -182,6 +184,11 @@ int run_interactive(Connection& connection, const AttachSettings& settings) {
     console_ptr->set_prompt(response->ask.empty() ? ">>> " : response->ask);
   });
   console_ptr = &console;
+  // The node's labels stay on the node: Tab here offers commands, mnemonics
+  // and (local) paths.
+  console.set_completer([](std::string_view line_before_cursor) {
+    return completions(line_before_cursor, CompletionSources{Shell::command_names(), {}});
+  });
   console.start(">>> ");
   while (!done) {
     pollfd fd{console.fd(), POLLIN, 0};

@@ -162,6 +162,44 @@ class RemoteShell(ShellTestCase):
         a.close()
         self.assertEqual(a.exitstatus, 0)
 
+    # --- blocks ----------------------------------------------------------------
+
+    def test_a_block_over_attach_commands(self):
+        node = self.daemon()
+        with open(os.path.join(REPO, "examples", "fib.iasm")) as f:
+            program = f.read().splitlines()
+        r = self.attach(node.port, "!block", *program, "!end", "!registers")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(parse_registers(r.stdout)[0], 610)
+        r = self.attach(node.port, "!block", "call @nowhere", "!end")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout, "<block>:1:6: error: undefined label 'nowhere'\n")
+
+    def test_a_block_in_an_interactive_attach(self):
+        node = self.daemon()
+        a = self.attach_interactive(node.port)
+        a.sendline("!block")
+        a.expect_exact("!block\r\n... ")
+        for line in ["call @later", "hlt", "later: load $8 #88", "ret"]:
+            a.sendline(line)
+            a.expect_exact(line + "\r\n... ")
+        a.sendline("!end")
+        a.expect_exact("!end\r\n" + PROMPT)
+        self.assertEqual(parse_registers(self.run_line(a, "!registers"))[8], 88)
+        # Tab offers the commands here too.
+        a.send("!bl")
+        a.expect_exact("!bl")
+        a.send("\t")
+        a.expect_exact("ock ")  # libedit redraws the word's end
+        a.send("\r")
+        a.expect_exact("... ")
+        a.sendline("!end")
+        a.expect_exact("(empty block; nothing ran)\r\n" + PROMPT)
+        a.sendline("!quit")
+        a.expect(pexpect.EOF)
+        a.close()
+        self.assertEqual(a.exitstatus, 0)
+
     # --- !spawn and !jobs ---------------------------------------------------
 
     def test_spawn_then_poll_jobs_until_halted(self):

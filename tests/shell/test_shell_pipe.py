@@ -110,7 +110,8 @@ class PipeShell(ShellTestCase):
         self.assertClean(r)
         self.assertTrue(r.stdout.startswith("Commands:\n"), r.stdout)
         for usage in ["!help", "!quit", "!history", "!program", "!clear_program", "!clear_registers",
-                      "!registers", "!symbols", "!load_file PATH", "!spawn PATH", "!jobs", "!start_cluster",
+                      "!registers", "!symbols", "!load_file PATH", "!spawn PATH", "!jobs", "!block", "!end",
+                      "!start_cluster",
                       "!join_cluster HOST PORT", "!cluster_members [--json]"]:
             self.assertRegex(r.stdout, rf"(?m)^  {re.escape(usage)}\s+\S")
 
@@ -301,6 +302,55 @@ class PipeShell(ShellTestCase):
         r = self.shell("!load_file examples/hello.iasm", "msg: .asciiz 'x'", "prts @msg")
         self.assertClean(r)
         self.assertEqual(r.stdout, "Hello, Iridium!\nx\n")
+
+    # --- blocks: !block ... !end -------------------------------------------
+
+    def fib_lines(self):
+        with open(os.path.join(REPO, "examples", "fib.iasm")) as f:
+            return f.read().splitlines()
+
+    def test_pasted_fib_fails_line_by_line(self):
+        # Why blocks exist: alone, the first use of @fib names a label that
+        # is defined only further down.
+        r = self.shell(*self.fib_lines()[:5])
+        self.assertIn("<shell>:1:6: error: undefined label 'fib'", r.stderr)
+
+    def test_pasted_fib_in_a_block_runs_as_the_file_does(self):
+        r = self.shell("!block", *self.fib_lines(), "!end", "!registers", "!symbols")
+        self.assertClean(r)
+        self.assertTrue(r.stdout.startswith("Integer registers:"), r.stdout)  # nothing else printed
+        self.assertEqual(parse_registers(r.stdout)[0], 610)
+        self.assertIn("\nfib  code  12\n", r.stdout)
+        # Its labels serve the lines after it.
+        r = self.shell("!block", *self.fib_lines(), "!end", "load $0 #10", "call @fib", "!registers")
+        self.assertClean(r)
+        self.assertEqual(parse_registers(r.stdout)[0], 55)
+
+    def test_a_broken_block_names_its_lines_and_changes_nothing(self):
+        r = self.shell("load $0 #7", "!block", "load $1 #1", "", "    bogus $1", "call @nowhere", "!end",
+                       "!program", "!registers")
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(r.stderr, "<block>:3:5: error: unknown instruction 'bogus'\n"
+                                   "<block>:4:6: error: undefined label 'nowhere'\n")
+        self.assertTrue(r.stdout.startswith("        load $0 #7              ; 0\nInteger registers:"), r.stdout)
+        self.assertEqual(parse_registers(r.stdout)[:2], [7, 0])
+
+    def test_block_command_errors(self):
+        r = self.shell("!end", "!block", "load $2 #2", "!block", "!registers", "!end extra", "!end",
+                       "!registers")
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(r.stderr, "!end without a block: start one with !block\n"
+                                   "already in a block: !end runs it, Ctrl-C drops it\n"
+                                   "!registers does not run inside a block: !end runs the block first\n"
+                                   "usage: !end\n")
+        self.assertEqual(parse_registers(r.stdout)[2], 2)
+        self.assertEqual(r.stdout.count("Integer registers:"), 1)
+
+    def test_end_of_input_ends_a_block(self):
+        # A data label used before it is defined, and the block left open.
+        r = self.shell("!block", "prts @m", "m: .asciiz 'pasted'")
+        self.assertClean(r)
+        self.assertEqual(r.stdout, "pasted\n")
 
     # --- end of the session -----------------------------------------------
 
