@@ -1,10 +1,12 @@
 #include "shell/console.h"
 
 #include <editline/readline.h>
+#include <langinfo.h>
 #include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <clocale>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -50,6 +52,18 @@ int read_character(FILE* stream) {
     code = (code << 6) | (next & 0x3F);
   }
   return code;
+}
+
+// libedit keeps the line as wide characters and turns it back into bytes
+// with LC_CTYPE; in the "C" locale a program starts in, everything past ASCII
+// is dropped ('héllo' came back as 'hllo'). read_character decodes UTF-8, so
+// the line is encoded the same way: the user's locale when it is UTF-8, else
+// C.UTF-8. Only LC_CTYPE: numbers keep their C formatting.
+void use_utf8_characters() {
+  if (const char* set = std::setlocale(LC_CTYPE, ""); set != nullptr) {
+    if (std::string_view(nl_langinfo(CODESET)) == "UTF-8") return;
+  }
+  if (std::setlocale(LC_CTYPE, "C.UTF-8") == nullptr) std::setlocale(LC_CTYPE, "C");
 }
 
 char* next_candidate(const char*, int state) {
@@ -131,6 +145,7 @@ void Console::start(const std::string& prompt) {
   prompt_ = prompt;
   if (!interactive_) return;
   // Before libedit initialises (using_history does): it picks these up then.
+  use_utf8_characters();
   rl_getc_function = read_character;
   g_completer = &completer_;
   if (completer_) {

@@ -168,6 +168,15 @@ class PtyShell(ShellTestCase):
         self.assertEqual(proc.wait(timeout=15), 0)
         self.assertIn("the terminal hung up", proc.stderr.read().decode())
 
+    def test_non_ascii_text_typed_at_the_terminal_is_kept(self):
+        # The node starts in the "C" locale (clean_env sets no LANG), where
+        # libedit used to drop every non-ASCII character: 'h\u00e9llo' became 'hllo'.
+        child, _ = self.spawn()
+        child.expect_exact(PROMPT)
+        self.run_line(child, "msg: .asciiz 'h\u00e9llo \u2713 \u65e5\u672c'")
+        self.assertIn("h\u00e9llo \u2713 \u65e5\u672c", self.run_line(child, "prts @msg"))
+        self.end_with_ctrl_d(child)
+
     def test_quit_exits_0(self):
         child, _ = self.spawn()
         child.expect_exact(PROMPT)
