@@ -117,7 +117,7 @@ TEST_CASE("jobs_json gives each job's fields, null where there is nothing") {
   CHECK(json["jobs"][1]["session"] == 4);
 }
 
-TEST_CASE("!kill checks its argument and the job") {
+TEST_CASE("the job commands reject a bad argument, an unknown job and a finished one") {
   WorkerPool pool(1, {});
   Shell shell(env_with(pool), 1);
   auto fails_with = [&](const std::string& line, const std::string& message) {
@@ -149,7 +149,8 @@ TEST_CASE("!kill checks its argument and the job") {
   CHECK(shell.execute("load $0 #3").ok);
 }
 
-TEST_CASE("!kill stops this session's running job; !jobs and !job show it cancelled") {
+TEST_CASE(
+    "the kill command stops the session's own running job, and !jobs and !job show it cancelled") {
   WorkerPool pool(1, {});
   Shell shell(env_with(pool), 1);
   const uint64_t id = pool.submit(1, "endless", assemble_ok(kEndless));
@@ -188,7 +189,7 @@ TEST_CASE("!kill stops this session's running job; !jobs and !job show it cancel
   CHECK(shell.execute("!jobs 1").output == details.output);
 }
 
-TEST_CASE("a session may not kill another session's job; the node's own shell may") {
+TEST_CASE("a remote session may not kill another session's job, the node's own shell may") {
   WorkerPool pool(1, {});
   Shell remote(env_with(pool), 2);
   Shell local(env_with(pool, /*may_kill_any=*/true), 0);
@@ -206,7 +207,7 @@ TEST_CASE("a session may not kill another session's job; the node's own shell ma
   CHECK(pool.job(id)->state == JobState::kCancelled);
 }
 
-TEST_CASE("!kill of a queued job cancels it before it starts") {
+TEST_CASE("the kill command cancels a queued job before it starts") {
   WorkerPool pool(1, {});
   Shell shell(env_with(pool), 1);
   const uint64_t busy = pool.submit(1, "endless", assemble_ok(kEndless));
@@ -221,7 +222,8 @@ TEST_CASE("!kill of a queued job cancels it before it starts") {
   CHECK(shell.execute("!kill 1").ok);
 }
 
-TEST_CASE("!job shows a finished job's output and its non-zero registers as !registers does") {
+TEST_CASE(
+    "the job command shows a finished job's output and its non-zero registers as !registers does") {
   WorkerPool pool(1, {});
   Shell shell(env_with(pool), 1);
   const char* const program =
@@ -249,7 +251,7 @@ TEST_CASE("!job shows a finished job's output and its non-zero registers as !reg
   CHECK_THAT(details, !Catch::Contains("$1 "));
 }
 
-TEST_CASE("!jobs --json lists the jobs for scripts") {
+TEST_CASE("the jobs command with --json lists the jobs for scripts") {
   WorkerPool pool(1, {});
   Shell shell(env_with(pool), 1);
   CHECK(shell.execute("!jobs").output == "(no jobs)\n");
