@@ -3,6 +3,7 @@
 #include <iostream>
 #include <string_view>
 
+#include "app/keygen_command.h"
 #include "app/logging.h"
 #include "app/node.h"
 #include "app/options.h"
@@ -130,6 +131,11 @@ int main(int argc, char** argv) {
   CLI::App* disasm_cmd = app.add_subcommand("disasm", "Print the assembly of an image");
   disasm_cmd->add_option("FILE", disasm_path, "Image (.pie)")->required();
 
+  std::string key_path;
+  CLI::App* keygen_cmd =
+      app.add_subcommand("keygen", "Write a new cluster key to FILE (mode 0600, never overwrites)");
+  keygen_cmd->add_option("FILE", key_path, "Key file to create")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -152,6 +158,7 @@ int main(int argc, char** argv) {
 
   if (*asm_cmd) return assemble_file(asm_options);
   if (*disasm_cmd) return disassemble_file(disasm_path);
+  if (*keygen_cmd) return write_new_key(key_path);
   if (*run_cmd || !run.file.empty()) return run_program(run);
   if (*attach_cmd) {
     iridium::shell::AttachSettings settings;

@@ -266,6 +266,16 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
       }
       continue;
     }
+    if (reading && console->interactive() && (fds[1].revents & (POLLHUP | POLLERR))) {
+      // The terminal's other end has gone (a closed window, a dropped ssh
+      // session). Unlike Ctrl-D it stays "readable" forever, so reading on
+      // would spin; a serving node goes on without its REPL.
+      spdlog::info("the terminal hung up; {}",
+                   remote != nullptr || cluster_node.started() ? "the node keeps serving"
+                                                               : "leaving the shell");
+      reading = false;
+      continue;
+    }
     if (reading && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) console->on_readable();
   }
   if (console) console->stop();

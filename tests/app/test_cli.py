@@ -131,6 +131,27 @@ class Cli(unittest.TestCase):
         self.assertEqual(iridium("run", "examples/hello.iasm", "--max-steps", "x").returncode, 2)
         self.assertEqual(iridium("--help").returncode, 0)
 
+    def test_keygen_writes_a_private_key_once(self):
+        path = os.path.join(self.dir.name, "cluster.key")
+        r = iridium("keygen", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"^wrote a new cluster key to .*cluster\.key \(fingerprint \S{8}, mode 0600\)\n$")
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        with open(path) as f:
+            text = f.read()
+        self.assertRegex(text, r'public-key = "[^"]{40}"')
+        self.assertRegex(text, r'secret-key = "[^"]{40}"')
+        # A second keygen to the same file refuses and leaves the key alone.
+        r = iridium("keygen", path)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("never overwritten", r.stderr)
+        with open(path) as f:
+            self.assertEqual(f.read(), text)
+        # A directory that does not exist is a clear error.
+        r = iridium("keygen", os.path.join(self.dir.name, "no", "such", "k"))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("No such file or directory", r.stderr)
+
     def test_dash_h_is_the_bind_host_and_points_at_help(self):
         # -h is the remote shell's bind host (the spec's flag), so a bare -h
         # is an option without its value: the error says where help is.

@@ -5,6 +5,7 @@ the question for a missing !load_file path, job notices, and the keys: Ctrl-C
 import os
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -13,7 +14,8 @@ import unittest
 import pexpect
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
-from iridium_nodes import REPO, clean_env, free_port, port_accepts, port_is_free, take_binary, wait_until  # noqa: E402
+from iridium_nodes import (REPO, clean_env, cpu_seconds, free_port, kill_process, port_accepts, port_is_free,  # noqa: E402
+                           take_binary, wait_until)  # noqa: E402
 from iridium_shell import BANNER, PROMPT, ShellTestCase, parse_jobs, parse_registers, shell_args  # noqa: E402
 
 IRIDIUM = take_binary()
@@ -136,6 +138,33 @@ class PtyShell(ShellTestCase):
         child.close()
         self.assertEqual(child.exitstatus, 0)
         self.assertNotIn(PROMPT, child.before)  # no dangling prompt after ^D
+
+    def test_a_terminal_that_hangs_up_ends_reading_without_spinning(self):
+        # The terminal's other end closes (an ssh session or terminal window
+        # that went away) while the node serves a cluster. The node has no
+        # controlling terminal here, so no SIGHUP comes: only the hang-up on
+        # stdin tells. It must stop reading and keep serving, not poll a dead
+        # terminal in a busy loop.
+        master, slave = os.openpty()
+        data = tempfile.mkdtemp(dir=self.tmp)
+        port = free_port()
+        proc = subprocess.Popen([IRIDIUM, *shell_args(data, port), "--start-cluster", "--log-level", "info"],
+                                stdin=slave, stdout=slave, stderr=subprocess.PIPE, cwd=REPO,
+                                env=clean_env(TERM="xterm", HOME=self.tmp), start_new_session=True)
+        os.close(slave)
+        self.addCleanup(kill_process, proc)
+        wait_until(lambda: port_accepts(port), 15, "the cluster listener")
+        os.close(master)
+        busy_before = cpu_seconds(proc.pid)
+        # Polled for a fixed window: a spinning loop burns about one core.
+        window = time.monotonic() + 2.0
+        wait_until(lambda: time.monotonic() >= window or proc.poll() is not None, 5, "the window")
+        self.assertIsNone(proc.poll(), "a serving node outlives its terminal")
+        self.assertLess(cpu_seconds(proc.pid) - busy_before, 0.5)
+        self.assertTrue(port_accepts(port))
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(timeout=15), 0)
+        self.assertIn("the terminal hung up", proc.stderr.read().decode())
 
     def test_quit_exits_0(self):
         child, _ = self.spawn()
