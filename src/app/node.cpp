@@ -177,6 +177,7 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
   // the console callback; signals that arrive meanwhile are read by its
   // interrupt check between slices, the rest by the main loop.
   shell::Environment local_env{&workers, &cluster_commands, shell_limits, interactive, {}};
+  local_env.may_kill_any_job = true;  // the node's own user may stop any job (docs/shell.md)
   local_env.interrupt_requested = interrupt_requested;
   shell::Shell local(local_env, 0);
   bool reading = !node.daemon_mode;

@@ -1,14 +1,15 @@
 #include "shell/shell.h"
 
-#include <cstdio>
-#include <iomanip>
-#include <sstream>
+#include <algorithm>
+#include <cctype>
 
 #include "asm/disassembler.h"
 #include "asm/lexer.h"
 #include "asm/program_file.h"
 #include "common/nearest.h"
 #include "shell/completion.h"
+#include "shell/job_format.h"
+#include "shell/register_format.h"
 #include "vm/opcodes.h"
 #include "vm/verifier.h"
 
@@ -51,6 +52,29 @@ Reply success(std::string message) {
   return Reply{std::move(message), true, false, {}};
 }
 
+// A job id as !jobs shows it: a positive decimal number.
+std::optional<uint64_t> parse_job_id(const std::string& text) {
+  if (text.empty() || text.size() > 18 || !std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    return std::nullopt;
+  }
+  const uint64_t id = std::stoull(text);
+  if (id == 0) return std::nullopt;
+  return id;
+}
+
+// Why a finished job cannot be killed.
+std::string already_finished(const JobInfo& job) {
+  const std::string name = "job " + std::to_string(job.id);
+  switch (job.state) {
+    case JobState::kError:
+      return name + " has already stopped with an error: " + job.error;
+    case JobState::kCancelled:
+      return name + " has already been cancelled";
+    default:
+      return name + " has already " + std::string(job_state_name(job.state));
+  }
+}
+
 }  // namespace
 
 Shell::Shell(Environment environment, uint64_t session_id)
@@ -79,7 +103,9 @@ const std::vector<Shell::Command>& Shell::commands() {
        &Shell::cmd_load_file},
       {"!spawn", "!spawn PATH", "run a file in a new VM on a worker; the shell stays free",
        &Shell::cmd_spawn},
-      {"!jobs", "!jobs", "list spawned jobs and their outcomes", &Shell::cmd_jobs},
+      {"!jobs", "!jobs [--json]", "list every spawned job on this node", &Shell::cmd_jobs},
+      {"!job", "!job JOB", "one job in detail: output and final registers", &Shell::cmd_job},
+      {"!kill", "!kill JOB", "cancel a queued or running job", &Shell::cmd_kill},
       {"!block", "!block", "collect lines until !end, then assemble and run them as one file",
        &Shell::cmd_block},
       {"!end", "!end", "end a !block and run it (Ctrl-D too; Ctrl-C drops it)", &Shell::cmd_end},
@@ -319,31 +345,8 @@ Reply Shell::cmd_clear_registers(const Args&) {
 
 Reply Shell::cmd_registers(const Args&) {
   const vm::MachineState& s = vm_.state();
-  std::ostringstream out;
-  out << "Integer registers:\n";
-  for (int row = 0; row < 8; ++row) {
-    for (int col = 0; col < 4; ++col) {
-      const int r = row + col * 8;
-      out << "  " << std::left << std::setw(4) << ("$" + std::to_string(r)) << std::right
-          << std::setw(12) << s.registers[r];
-    }
-    out << "\n";
-  }
-  out << "Float registers:\n";
-  for (int row = 0; row < 8; ++row) {
-    for (int col = 0; col < 4; ++col) {
-      const int r = row + col * 8;
-      char value[32];
-      std::snprintf(value, sizeof value, "%.6g", s.float_registers[r]);
-      out << "  " << std::left << std::setw(4) << ("$" + std::to_string(r)) << std::right
-          << std::setw(12) << value;
-    }
-    out << "\n";
-  }
-  out << "equal flag " << (s.equal_flag ? "true" : "false") << ", remainder " << s.remainder
-      << ", loop counter " << s.loop_counter << ", pc " << s.pc << ", heap " << s.heap.size()
-      << " bytes, stack " << s.stack.size() << " entries\n";
-  return success(out.str());
+  return success(format_registers(s, RegisterSelection::kAll) +
+                 format_machine_flags(s, s.heap.size(), s.stack.size()));
 }
 
 Reply Shell::cmd_symbols(const Args&) {
@@ -393,18 +396,80 @@ Reply Shell::cmd_spawn(const Args& args) {
   return success("Spawned job " + std::to_string(id) + " (" + args[0] + ")");
 }
 
-Reply Shell::cmd_jobs(const Args&) {
+Reply Shell::cmd_jobs(const Args& args) {
   if (env_.workers == nullptr) return failure("!jobs is not available here");
-  const auto jobs = env_.workers->jobs();
-  if (jobs.empty()) return success("(no jobs)");
-  std::string text;
-  for (const JobInfo& job : jobs) {
-    text +=
-        std::to_string(job.id) + "  " + std::string(job_state_name(job.state)) + "  " + job.name;
-    if (!job.error.empty()) text += "  " + job.error;
-    text += "\n";
+  const bool json = args.size() == 1 && args[0] == "--json";
+  const bool one_job = args.size() == 1 && !json && args[0].rfind('-', 0) != 0;
+  if (one_job) return cmd_job(args);  // `!jobs 3` is `!job 3`
+  if (args.size() > 1 || (args.size() == 1 && !json)) {
+    return failure("usage: !jobs [--json], or !job JOB for one job");
   }
-  return success(text);
+  const auto jobs = env_.workers->jobs();
+  const auto now = JobInfo::Clock::now();
+  if (json) {
+    return success(
+        jobs_json(jobs, now).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+  if (jobs.empty()) return success("(no jobs)");
+  return success(jobs_table(jobs, session_id_, now));
+}
+
+// The job that `COMMAND JOB` names; nullopt, with `why` set, when there is none.
+std::optional<JobInfo> Shell::named_job(std::string_view command, const Args& args, Reply& why) {
+  std::string error;
+  std::optional<uint64_t> id;
+  if (env_.workers == nullptr) {
+    error = std::string(command) + " is not available here";
+  } else if (args.size() != 1) {
+    error = "usage: " + std::string(command) + " JOB";
+  } else if (id = parse_job_id(args[0]); !id) {
+    error = "bad job id '" + args[0] + "': use the number !jobs shows";
+  } else if (auto job = env_.workers->job(*id)) {
+    return job;
+  } else {
+    error = "no job " + std::to_string(*id);
+  }
+  why = failure(std::move(error));
+  return std::nullopt;
+}
+
+Reply Shell::cmd_job(const Args& args) {
+  Reply why;
+  const auto job = named_job("!job", args, why);
+  if (!job) return why;
+  return success(job_details(*job, session_id_, JobInfo::Clock::now()));
+}
+
+Reply Shell::cmd_kill(const Args& args) {
+  Reply why;
+  const auto job = named_job("!kill", args, why);
+  if (!job) return why;
+  const uint64_t id = job->id;
+  const std::string number = std::to_string(id);
+  const std::string label = "job " + number + " (" + job->name + ")";
+  if (job->owner != session_id_ && !env_.may_kill_any_job) {
+    return failure("job " + number + " belongs to session " + std::to_string(job->owner) +
+                   "; a remote session can kill only the jobs it spawned");
+  }
+  switch (env_.workers->cancel(id)) {
+    case CancelOutcome::kNoSuchJob:
+      return failure("no job " + number);
+    case CancelOutcome::kAlreadyFinished:
+      return failure(already_finished(*env_.workers->job(id)));
+    case CancelOutcome::kCancelled:
+      return success("Cancelled " + label + " before it started");
+    case CancelOutcome::kStopping:
+      break;
+  }
+  // A running job stops at its next slice boundary, a few ms away.
+  const auto after = env_.workers->wait_finished(id, kKillWait);
+  if (!after || !job_finished(after->state)) {
+    return success("Stopping " + label + "; !jobs shows when it has stopped");
+  }
+  if (after->state != JobState::kCancelled) return failure(already_finished(*after));
+  return success("Killed " + label + " after " +
+                 format_elapsed(*job_elapsed(*after, JobInfo::Clock::now())) + "; !job " + number +
+                 " shows its output and registers");
 }
 
 Reply Shell::cmd_block(const Args& args) {

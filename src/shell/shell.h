@@ -4,6 +4,7 @@
 // comes back.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -19,7 +20,7 @@
 namespace iridium::shell {
 
 struct Environment {
-  WorkerPool* workers = nullptr;       // for !spawn and !jobs; null: unavailable
+  WorkerPool* workers = nullptr;       // for !spawn, !jobs, !job, !kill; null: unavailable
   ClusterCommands* cluster = nullptr;  // null: clustering unavailable
   vm::Limits limits;                   // for programs run in the shell's own VM
   bool interactive = false;            // may ask for a missing argument
@@ -27,6 +28,10 @@ struct Environment {
   // asked between slices; true stops the line ("interrupted"). The step
   // limit still counts across slices, so it stops at the same instruction.
   std::function<bool()> interrupt_requested;
+  // !kill may stop any session's job, not only this session's own. Only the
+  // node's local shell gets this: its user can stop the whole node anyway,
+  // while a remote user must not stop someone else's work.
+  bool may_kill_any_job = false;
 };
 
 struct Reply {
@@ -40,6 +45,9 @@ struct Reply {
 class Shell {
  public:
   static constexpr uint64_t kSlice = 10'000'000;  // steps between interrupt checks
+  // How long !kill waits for a running job to reach its next slice boundary
+  // and stop; one slice takes milliseconds, so this is only a backstop.
+  static constexpr std::chrono::milliseconds kKillWait{2000};
 
   Shell(Environment environment, uint64_t session_id);
 
@@ -85,6 +93,7 @@ class Shell {
   Reply load_source(std::string_view source, const std::string& name);
   Reply assemble_and_run(std::string_view source, const std::string& name);
   Reply add_to_block(std::string_view raw_line, const std::string& line);
+  std::optional<JobInfo> named_job(std::string_view command, const Args& args, Reply& why);
 
   Reply cmd_help(const Args&);
   Reply cmd_quit(const Args&);
@@ -99,6 +108,8 @@ class Shell {
   Reply cmd_jobs(const Args&);
   Reply cmd_block(const Args&);
   Reply cmd_end(const Args&);
+  Reply cmd_job(const Args&);
+  Reply cmd_kill(const Args&);
   Reply cmd_start_cluster(const Args&);
   Reply cmd_join_cluster(const Args&);
   Reply cmd_cluster_members(const Args&);

@@ -14,7 +14,7 @@ import pexpect
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from iridium_nodes import REPO, clean_env, cpu_seconds, free_port, port_is_free, take_binary, wait_until  # noqa: E402
-from iridium_shell import BANNER, PROMPT, ShellTestCase, parse_registers  # noqa: E402
+from iridium_shell import BANNER, PROMPT, ShellTestCase, parse_jobs, parse_registers  # noqa: E402
 
 try:
     import msgpack
@@ -215,9 +215,13 @@ class RemoteShell(ShellTestCase):
         def halted():
             r = self.attach(node.port, "!jobs")
             self.assertEqual(r.returncode, 0, r.stderr)
-            m = re.fullmatch(r"1  (queued|running|halted)  examples/hello\.iasm\n", r.stdout)
-            self.assertIsNotNone(m, r.stdout)
-            return m.group(1) == "halted"
+            jobs = parse_jobs(r.stdout)
+            self.assertEqual(list(jobs), [1], r.stdout)
+            self.assertIn(jobs[1]["STATE"], ("queued", "running", "halted"), r.stdout)
+            # Spawned by an earlier session: not "you".
+            self.assertRegex(jobs[1]["SESSION"], r"^\d+$")
+            self.assertEqual(jobs[1]["NAME"], "examples/hello.iasm")
+            return jobs[1]["STATE"] == "halted"
 
         wait_until(halted, TIMEOUT, "job 1 to halt")
 
@@ -252,6 +256,35 @@ class RemoteShell(ShellTestCase):
         wait_until(noticed, TIMEOUT, "the job's notice")
         self.assertIn("[job 1] examples/hello.iasm: halted\nHello, Iridium!\n", seen)
         self.assertEqual(seen.count("[job 1]"), 1, seen)
+
+    def test_kill_a_running_job_only_from_the_session_that_spawned_it(self):
+        endless = self.write("endless.iasm", "load $1 #4\ntop: inc $0\njmpb $1\n")
+        node = self.daemon()
+        a = self.attach_interactive(node.port)
+        out = self.run_line(a, f"!spawn {endless}")
+        self.assertTrue(out.startswith(f"Spawned job 1 ({endless})\n"), out)
+        wait_until(lambda: parse_jobs(self.run_line(a, "!jobs"))[1]["STATE"] == "running", TIMEOUT,
+                   "job 1 to run")
+
+        # Another session sees the job running but may not kill it.
+        r = self.attach(node.port, "!kill 1", "!jobs")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertTrue(r.stdout.startswith("job 1 belongs to session "), r.stdout)
+        self.assertIn("; a remote session can kill only the jobs it spawned\n", r.stdout)
+        job = parse_jobs(r.stdout)[1]
+        self.assertEqual(job["STATE"], "running")
+        self.assertRegex(job["SESSION"], r"^\d+$")
+
+        # Its own session may.
+        out = self.run_line(a, "!kill 1")
+        self.assertRegex(out, rf"^Killed job 1 \({re.escape(endless)}\) after \d+\.\d{{3}}s; ")
+        job = parse_jobs(self.run_line(a, "!jobs"))[1]
+        self.assertEqual((job["STATE"], job["SESSION"]), ("cancelled", "you"))
+        details = self.run_line(a, "!job 1")
+        self.assertTrue(details.startswith(f"job 1: {endless}\nstate    cancelled\nsession  you\n"), details)
+        self.assertRegex(details, r"\nInteger registers:\n  \$0 +[1-9]\d*  \$1             4\n")
+        self.assertIn("the jobs it spawned", self.attach(node.port, "!kill 1").stdout)
+        self.assertEqual(self.run_line(a, "!kill 1"), "job 1 has already been cancelled\n")
 
     # --- tokens -------------------------------------------------------------
 

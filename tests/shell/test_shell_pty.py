@@ -18,7 +18,7 @@ import pexpect
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from iridium_nodes import (REPO, clean_env, cpu_seconds, free_port, kill_process, port_accepts, port_is_free,  # noqa: E402
                            take_binary, wait_until)  # noqa: E402
-from iridium_shell import BANNER, PROMPT, ShellTestCase, parse_registers, shell_args  # noqa: E402
+from iridium_shell import BANNER, PROMPT, ShellTestCase, parse_jobs, parse_registers, shell_args  # noqa: E402
 
 IRIDIUM = take_binary()
 
@@ -207,7 +207,8 @@ class PtyShell(ShellTestCase):
         # On lines of its own, right before a fresh prompt, shown once.
         self.assertRegex(seen, r"(^|\n)" + re.escape(notice + PROMPT) + "$")
         self.assertEqual(seen.count("[job 1]"), 1, seen)
-        self.assertEqual(self.run_line(child, "!jobs"), "1  halted  examples/hello.iasm\n")
+        job = parse_jobs(self.run_line(child, "!jobs"))[1]
+        self.assertEqual((job["STATE"], job["SESSION"], job["NAME"]), ("halted", "you", "examples/hello.iasm"))
         self.end_with_ctrl_d(child)
 
     def test_spawn_asks_for_the_path(self):
