@@ -31,6 +31,8 @@ struct NodeOptions {
   bool daemon_mode = false;
   bool start_cluster = false;
   std::vector<std::string> join;  // HOST:PORT seeds
+  std::string metrics_host = "127.0.0.1";
+  uint16_t metrics_port = 0;  // 0: no metrics endpoint
 };
 
 struct AttachOptions {
