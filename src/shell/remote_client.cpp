@@ -7,6 +7,7 @@
 #include <iostream>
 #include <zmq.hpp>
 
+#include "common/socket_monitor.h"
 #include "shell/console.h"
 
 namespace iridium::shell {
@@ -47,6 +48,16 @@ class Connection {
     socket_.set(zmq::sockopt::maxmsgsize, int64_t{16} << 20);
     const auto& [host, port] = *address;
     if (host.find(':') != std::string::npos) socket_.set(zmq::sockopt::ipv6, 1);
+    if (settings_.key) {
+      socket_.set(zmq::sockopt::curve_serverkey, settings_.key->public_z85);
+      socket_.set(zmq::sockopt::curve_publickey, settings_.key->public_z85);
+      socket_.set(zmq::sockopt::curve_secretkey, settings_.key->secret_z85);
+    }
+    // A refused handshake (no key, wrong key) is reported at once, not as a timeout.
+    auto monitor =
+        open_monitor(context_, socket_, "inproc://iridium-attach-monitor", kHandshakeFailureEvents);
+    if (!monitor) return monitor.error();
+    monitor_ = std::move(*monitor);
     try {
       const bool ipv6 = host.find(':') != std::string::npos;
       socket_.connect("tcp://" + (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port));
@@ -56,7 +67,10 @@ class Connection {
     auto response = call(remote::Request{remote::Request::Type::kOpen, settings_.token, {}},
                          settings_.connect_timeout);
     if (!response) {
-      return Error{response.message() + " (is a node running there with --enable-remote-access?)"};
+      if (response.kind() == ErrorKind::kRefused) return response.error();
+      return Error{response.message() +
+                   " (is a node running there with --enable-remote-access? If it uses a key, "
+                   "pass --key FILE)"};
     }
     if (response->type == remote::Response::Type::kRefused)
       return Error{"refused: " + response->text};
@@ -92,6 +106,7 @@ class Connection {
 
   void close() {
     (void)send(remote::encode(remote::Request{remote::Request::Type::kClose, {}, {}}));
+    close_monitor(socket_, monitor_);
   }
 
  private:
@@ -110,7 +125,8 @@ class Connection {
     // Wait for the answer, pinging meanwhile: a long line must not look
     // like a vanished client.
     const auto deadline = Clock::now() + timeout;
-    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
+                               {monitor_.handle(), 0, ZMQ_POLLIN, 0}};
     while (true) {
       const auto now = Clock::now();
       if (now >= deadline) {
@@ -121,9 +137,10 @@ class Connection {
       if (const int ping = ms_until_ping(); ping >= 0) {
         wait = std::min(wait, std::chrono::milliseconds(ping));
       }
-      item.revents = 0;
-      zmq::poll(&item, 1, std::max(wait, std::chrono::milliseconds(1)));
-      if ((item.revents & ZMQ_POLLIN) != 0) break;
+      items[0].revents = items[1].revents = 0;
+      zmq::poll(items, 2, std::max(wait, std::chrono::milliseconds(1)));
+      if ((items[0].revents & ZMQ_POLLIN) != 0) break;
+      if (auto refused = handshake_refused()) return *refused;
       keep_alive();
     }
     zmq::message_t reply;
@@ -134,9 +151,26 @@ class Connection {
     return response;
   }
 
+  // The node turned our handshake down: no key where it wants one, another
+  // key, or a key where it has none.
+  std::optional<Error> handshake_refused() {
+    while (auto e = read_monitor_event(monitor_)) {
+      if (!is_handshake_failure(e->event)) continue;
+      const std::string why =
+          settings_.key
+              ? "the CURVE handshake failed: the node's remote shell has another key than --key "
+                "(or no key)"
+              : "the handshake failed: the node's remote shell requires a key; pass --key FILE "
+                "(or set IRIDIUM_REMOTE_KEY)";
+      return Error{"refused by " + settings_.address + ": " + why, ErrorKind::kRefused};
+    }
+    return std::nullopt;
+  }
+
   const AttachSettings& settings_;
   zmq::context_t context_{1};
   zmq::socket_t socket_;
+  zmq::socket_t monitor_;                   // PAIR: the DEALER's handshake failures
   std::chrono::milliseconds keepalive_{0};  // 0: the node wants no pings
   Clock::time_point last_sent_{};
 };

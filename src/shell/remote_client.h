@@ -6,18 +6,20 @@
 #include <string>
 #include <vector>
 
+#include "common/curve_key.h"
 #include "common/result.h"
 #include "shell/remote_protocol.h"
 
 namespace iridium::shell {
 
 struct AttachSettings {
-  std::string address;                 // HOST:PORT
-  std::vector<std::string> commands;   // run these and exit; empty: interactive
+  std::string address;                // HOST:PORT
+  std::vector<std::string> commands;  // run these and exit; empty: interactive
   std::string token;
+  std::optional<CurveKey> key;  // the node's remote-shell key: CURVE
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds command_timeout{60000};
-  std::string history_path;            // for interactive use
+  std::string history_path;  // for interactive use
 };
 
 // Returns the process exit code: 0 all commands succeeded, 1 one failed,
