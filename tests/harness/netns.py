@@ -2,7 +2,7 @@
 
     hub namespace:   bridge "br0"  --  veth "pN" ...
     host namespace:  veth "eth0" = 10.213.0.N/24, "lo" up
-                     iridium -H 10.213.0.N -P 2254 --advertise-host 10.213.0.N,
+                     iridium -H 10.213.0.N -P 2254 --advertise-host 10.213.0.N --insecure,
                      remote shell on 127.0.0.1:2244 (the namespace's own loopback)
 
 Everything is created inside namespaces named `irt-<pid>-...` (pid = the
@@ -244,7 +244,7 @@ class Host:
         os.makedirs(self.data_dir, exist_ok=True)
         args = [binary, "--node-alias", self.alias, "--data-root-dir", self.data_dir,
                 "-H", self.addr, "-P", str(CLUSTER_PORT), "--advertise-host", self.addr,
-                "-r", "-p", str(SHELL_PORT), "--daemon-mode", *more_args]
+                "-r", "-p", str(SHELL_PORT), "--daemon-mode", "--insecure", *more_args]
         log = open(self.log_path, "a")
         env = dict(os.environ, IRIDIUM_LOG=os.environ.get("IRIDIUM_LOG", "info"))
         self.process = self.popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
