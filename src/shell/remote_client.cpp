@@ -67,10 +67,9 @@ class Connection {
     auto response = call(remote::Request{remote::Request::Type::kOpen, settings_.token, {}},
                          settings_.connect_timeout);
     if (!response) {
+      // A refused handshake says so itself; a timeout hints at the usual cause.
       if (response.kind() == ErrorKind::kRefused) return response.error();
-      return Error{response.message() +
-                   " (is a node running there with --enable-remote-access? If it uses a key, "
-                   "pass --key FILE)"};
+      return Error{response.message() + " (is a node running there with --enable-remote-access?)"};
     }
     if (response->type == remote::Response::Type::kRefused)
       return Error{"refused: " + response->text};
