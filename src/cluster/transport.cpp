@@ -6,6 +6,7 @@
 #include <zmq_addon.hpp>
 
 #include "cluster/protocol.h"
+#include "common/curve_socket.h"
 #include "common/envelope.h"
 #include "common/socket_monitor.h"
 
@@ -62,13 +63,10 @@ Transport::~Transport() {
 void Transport::secure(zmq::socket_t& s, bool server) {
   if (!key_) return;
   if (server) {
-    s.set(zmq::sockopt::curve_server, 1);
-    s.set(zmq::sockopt::zap_domain, kZapDomain);
+    make_curve_server(s, *key_, kZapDomain);
   } else {
-    s.set(zmq::sockopt::curve_serverkey, key_->public_z85);
-    s.set(zmq::sockopt::curve_publickey, key_->public_z85);
+    make_curve_client(s, *key_, key_->public_z85);  // the cluster pair on both ends
   }
-  s.set(zmq::sockopt::curve_secretkey, key_->secret_z85);
 }
 
 Result<uint16_t> Transport::listen(const std::string& host, uint16_t port, bool fallback) {

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <zmq.hpp>
 
+#include "common/curve_socket.h"
 #include "common/socket_monitor.h"
 #include "shell/console.h"
 
@@ -48,11 +49,7 @@ class Connection {
     socket_.set(zmq::sockopt::maxmsgsize, int64_t{16} << 20);
     const auto& [host, port] = *address;
     if (host.find(':') != std::string::npos) socket_.set(zmq::sockopt::ipv6, 1);
-    if (settings_.key) {
-      socket_.set(zmq::sockopt::curve_serverkey, settings_.key->public_z85);
-      socket_.set(zmq::sockopt::curve_publickey, settings_.key->public_z85);
-      socket_.set(zmq::sockopt::curve_secretkey, settings_.key->secret_z85);
-    }
+    if (settings_.key) make_curve_client(socket_, *settings_.key, settings_.key->public_z85);
     // A refused handshake (no key, wrong key) is reported at once, not as a timeout.
     auto monitor =
         open_monitor(context_, socket_, "inproc://iridium-attach-monitor", kHandshakeFailureEvents);

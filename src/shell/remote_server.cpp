@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "common/curve_socket.h"
 #include "common/envelope.h"
 #include "common/socket_monitor.h"
 #include "shell/remote_protocol.h"
@@ -68,11 +69,7 @@ Status RemoteServer::start() {
     socket_.set(zmq::sockopt::linger, 0);
     socket_.set(zmq::sockopt::maxmsgsize, int64_t{1} << 20);
     if (options_.host.find(':') != std::string::npos) socket_.set(zmq::sockopt::ipv6, 1);
-    if (options_.key) {
-      socket_.set(zmq::sockopt::curve_server, 1);
-      socket_.set(zmq::sockopt::curve_secretkey, options_.key->secret_z85);
-      socket_.set(zmq::sockopt::zap_domain, "iridium-remote-shell");
-    }
+    if (options_.key) make_curve_server(socket_, *options_.key, "iridium-remote-shell");
     auto monitor = open_monitor(context_, socket_,
                                 "inproc://iridium-remote-shell-monitor-" +
                                     std::to_string(reinterpret_cast<uintptr_t>(this)),

@@ -9,6 +9,7 @@
 #include <zmq_addon.hpp>
 
 #include "common/curve_key.h"
+#include "common/curve_socket.h"
 #include "common/zap_authenticator.h"
 
 using iridium::CurveKey;
@@ -190,4 +191,17 @@ TEST_CASE("a second ZAP handler on one context is an error, not a crash", "[zap]
   auto second = ZapAuthenticator::start(context, {});
   CHECK_FALSE(second.ok());
   first->reset();
+}
+
+TEST_CASE("a CURVE server fails closed when no ZAP handler answers", "[zap]") {
+  // libzmq's default would admit any client that knows the public key; the
+  // server options make it refuse instead (ZAP_ENFORCE_DOMAIN).
+  zmq::context_t context(1);
+  const CurveKey cluster = new_key();
+  zmq::socket_t server(context, zmq::socket_type::router);
+  server.set(zmq::sockopt::linger, 0);
+  iridium::make_curve_server(server, cluster, "test");
+  server.bind("tcp://127.0.0.1:*");
+  const std::string at = server.get(zmq::sockopt::last_endpoint);
+  CHECK_FALSE(client_gets_through(context, server, at, cluster, new_key()));
 }
