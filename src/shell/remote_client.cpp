@@ -293,7 +293,9 @@ int run_interactive(Connection& connection, InterruptSignal& interrupts,
     return !response->quit;
   };
   Console console(0, settings.history_path, [&](std::optional<std::string> line) {
-    if (!line || !run(*line)) done = true;
+    if (line && run(*line)) return;
+    done = true;
+    console_ptr->stop();  // no fresh prompt after Ctrl-D or !quit
   });
   console_ptr = &console;
   console.start(">>> ");
