@@ -639,6 +639,21 @@ class RemoteShell(ShellTestCase):
         self.assertIn("received SIGTERM, shutting down", node.log())
         wait_until(lambda: port_is_free(node.port), 10, "the port to be released")
 
+    def test_sigterm_interrupts_running_remote_lines(self):
+        # The stopping server interrupts the lines still running instead of
+        # waiting for their step limit, here one that would take hours.
+        node = self.daemon("--max-steps", str(10**13), env=clean_env(IRIDIUM_LOG="debug"))
+        a = self.attach_interactive(node.port)
+        for line in self.LOOP[:2]:
+            self.assertEqual(self.run_line(a, line), "")
+        before = cpu_seconds(node.proc.pid)
+        a.sendline(self.LOOP[2])
+        a.expect_exact(self.LOOP[2] + "\r\n")
+        self.wait_for_the_loop(node, before)
+        node.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(node.proc.wait(timeout=TIMEOUT), 0)
+        self.assertIn("received SIGTERM, shutting down", node.log())
+
     def test_sigint_never_stops_a_daemon(self):
         # Ctrl-C never ends a node (issue 9): a daemon logs it and keeps
         # serving; SIGTERM stops it.
