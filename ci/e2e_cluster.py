@@ -147,8 +147,16 @@ class ClusterEndToEnd(unittest.TestCase):
         name = containers()["node-2"]
         alias = alias_of("node-2")
         started_at = run("docker", "inspect", "-f", "{{.State.StartedAt}}", name).stdout.strip()
-        for _ in range(2):
+        # The REPL answers each SIGINT at its prompt with "^C" and a fresh
+        # prompt on the container's TTY, which `docker logs` keeps.
+        def prompts_after_ctrl_c():
+            logs = run("docker", "logs", name, check=False)
+            return (logs.stdout + logs.stderr).count("^C")
+
+        seen = prompts_after_ctrl_c()
+        for n in (1, 2):
             run("docker", "kill", "--signal=INT", name)
+            wait_until(lambda: prompts_after_ctrl_c() >= seen + n, 30, f"SIGINT {n} to reach the REPL", interval=0.2)
         shell = pexpect.spawn("docker", ["attach", name], encoding="utf-8", timeout=30)
         try:
             # At the prompt: ^C drops the half-typed line.
