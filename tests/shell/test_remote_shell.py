@@ -573,18 +573,14 @@ class RemoteShell(ShellTestCase):
         self.assertEqual(self.run_line(a, "!history"), "1  !registers\n2  !history\n")
         self.leave_with_ctrl_d(a)
 
-    @unittest.skipIf(zmq is None, "python3-zmq and python3-msgpack are needed (scripts/setup)")
-    def test_attach_to_a_node_older_than_interrupt(self):
-        # A fake node that speaks the protocol as it was before `interrupt`:
-        # it refuses the unknown type (as decode_request does) and the line
-        # runs on to its own end. The client says so and prints the result.
+    def fake_node(self):
+        """A ZeroMQ ROUTER standing in for a node: (port, receive(), answer(peer, frame))."""
         context = zmq.Context()
         self.addCleanup(context.destroy, linger=0)
         router = context.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         self.addCleanup(router.close, linger=0)
         port = router.bind_to_random_port("tcp://127.0.0.1")
-        proc = self.attach_process(port, "jmpb $0")
 
         def receive():
             self.assertTrue(router.poll(TIMEOUT * 1000), "no frame from attach")
@@ -594,6 +590,32 @@ class RemoteShell(ShellTestCase):
         def answer(peer, frame):
             router.send_multipart([peer, msgpack.packb({"v": 1, **frame})])
 
+        return port, receive, answer
+
+    @unittest.skipIf(zmq is None, "python3-zmq and python3-msgpack are needed (scripts/setup)")
+    def test_a_second_ctrl_c_stops_attach_c_waiting(self):
+        # A node that never answers the line: the first SIGINT sends
+        # `interrupt`, the second gives up at once with 130.
+        port, receive, answer = self.fake_node()
+        proc = self.attach_process(port, "jmpb $0", "nop")
+        peer, frame = receive()
+        answer(peer, {"type": "opened", "banner": "", "keepalive_ms": 60000})
+        self.assertEqual(receive()[1]["type"], "ping")
+        self.assertEqual(receive()[1], {"v": 1, "type": "exec", "line": "jmpb $0"})
+        proc.send_signal(signal.SIGINT)
+        self.assertEqual(receive()[1], {"v": 1, "type": "interrupt"})
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=TIMEOUT)
+        self.assertEqual(proc.returncode, 130, err)
+        self.assertEqual((out, err), ("", "interrupted\n"))  # and "nop" did not run
+
+    @unittest.skipIf(zmq is None, "python3-zmq and python3-msgpack are needed (scripts/setup)")
+    def test_attach_to_a_node_older_than_interrupt(self):
+        # A fake node that speaks the protocol as it was before `interrupt`:
+        # it refuses the unknown type (as decode_request does) and the line
+        # runs on to its own end. The client says so and prints the result.
+        port, receive, answer = self.fake_node()
+        proc = self.attach_process(port, "jmpb $0")
         peer, frame = receive()
         self.assertEqual(frame["type"], "open")
         answer(peer, {"type": "opened", "banner": "old node\n"})  # no keepalive_ms: no pings
