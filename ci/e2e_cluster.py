@@ -152,6 +152,60 @@ class ClusterEndToEnd(unittest.TestCase):
             shell.close()
         self.assertTrue(containers().get("node-2"), "detaching must leave the node running")
 
+    def test_03b_sigint_leaves_a_container_serving(self):
+        # Issue 9: Ctrl-C must never lose a node in a container. Two ways it
+        # arrives: `docker kill --signal=INT` (to PID 1, tini, which forwards
+        # it to iridium), and a ^C typed into `docker attach` (the container
+        # has a TTY: its line discipline sends SIGINT to iridium, the
+        # terminal's foreground process).
+        import pexpect
+        nodes = ["seed", "node-1", "node-2"]
+        name = containers()["node-2"]
+        alias = alias_of("node-2")
+        started_at = run("docker", "inspect", "-f", "{{.State.StartedAt}}", name).stdout.strip()
+        # The REPL answers each SIGINT at its prompt with "^C" and a fresh
+        # prompt on the container's TTY, which `docker logs` keeps.
+        def prompts_after_ctrl_c():
+            logs = run("docker", "logs", name, check=False)
+            return (logs.stdout + logs.stderr).count("^C")
+
+        seen = prompts_after_ctrl_c()
+        for n in (1, 2):
+            run("docker", "kill", "--signal=INT", name)
+            wait_until(lambda: prompts_after_ctrl_c() >= seen + n, 30, f"SIGINT {n} to reach the REPL", interval=0.2)
+        shell = pexpect.spawn("docker", ["attach", name], encoding="utf-8", timeout=30)
+        try:
+            # At the prompt: ^C drops the half-typed line.
+            shell.send("load $6 #66")
+            shell.expect_exact("load $6 #66")
+            shell.sendcontrol("c")
+            shell.expect_exact("^C")
+            # While a line runs: ^C interrupts it (jmpb $1 jumps back to inc $0 for ever).
+            shell.sendline("load $1 #4")
+            shell.sendline("top: inc $0")
+            shell.sendline("jmpb $1")
+            shell.expect_exact("jmpb $1\r\n")  # read by the REPL: the line runs
+            shell.sendcontrol("c")
+            shell.expect(r"interrupted at code offset \d+; registers are as the program left them")
+            shell.sendline("!registers")
+            shell.expect(r"\$1\s+4\s")
+            shell.expect(r"\$6\s+(\d+)\s")
+            self.assertEqual(shell.match.group(1), "0", "the dropped line ran")
+        finally:
+            shell.sendcontrol("p")
+            shell.sendcontrol("q")
+            shell.expect(pexpect.EOF)
+            shell.close()
+        # The container never stopped or restarted, the cluster still has the
+        # node, and its remote shell answers.
+        state = run("docker", "inspect", "-f", "{{.State.Running}} {{.State.StartedAt}}", name).stdout.split()
+        self.assertEqual(state, ["true", started_at])
+        wait_until(lambda: full_mesh(nodes), 30, f"every node to list {alias} (and it them)", interval=0.2)
+        r = cluster("exec", "node-2", "load $0 #9", "!registers")
+        self.assertRegex(r.stdout, r"\$0\s+9\s")
+        logs = run("docker", "logs", name, check=False)
+        self.assertNotIn("shutting down", logs.stdout + logs.stderr)
+
     def test_04_scale_to_eight(self):
         cluster("up", "8")
         nodes = ["seed"] + [f"node-{i}" for i in range(1, 8)]

@@ -147,9 +147,10 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
     remote_options.host = node.bind_host;
     remote_options.port = node.bind_port;
     remote_options.token = node.remote_token;
-    remote =
-        std::make_unique<shell::RemoteServer>(remote_context, remote_options, [&](uint64_t id) {
-          shell::Environment env{&workers, &cluster_commands, shell_limits, false, {}};
+    remote = std::make_unique<shell::RemoteServer>(
+        remote_context, remote_options, [&](uint64_t id, std::function<bool()> remote_interrupt) {
+          shell::Environment env{&workers, &cluster_commands, shell_limits, false,
+                                 std::move(remote_interrupt)};
           return std::make_unique<shell::Shell>(env, id);
         });
     if (auto status = remote->start(); !status) {

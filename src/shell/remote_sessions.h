@@ -8,6 +8,13 @@
 // runs, the Shell is out on an executor thread (`shell` is null and
 // `running` is true) and comes back through finished().
 //
+// Interrupts: each session has an atomic flag, shared with its Shell's
+// Environment::interrupt_requested. The socket thread sets it (interrupt(),
+// on an `interrupt` frame, only while a line runs) and clears it when it
+// hands the next line out (start_next()); the executor thread running that
+// session's line only reads it, between slices. The flag is the only
+// session state two threads touch.
+//
 // Lifetime of a session:
 //   - `open` creates it (replacing the client's previous session, if any);
 //   - `close`, `!quit`, or silence end it: a session that keeps alive (its
@@ -20,6 +27,7 @@
 //     max_sessions), and erased when the line comes back.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -53,6 +61,9 @@ class SessionTable {
     bool keepalive = false;          // the client pings, so silence means it is gone
     bool running = false;            // a line of this session is on an executor thread
     std::deque<std::string> queued;  // lines that arrived while one was running
+    // Set: stop the running line at its next slice. Shared with the Shell,
+    // which outlives the session when an orphan's line comes back.
+    std::shared_ptr<std::atomic<bool>> interrupt = std::make_shared<std::atomic<bool>>(false);
   };
 
   enum class Ended { kClosed, kSilent, kIdle, kReclaimed, kReplaced };
@@ -75,6 +86,15 @@ class SessionTable {
   void heard(const std::string& peer, TimePoint now, bool pinged = false);
   // Ends peer's session (close, !quit). A running one is orphaned.
   bool close(const std::string& peer);
+  // Takes the session's next waiting line to run, unless one is running or
+  // none waits: marks the session running and clears its interrupt flag, so
+  // an interrupt meant for an earlier line never stops this one.
+  std::optional<std::string> start_next(Session& session);
+  // Asks peer's running line to stop. False (and nothing set) when peer has
+  // no session or no line running: an interrupt never waits for a later line.
+  bool interrupt(const std::string& peer);
+  // Asks every running line to stop, orphans' too (the server is stopping).
+  void interrupt_all();
   // A line of session id came back with its Shell. Returns the session when
   // the line's answer should go to its client, null when the session was
   // orphaned meanwhile (it is erased, with the Shell).
@@ -172,6 +192,28 @@ inline bool SessionTable::close(const std::string& peer) {
   if (it == by_peer_.end()) return false;
   detach(sessions_.find(it->second));
   return true;
+}
+
+inline std::optional<std::string> SessionTable::start_next(Session& session) {
+  if (session.running || session.queued.empty()) return std::nullopt;
+  std::string line = std::move(session.queued.front());
+  session.queued.pop_front();
+  session.running = true;
+  session.interrupt->store(false);
+  return line;
+}
+
+inline bool SessionTable::interrupt(const std::string& peer) {
+  Session* session = find(peer);
+  if (session == nullptr || !session->running) return false;
+  session->interrupt->store(true);
+  return true;
+}
+
+inline void SessionTable::interrupt_all() {
+  for (auto& [id, session] : sessions_) {
+    if (session.running) session.interrupt->store(true);
+  }
 }
 
 inline SessionTable::Session* SessionTable::finished(uint64_t id, std::unique_ptr<Shell> shell,
