@@ -10,7 +10,8 @@
 //
 // Interrupts: each session has an atomic flag, shared with its Shell's
 // Environment::interrupt_requested. The socket thread sets it (interrupt(),
-// on an `interrupt` frame, only while a line runs) and clears it when it
+// on an `interrupt` frame, only while a line runs; or when it orphans a
+// running session, see below) and clears it when it
 // hands the next line out (start_next()); the executor thread running that
 // session's line only reads it, between slices. The flag is the only
 // session state two threads touch.
@@ -24,7 +25,7 @@
 //     `idle_timeout`;
 //   - a session whose line is running never ends before the line does: it is
 //     orphaned instead (detached from its client, still counted against
-//     max_sessions), and erased when the line comes back.
+//     max_sessions, its line interrupted), and erased when the line comes back.
 #pragma once
 
 #include <atomic>
@@ -137,9 +138,11 @@ inline std::string_view ended_reason(SessionTable::Ended why) {
 inline void SessionTable::detach(std::map<uint64_t, Session>::iterator it) {
   if (!it->second.peer.empty()) by_peer_.erase(it->second.peer);
   if (it->second.running) {
-    // The Shell is out on an executor thread: keep the slot until it is back.
+    // The Shell is out on an executor thread: keep the slot until it is back,
+    // and stop its line at the next slice, since nobody will read the answer.
     it->second.peer.clear();
     it->second.queued.clear();
+    it->second.interrupt->store(true);
   } else {
     sessions_.erase(it);
   }

@@ -111,14 +111,17 @@ TEST_CASE("a running session is neither expired nor reclaimed") {
   CHECK(table.expire(t0 + 1h + 11s).size() == 1);
 }
 
-TEST_CASE("closing a running session orphans it until its line is back") {
+TEST_CASE("closing a running session orphans it and interrupts its line until it is back") {
   SessionTable table(limits(1));
   auto* a = table.open("a", t0, nullptr);
   a->shell = a_shell();
   const uint64_t id = a->id;
+  const auto interrupt = a->interrupt;
   a->queued.push_back("nop");
   auto shell = start_line(*a);
+  CHECK_FALSE(interrupt->load());
   CHECK(table.close("a"));
+  CHECK(interrupt->load());  // nobody will read its answer: stop at the next slice
   CHECK(table.find("a") == nullptr);
   CHECK(table.size() == 1);  // still holds its slot
   CHECK(table.open("b", t0, nullptr) == nullptr);
@@ -139,12 +142,17 @@ TEST_CASE("open again replaces the client's session") {
   CHECK(ended[0].why == SessionTable::Ended::kReplaced);
   CHECK(table.size() == 1);
 
-  // Replacing a running session leaves it orphaned: its answer is dropped.
+  // Replacing a running session leaves it orphaned and interrupted: its
+  // answer is dropped.
   second->shell = a_shell();
   auto shell = start_line(*second);
   const uint64_t second_id = second->id;
+  const auto second_interrupt = second->interrupt;
+  CHECK_FALSE(second_interrupt->load());
   auto* third = table.open("a", t0 + 2s, nullptr);
   REQUIRE(third != nullptr);
+  CHECK(second_interrupt->load());
+  CHECK_FALSE(third->interrupt->load());
   CHECK(table.size() == 2);
   CHECK(table.finished(second_id, std::move(shell), t0 + 3s) == nullptr);
   CHECK(table.find("a") == third);
