@@ -442,11 +442,37 @@ def cell(values, bound):
     return text
 
 
+def add_run_arguments(parser, sizes):
+    """--binary, --sizes and --runs, as every cluster benchmark takes them."""
+    parser.add_argument("--binary", default="build/bench/src/app/iridium")
+    parser.add_argument("--sizes", default=sizes)
+    parser.add_argument("--runs", type=int, default=3)
+
+
+def run_arguments(args):
+    """(absolute binary, [sizes]) from add_run_arguments' options; exits
+    with a message when they make no sense."""
+    if not os.path.exists(args.binary):
+        sys.exit(f"no binary at {args.binary}: build it first (bench/run builds build/bench)")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.runs < 1 or any(s < 2 for s in sizes):
+        sys.exit("--runs must be >= 1 and every size >= 2")
+    return os.path.abspath(args.binary), sizes
+
+
+def print_table_head(notes, caption, columns):
+    """Notes as HTML comments, the caption, and the head of a markdown table
+    of nodes | measurement | one column per name in columns."""
+    for note in notes:
+        print(f"<!-- {note} -->")
+    print(caption + "\n")
+    print("| nodes | measurement | " + " | ".join(columns) + " |")
+    print("|---:|---|" + "---:|" * len(columns), flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--binary", default="build/bench/src/app/iridium")
-    parser.add_argument("--sizes", default="8,16,32")
-    parser.add_argument("--runs", type=int, default=3)
+    add_run_arguments(parser, "8,16,32")
     parser.add_argument("--skip-erlang", action="store_true", help="no Erlang/OTP column")
     parser.add_argument("--skip-netns", action="store_true", help="no SIGSTOP/cut/heal (they need namespaces)")
     parser.add_argument("--erlang-wait", type=float, default=10.0,
@@ -455,11 +481,7 @@ def main():
     parser.add_argument("--cut-hold", type=float, default=0.0,
                         help="seconds the cut is held after every survivor dropped the victim (default 0)")
     args = parser.parse_args()
-    if not os.path.exists(args.binary):
-        sys.exit(f"no binary at {args.binary}: build it first (bench/run builds build/bench)")
-    sizes = [int(s) for s in args.sizes.split(",")]
-    if args.runs < 1 or any(s < 2 for s in sizes):
-        sys.exit("--runs must be >= 1 and every size >= 2")
+    _, sizes = run_arguments(args)
 
     os.environ.setdefault("IRIDIUM_LOG", "warn")
     notes = []
@@ -490,12 +512,9 @@ def main():
             ("SIGCONT → full mesh again", "resume", "resume"),
             ("cut → dropped by all", "cut", "cut"),
             ("heal → full mesh", "heal", "heal")]
-    for note in notes:
-        print(f"<!-- {note} -->")
-    print(f"Medians of {args.runs} run(s), seconds; Erlang waits bounded at {args.erlang_wait:.1f} s, "
-          f"net_ticktime {args.erlang_ticktime} s; cut held {args.cut_hold:.1f} s after detection.\n")
-    print("| nodes | measurement | iridium | Erlang/OTP |")
-    print("|---:|---|---:|---:|", flush=True)
+    print_table_head(notes, f"Medians of {args.runs} run(s), seconds; Erlang waits bounded at "
+                     f"{args.erlang_wait:.1f} s, net_ticktime {args.erlang_ticktime} s; cut held "
+                     f"{args.cut_hold:.1f} s after detection.", ["iridium", "Erlang/OTP"])
     with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:
         for size in sizes:
             ir, er = [], []

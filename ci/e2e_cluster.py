@@ -4,9 +4,16 @@ Drives scripts/cluster and docker the way a user would. The tests share one
 cluster and run in order (test_01 ... test_09); the cluster is always torn
 down, and on failure every container's logs are saved under build/e2e-logs/.
 The compose project is IRIDIUM_PROJECT (default iridium), as for
-scripts/cluster: a second run on the same Docker sets its own.
+scripts/cluster: a second run on the same Docker sets its own. The image is
+IRIDIUM_IMAGE (default iridium:local). The cluster key goes to
+IRIDIUM_KEY_DIR when set, else to a temp directory removed at the end (so a
+run never replaces the key of a cluster of yours).
 """
+import hashlib
+import json
 import os
+import stat
+import tempfile
 import re
 import shutil
 import subprocess
@@ -23,6 +30,8 @@ LOG_DIR = os.path.join(REPO, "build", "e2e-logs")
 # node adds about a second per round on a 2-core machine.
 DEATH_BOUND = 12.0
 PROJECT = os.environ.get("IRIDIUM_PROJECT", "iridium")
+IMAGE = os.environ.get("IRIDIUM_IMAGE", "iridium:local")
+SECRET = "/run/secrets/cluster_key"  # where compose.yaml hands each node the key
 
 
 def run(*args, timeout=120, check=True):
@@ -73,6 +82,11 @@ def full_mesh(nodes):
 class ClusterEndToEnd(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        cls.own_key_dir = None
+        if not os.environ.get("IRIDIUM_KEY_DIR"):
+            cls.own_key_dir = tempfile.mkdtemp(prefix="iridium-e2e-keys-")
+            os.environ["IRIDIUM_KEY_DIR"] = cls.own_key_dir  # scripts/cluster reads it
+        cls.key_dir = os.path.realpath(os.environ["IRIDIUM_KEY_DIR"])
         cluster("down", check=False)
         cluster("up", "3")
         cls.failed = False
@@ -87,6 +101,9 @@ class ClusterEndToEnd(unittest.TestCase):
                     f.write(run("docker", "logs", name, check=False).stderr)
             print(f"container logs saved in {LOG_DIR}", file=sys.stderr)
         cluster("down", check=False)
+        if cls.own_key_dir:
+            shutil.rmtree(cls.own_key_dir, ignore_errors=True)
+            del os.environ["IRIDIUM_KEY_DIR"]
 
     def run(self, result=None):
         result = super().run(result)
@@ -134,6 +151,60 @@ class ClusterEndToEnd(unittest.TestCase):
             shell.expect(pexpect.EOF)
             shell.close()
         self.assertTrue(containers().get("node-2"), "detaching must leave the node running")
+
+    def test_03b_sigint_leaves_a_container_serving(self):
+        # Issue 9: Ctrl-C must never lose a node in a container. Two ways it
+        # arrives: `docker kill --signal=INT` (to PID 1, tini, which forwards
+        # it to iridium), and a ^C typed into `docker attach` (the container
+        # has a TTY: its line discipline sends SIGINT to iridium, the
+        # terminal's foreground process).
+        import pexpect
+        nodes = ["seed", "node-1", "node-2"]
+        name = containers()["node-2"]
+        alias = alias_of("node-2")
+        started_at = run("docker", "inspect", "-f", "{{.State.StartedAt}}", name).stdout.strip()
+        # The REPL answers each SIGINT at its prompt with "^C" and a fresh
+        # prompt on the container's TTY, which `docker logs` keeps.
+        def prompts_after_ctrl_c():
+            logs = run("docker", "logs", name, check=False)
+            return (logs.stdout + logs.stderr).count("^C")
+
+        seen = prompts_after_ctrl_c()
+        for n in (1, 2):
+            run("docker", "kill", "--signal=INT", name)
+            wait_until(lambda: prompts_after_ctrl_c() >= seen + n, 30, f"SIGINT {n} to reach the REPL", interval=0.2)
+        shell = pexpect.spawn("docker", ["attach", name], encoding="utf-8", timeout=30)
+        try:
+            # At the prompt: ^C drops the half-typed line.
+            shell.send("load $6 #66")
+            shell.expect_exact("load $6 #66")
+            shell.sendcontrol("c")
+            shell.expect_exact("^C")
+            # While a line runs: ^C interrupts it (jmpb $1 jumps back to inc $0 for ever).
+            shell.sendline("load $1 #4")
+            shell.sendline("top: inc $0")
+            shell.sendline("jmpb $1")
+            shell.expect_exact("jmpb $1\r\n")  # read by the REPL: the line runs
+            shell.sendcontrol("c")
+            shell.expect(r"interrupted at code offset \d+; registers are as the program left them")
+            shell.sendline("!registers")
+            shell.expect(r"\$1\s+4\s")
+            shell.expect(r"\$6\s+(\d+)\s")
+            self.assertEqual(shell.match.group(1), "0", "the dropped line ran")
+        finally:
+            shell.sendcontrol("p")
+            shell.sendcontrol("q")
+            shell.expect(pexpect.EOF)
+            shell.close()
+        # The container never stopped or restarted, the cluster still has the
+        # node, and its remote shell answers.
+        state = run("docker", "inspect", "-f", "{{.State.Running}} {{.State.StartedAt}}", name).stdout.split()
+        self.assertEqual(state, ["true", started_at])
+        wait_until(lambda: full_mesh(nodes), 30, f"every node to list {alias} (and it them)", interval=0.2)
+        r = cluster("exec", "node-2", "load $0 #9", "!registers")
+        self.assertRegex(r.stdout, r"\$0\s+9\s")
+        logs = run("docker", "logs", name, check=False)
+        self.assertNotIn("shutting down", logs.stdout + logs.stderr)
 
     def test_04_scale_to_eight(self):
         cluster("up", "8")
@@ -211,6 +282,84 @@ class ClusterEndToEnd(unittest.TestCase):
             text = logs.stdout + logs.stderr
             self.assertRegex(text, r" info \[", node)
             self.assertNotRegex(text, colour, node)
+
+    # ---- the cluster key (issue 10) -------------------------------------
+
+    def key_text(self):
+        """The host's key file, read in a throwaway container (as root there:
+        the file is the image user's, in a 0700 directory of the host
+        user's), so this works without root on the host too."""
+        return run("docker", "run", "--rm", "--network", "none", "--user", "0:0", "-v", f"{self.key_dir}:/keys:ro",
+                   IMAGE, "cat", "/keys/cluster.key").stdout
+
+    def test_20_every_node_reads_the_key_as_a_read_only_secret(self):
+        key_file = os.path.join(self.key_dir, "cluster.key")
+        self.assertEqual(stat.S_IMODE(os.stat(key_file).st_mode), 0o600)
+        self.assertEqual(stat.S_IMODE(os.stat(self.key_dir).st_mode), 0o700)
+        self.assertFalse(key_file.startswith(os.path.realpath(REPO) + os.sep), "the key must not be in the checkout")
+        text = self.key_text()
+        public = re.search(r'^public-key = "(.{40})"$', text, re.M).group(1)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        r = cluster("key")
+        self.assertEqual(r.stdout, f"{key_file}\nfingerprint {public[:8]}\n")
+        running = containers()
+        self.assertGreaterEqual(len(running), 3)
+        for node, name in running.items():
+            env = run("docker", "exec", name, "env").stdout.splitlines()
+            self.assertIn(f"IRIDIUM_CLUSTER_KEY={SECRET}", env, node)
+            self.assertIn(f"IRIDIUM_REMOTE_KEY={SECRET}", env, node)
+            # The node's own user (docker exec runs as the image's USER) reads it ...
+            self.assertEqual(run("docker", "exec", name, "id", "-un").stdout.strip(), "iridium")
+            self.assertEqual(run("docker", "exec", name, "stat", "-c", "%a %U", SECRET).stdout.strip(),
+                             "600 iridium", node)
+            self.assertEqual(run("docker", "exec", name, "sha256sum", SECRET).stdout.split()[0], digest, node)
+            # ... from a read-only bind of the host's file, which not even root may change.
+            mounts = json.loads(run("docker", "inspect", "-f", "{{json .Mounts}}", name).stdout)
+            mount = next(m for m in mounts if m["Destination"] == SECRET)
+            self.assertEqual((mount["Type"], mount["RW"], os.path.realpath(mount["Source"])),
+                             ("bind", False, key_file), node)
+            w = run("docker", "exec", "-u", "0", name, "sh", "-c", f": >>{SECRET}", check=False)
+            self.assertNotEqual(w.returncode, 0, node)
+            self.assertIn("Read-only file system", w.stderr, node)
+
+    def test_21_the_key_is_in_no_image(self):
+        text = self.key_text()
+        secret = re.search(r'^secret-key = "(.{40})"$', text, re.M).group(1)
+        public = re.search(r'^public-key = "(.{40})"$', text, re.M).group(1)
+        # The secret half is found by this search where it is: in a node ...
+        find = "grep -rlF -f /dev/stdin {} 2>/dev/null; true"
+        node = containers()["seed"]
+        found = subprocess.run(["docker", "exec", "-i", node, "sh", "-c", find.format("/run/secrets")],
+                               input=secret + "\n", capture_output=True, text=True, timeout=120)
+        self.assertEqual(found.stdout.split(), [SECRET])
+        # ... and nowhere in a fresh container of the image (no /run/secrets at all).
+        found = subprocess.run(["docker", "run", "--rm", "-i", "--network", "none", IMAGE, "sh", "-c",
+                                "ls -A /run/secrets 2>/dev/null; " +
+                                find.format("/ --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev")],
+                               input=secret + "\n", capture_output=True, text=True, timeout=300)
+        self.assertEqual(found.returncode, 0, found.stderr)
+        self.assertEqual(found.stdout, "")
+        # Nor in the image's (or its build stage's) history and configuration.
+        builder = IMAGE.rsplit(":", 1)[0] + "-builder:local"
+        for image in (IMAGE, builder):
+            if run("docker", "image", "inspect", image, check=False).returncode != 0:
+                self.assertEqual(image, builder)  # only the build stage may be missing (IRIDIUM_NO_BUILD)
+                continue
+            meta = run("docker", "history", "--no-trunc", image).stdout + run("docker", "image", "inspect", image).stdout
+            for half in (secret, public):
+                self.assertNotIn(half, meta, image)
+            self.assertNotIn("cluster.key", meta, image)
+
+    def test_22_the_remote_shell_needs_the_key_when_the_nodes_are_secure(self):
+        if "--cluster-key" not in run("docker", "run", "--rm", "--network", "none", IMAGE, "iridium",
+                                      "--help").stdout:
+            self.skipTest("this image's iridium has no --cluster-key yet (plain nodes)")
+        name = containers()["node-1"]
+        attach = ["iridium", "attach", "127.0.0.1:2244", "--timeout", "3", "-c", "!cluster_members --json"]
+        self.assertIsNotNone(parse_snapshot(run("docker", "exec", name, *attach, check=False)))
+        r = run("docker", "exec", name, "env", "-u", "IRIDIUM_REMOTE_KEY", *attach, check=False)
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertIsNone(parse_snapshot(r))
 
 
 def docker_available():

@@ -169,9 +169,10 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
     remote_options.port = node.bind_port;
     remote_options.token = node.remote_token;
     remote_options.key = remote_key;
-    remote =
-        std::make_unique<shell::RemoteServer>(remote_context, remote_options, [&](uint64_t id) {
-          shell::Environment env{&workers, &cluster_commands, shell_limits, false, {}};
+    remote = std::make_unique<shell::RemoteServer>(
+        remote_context, remote_options, [&](uint64_t id, std::function<bool()> remote_interrupt) {
+          shell::Environment env{&workers, &cluster_commands, shell_limits, false,
+                                 std::move(remote_interrupt)};
           return std::make_unique<shell::Shell>(env, id);
         });
     if (auto status = remote->start(); !status) {
@@ -199,6 +200,7 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
   // the console callback; signals that arrive meanwhile are read by its
   // interrupt check between slices, the rest by the main loop.
   shell::Environment local_env{&workers, &cluster_commands, shell_limits, interactive, {}};
+  local_env.may_kill_any_job = true;  // the node's own user may stop any job (docs/shell.md)
   local_env.interrupt_requested = interrupt_requested;
   shell::Shell local(local_env, 0);
   bool reading = !node.daemon_mode;
@@ -221,6 +223,11 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
     const std::string history = (std::filesystem::path(*data_dir) / "history").string();
     console = std::make_unique<shell::Console>(0, history, [&](std::optional<std::string> line) {
       if (!line) {  // end of input: Ctrl-D on a terminal, or the end of a pipe
+        if (local.in_block()) {
+          // Ends the block as !end does; a terminal then goes on reading.
+          show(local.execute("!end"));
+          if (console->interactive()) return;
+        }
         const bool serving = remote != nullptr || cluster_node.started();
         if (serving && console->interactive()) {
           // Keep the REPL: a terminal can be read again after Ctrl-D.
@@ -244,6 +251,8 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
         console->stop();  // no line after !quit runs, even if it was already read
       }
     });
+    console->set_completer(
+        [&](std::string_view line_before_cursor) { return local.completions(line_before_cursor); });
     if (interactive) shell::Console::write(shell::Shell::banner());
     console->start(">>> ");
   }
@@ -277,7 +286,7 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
           // Ctrl-C at the prompt: drop the typed line; a question is cancelled.
           std::string note;
           if (asking) {
-            note = local.execute("").output;  // "cancelled: no path given"
+            note = local.cancel().output;  // "cancelled: no path given", "block dropped ..."
             asking = false;
             console->set_prompt(">>> ");
           }

@@ -2,11 +2,19 @@
 // history kept in a file) when stdin is a terminal, plain line reading when it
 // is not. It never blocks: the owner polls fd() and calls on_readable(), so
 // the same loop can also watch for signals.
+//
+// Tab asks the completer (when one is set) for the words the word before the
+// cursor may become. A tab that arrives with more input already waiting is
+// part of a paste, not a key press: it goes into the line as a space.
+// Single-threaded: libedit's state is global, so one Console is active at a
+// time and every call comes from the thread that polls fd().
 #pragma once
 
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace iridium::shell {
 
@@ -16,6 +24,9 @@ class Console {
   // terminal, end of input is Ctrl-D on an empty line: unless the handler
   // calls stop(), the console shows a fresh prompt and keeps reading.
   using LineHandler = std::function<void(std::optional<std::string>)>;
+  // The full words that may replace the last word (after the last space or
+  // tab) of the line before the cursor; see completion.h.
+  using Completer = std::function<std::vector<std::string>(std::string_view line_before_cursor)>;
 
   Console(int fd, std::string history_path, LineHandler handler);
   ~Console();
@@ -25,6 +36,8 @@ class Console {
   int fd() const { return fd_; }
   bool interactive() const { return interactive_; }
 
+  // Set before start(); without one, Tab completes file names.
+  void set_completer(Completer completer) { completer_ = std::move(completer); }
   // Shows the prompt and starts reading.
   void start(const std::string& prompt);
   // The prompt for the next line. Call it from the line handler.
@@ -48,6 +61,7 @@ class Console {
   bool active_ = false;
   std::string history_path_;
   LineHandler handler_;
+  Completer completer_;
   std::string pending_;  // partial line in plain mode
   std::string prompt_;
 };

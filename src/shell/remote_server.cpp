@@ -109,7 +109,8 @@ Status RemoteServer::start() {
 void RemoteServer::stop() {
   if (!running_.exchange(false)) return;
   if (thread_.joinable()) thread_.join();
-  // Lines still running finish (at their step limit at the latest).
+  // The socket thread interrupted the lines still running: each ends at its
+  // next slice.
   if (executor_) executor_->stop();
 }
 
@@ -152,6 +153,7 @@ void RemoteServer::serve() {
       spdlog::error("remote shell: {}", e.what());
     }
   }
+  sessions_.interrupt_all();
   close_monitor(socket_, monitor_);
   socket_.close();
   done_.close();
@@ -218,7 +220,7 @@ void RemoteServer::handle(const std::string& peer, const zmq::message_t& payload
         reply(peer, Response::refused("too many remote sessions"));
         return;
       }
-      session->shell = factory_(session->id);
+      session->shell = factory_(session->id, [flag = session->interrupt] { return flag->load(); });
       spdlog::debug("remote shell: client {} attached ({} sessions)", printable_id(peer),
                     sessions_.size());
       reply(peer, Response::opened(Shell::banner(), options_.keepalive_interval.count()));
@@ -226,6 +228,12 @@ void RemoteServer::handle(const std::string& peer, const zmq::message_t& payload
     }
     case Request::Type::kPing:
       return;  // no answer; heard() above kept the session alive
+    case Request::Type::kInterrupt:
+      // No answer: the running line's own result says "interrupted".
+      if (sessions_.interrupt(peer)) {
+        spdlog::debug("remote shell: client {} interrupted its line", printable_id(peer));
+      }
+      return;
     case Request::Type::kClose:
       if (sessions_.close(peer)) {
         spdlog::debug("remote shell: client {} detached", printable_id(peer));
@@ -251,11 +259,9 @@ void RemoteServer::handle(const std::string& peer, const zmq::message_t& payload
 // Hands the session's next waiting line, with its Shell, to the executor,
 // unless one of its lines is running already.
 void RemoteServer::run_next(SessionTable::Session& session) {
-  if (session.running || session.queued.empty()) return;
-  LineJob job{session.id, std::move(session.queued.front()), std::move(session.shell)};
-  session.queued.pop_front();
-  session.running = true;
-  executor_->submit(std::move(job));
+  auto line = sessions_.start_next(session);
+  if (!line) return;
+  executor_->submit(LineJob{session.id, std::move(*line), std::move(session.shell)});
 }
 
 void RemoteServer::deliver_finished() {

@@ -11,6 +11,12 @@
 //     one line at a time; lines that arrive meanwhile wait in its queue, in
 //     order. Its Shell moves to the executor thread with the line and back
 //     with the answer, so exactly one thread uses a Shell at any moment.
+//   - Interrupts: the socket thread sets a session's atomic interrupt flag
+//     when its client sends `interrupt` (while a line runs) and clears it
+//     when the next line starts; the session's Shell reads it between slices
+//     on the executor thread, through Environment::interrupt_requested
+//     (remote_sessions.h). When the server stops, every running line is
+//     interrupted the same way, so stop() waits one slice, not a step limit.
 //   - With a key, a ZAP handler (common/zap_authenticator.h) runs its own
 //     thread on the server's context; the socket thread logs its denials
 //     and the ROUTER monitor's handshake failures.
@@ -63,7 +69,11 @@ using iridium::is_loopback_host;
 
 class RemoteServer {
  public:
-  using ShellFactory = std::function<std::unique_ptr<Shell>(uint64_t session_id)>;
+  // interrupt_requested is for the Shell's Environment: true once the
+  // session's client asked to stop the running line. It may be called from
+  // any thread.
+  using ShellFactory = std::function<std::unique_ptr<Shell>(
+      uint64_t session_id, std::function<bool()> interrupt_requested)>;
 
   RemoteServer(zmq::context_t& context, RemoteServerOptions options, ShellFactory factory);
   ~RemoteServer();

@@ -1,12 +1,15 @@
 #include "shell/shell.h"
 
-#include <cstdio>
-#include <iomanip>
-#include <sstream>
+#include <algorithm>
+#include <cctype>
 
 #include "asm/disassembler.h"
+#include "asm/lexer.h"
 #include "asm/program_file.h"
 #include "common/nearest.h"
+#include "shell/completion.h"
+#include "shell/job_format.h"
+#include "shell/register_format.h"
 #include "vm/opcodes.h"
 #include "vm/verifier.h"
 
@@ -26,7 +29,8 @@ std::vector<std::string> split_args(std::string_view line) {
       while (i < line.size() && line[i] != quote) arg += line[i++];
       ++i;
     } else {
-      while (i < line.size() && !std::isspace(static_cast<unsigned char>(line[i]))) arg += line[i++];
+      while (i < line.size() && !std::isspace(static_cast<unsigned char>(line[i])))
+        arg += line[i++];
     }
     args.push_back(std::move(arg));
   }
@@ -40,10 +44,35 @@ std::string trim(std::string_view text) {
   return std::string(text.substr(first, last - first + 1));
 }
 
-Reply failure(std::string message) { return Reply{std::move(message) + "\n", false, false, {}}; }
+Reply failure(std::string message) {
+  return Reply{std::move(message) + "\n", false, false, {}};
+}
 Reply success(std::string message) {
   if (!message.empty() && message.back() != '\n') message += '\n';
   return Reply{std::move(message), true, false, {}};
+}
+
+// A job id as !jobs shows it: a positive decimal number.
+std::optional<uint64_t> parse_job_id(const std::string& text) {
+  if (text.empty() || text.size() > 18 || !std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    return std::nullopt;
+  }
+  const uint64_t id = std::stoull(text);
+  if (id == 0) return std::nullopt;
+  return id;
+}
+
+// Why a finished job cannot be killed.
+std::string already_finished(const JobInfo& job) {
+  const std::string name = "job " + std::to_string(job.id);
+  switch (job.state) {
+    case JobState::kError:
+      return name + " has already stopped with an error: " + job.error;
+    case JobState::kCancelled:
+      return name + " has already been cancelled";
+    default:
+      return name + " has already " + std::string(job_state_name(job.state));
+  }
 }
 
 }  // namespace
@@ -54,7 +83,8 @@ Shell::Shell(Environment environment, uint64_t session_id)
 }
 
 std::string Shell::banner() {
-  return "Welcome to Iridium! Let's be productive!\nType !help for commands, or assembly to run it.\n";
+  return "Welcome to Iridium! Let's be productive!\nType !help for commands, or assembly to run "
+         "it.\n";
 }
 
 const std::vector<Shell::Command>& Shell::commands() {
@@ -73,7 +103,12 @@ const std::vector<Shell::Command>& Shell::commands() {
        &Shell::cmd_load_file},
       {"!spawn", "!spawn PATH", "run a file in a new VM on a worker; the shell stays free",
        &Shell::cmd_spawn},
-      {"!jobs", "!jobs", "list spawned jobs and their outcomes", &Shell::cmd_jobs},
+      {"!jobs", "!jobs [--json]", "list every spawned job on this node", &Shell::cmd_jobs},
+      {"!job", "!job JOB", "one job in detail: output and final registers", &Shell::cmd_job},
+      {"!kill", "!kill JOB", "cancel a queued or running job", &Shell::cmd_kill},
+      {"!block", "!block", "collect lines until !end, then assemble and run them as one file",
+       &Shell::cmd_block},
+      {"!end", "!end", "end a !block and run it (Ctrl-D too; Ctrl-C drops it)", &Shell::cmd_end},
       {"!start_cluster", "!start_cluster", "start listening for cluster members",
        &Shell::cmd_start_cluster},
       {"!join_cluster", "!join_cluster HOST PORT", "join the cluster that HOST:PORT belongs to",
@@ -90,13 +125,67 @@ Reply Shell::execute(std::string_view raw_line) {
     // The answer to a question we asked, e.g. the path for !load_file.
     std::string command = std::move(pending_command_);
     pending_command_.clear();
-    if (line.empty()) return failure("cancelled: no " + std::string(command == "!join_cluster" ? "address" : "path") + " given");
+    if (line.empty())
+      return failure("cancelled: no " +
+                     std::string(command == "!join_cluster" ? "address" : "path") + " given");
     line = command + " '" + line + "'";
   }
+  if (block_) return add_to_block(raw_line, line);
   if (line.empty()) return Reply{};
   history_.push_back(line);
   if (line[0] == '!') return run_command(line);
   return run_assembly(line);
+}
+
+Reply Shell::cancel() {
+  if (block_) {
+    const std::size_t lines = block_->size();
+    block_.reset();
+    return failure("block dropped (" + std::to_string(lines) + (lines == 1 ? " line" : " lines") +
+                   "); the program is unchanged");
+  }
+  if (!pending_command_.empty()) return execute("");  // "cancelled: no path given"
+  return Reply{};
+}
+
+std::vector<std::string_view> Shell::command_names() {
+  std::vector<std::string_view> names;
+  for (const Command& command : commands()) names.push_back(command.name);
+  return names;
+}
+
+std::vector<std::string> Shell::completions(std::string_view line_before_cursor) const {
+  CompletionSources sources{command_names(), {}};
+  for (const auto& [name, symbol] : symbols_) sources.labels.push_back(name);
+  // A block being typed defines labels of its own before it is assembled.
+  for (const std::string& line : block_.value_or(std::vector<std::string>{})) {
+    const Args words = split_args(line);
+    if (words.empty() || words[0].size() < 2 || words[0].back() != ':') continue;
+    const std::string_view name = std::string_view(words[0]).substr(0, words[0].size() - 1);
+    if (assembler::is_identifier(name)) sources.labels.emplace_back(name);
+  }
+  return shell::completions(line_before_cursor, sources);
+}
+
+// A line inside !block ... !end: kept as typed (columns in errors stay
+// right), unless it ends the block. Shell commands do not run in a block.
+Reply Shell::add_to_block(std::string_view raw_line, const std::string& line) {
+  const std::string ask(kBlockPrompt);
+  if (!line.empty()) history_.push_back(line);
+  if (!line.empty() && line[0] == '!') {
+    Args args = split_args(line);
+    const std::string word = std::move(args[0]);
+    args.erase(args.begin());
+    if (word == "!end") return cmd_end(args);
+    std::string message = word == "!block"
+                              ? "already in a block: !end runs it, Ctrl-C drops it"
+                              : word + " does not run inside a block: !end runs the block first";
+    return Reply{message + "\n", false, false, ask};
+  }
+  std::string text(raw_line);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  block_->push_back(std::move(text));
+  return Reply{"", true, false, ask};
 }
 
 std::string Shell::job_notices() {
@@ -127,8 +216,14 @@ Reply Shell::run_command(std::string_view line) {
 }
 
 Reply Shell::run_assembly(std::string_view line) {
+  return assemble_and_run(line, "<shell>");
+}
+
+// Appends source to the program as one unit (its labels may be used before
+// they are defined) and runs it from its first instruction.
+Reply Shell::assemble_and_run(std::string_view source, const std::string& name) {
   const auto code_base = static_cast<uint32_t>(vm_.program().code.size());
-  Reply loaded = load_source(line, "<shell>");
+  Reply loaded = load_source(source, name);
   if (!loaded.ok) return loaded;
   return run_machine(code_base);
 }
@@ -210,12 +305,15 @@ Reply Shell::cmd_help(const Args&) {
     usage.resize(std::max<std::size_t>(usage.size() + 2, 28), ' ');
     text += "  " + usage + std::string(c.help) + "\n";
   }
-  text += "Any other line is assembly: it is added to the program and run at once,\n"
-          "e.g. `load $0 #42`. Registers and labels persist between lines.\n";
+  text +=
+      "Any other line is assembly: it is added to the program and run at once,\n"
+      "e.g. `load $0 #42`. Registers and labels persist between lines.\n";
   return success(text);
 }
 
-Reply Shell::cmd_quit(const Args&) { return Reply{"Farewell! Have a great day!\n", true, true, {}}; }
+Reply Shell::cmd_quit(const Args&) {
+  return Reply{"Farewell! Have a great day!\n", true, true, {}};
+}
 
 Reply Shell::cmd_history(const Args&) {
   std::string text;
@@ -226,7 +324,8 @@ Reply Shell::cmd_history(const Args&) {
 }
 
 Reply Shell::cmd_program(const Args&) {
-  if (vm_.program().code.empty() && vm_.program().read_only.empty()) return success("(the program is empty)");
+  if (vm_.program().code.empty() && vm_.program().read_only.empty())
+    return success("(the program is empty)");
   return success(assembler::disassemble(vm_.program(), {.show_offsets = true}));
 }
 
@@ -246,31 +345,8 @@ Reply Shell::cmd_clear_registers(const Args&) {
 
 Reply Shell::cmd_registers(const Args&) {
   const vm::MachineState& s = vm_.state();
-  std::ostringstream out;
-  out << "Integer registers:\n";
-  for (int row = 0; row < 8; ++row) {
-    for (int col = 0; col < 4; ++col) {
-      const int r = row + col * 8;
-      out << "  " << std::left << std::setw(4) << ("$" + std::to_string(r)) << std::right
-          << std::setw(12) << s.registers[r];
-    }
-    out << "\n";
-  }
-  out << "Float registers:\n";
-  for (int row = 0; row < 8; ++row) {
-    for (int col = 0; col < 4; ++col) {
-      const int r = row + col * 8;
-      char value[32];
-      std::snprintf(value, sizeof value, "%.6g", s.float_registers[r]);
-      out << "  " << std::left << std::setw(4) << ("$" + std::to_string(r)) << std::right
-          << std::setw(12) << value;
-    }
-    out << "\n";
-  }
-  out << "equal flag " << (s.equal_flag ? "true" : "false") << ", remainder " << s.remainder
-      << ", loop counter " << s.loop_counter << ", pc " << s.pc << ", heap " << s.heap.size()
-      << " bytes, stack " << s.stack.size() << " entries\n";
-  return success(out.str());
+  return success(format_registers(s, RegisterSelection::kAll) +
+                 format_machine_flags(s, s.heap.size(), s.stack.size()));
 }
 
 Reply Shell::cmd_symbols(const Args&) {
@@ -303,11 +379,7 @@ Reply Shell::cmd_load_file(const Args& args) {
     symbols_.clear();
     return run_machine(0);
   }
-  const auto code_base = static_cast<uint32_t>(vm_.program().code.size());
-  std::string source(bytes->begin(), bytes->end());
-  Reply loaded = load_source(source, args[0]);
-  if (!loaded.ok) return loaded;
-  return run_machine(code_base);
+  return assemble_and_run(std::string(bytes->begin(), bytes->end()), args[0]);
 }
 
 Reply Shell::cmd_spawn(const Args& args) {
@@ -324,17 +396,99 @@ Reply Shell::cmd_spawn(const Args& args) {
   return success("Spawned job " + std::to_string(id) + " (" + args[0] + ")");
 }
 
-Reply Shell::cmd_jobs(const Args&) {
+Reply Shell::cmd_jobs(const Args& args) {
   if (env_.workers == nullptr) return failure("!jobs is not available here");
-  const auto jobs = env_.workers->jobs();
-  if (jobs.empty()) return success("(no jobs)");
-  std::string text;
-  for (const JobInfo& job : jobs) {
-    text += std::to_string(job.id) + "  " + std::string(job_state_name(job.state)) + "  " + job.name;
-    if (!job.error.empty()) text += "  " + job.error;
-    text += "\n";
+  const bool json = args.size() == 1 && args[0] == "--json";
+  const bool one_job = args.size() == 1 && !json && args[0].rfind('-', 0) != 0;
+  if (one_job) return cmd_job(args);  // `!jobs 3` is `!job 3`
+  if (args.size() > 1 || (args.size() == 1 && !json)) {
+    return failure("usage: !jobs [--json], or !job JOB for one job");
   }
-  return success(text);
+  const auto jobs = env_.workers->jobs();
+  const auto now = JobInfo::Clock::now();
+  if (json) {
+    return success(
+        jobs_json(jobs, now).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+  if (jobs.empty()) return success("(no jobs)");
+  return success(jobs_table(jobs, session_id_, now));
+}
+
+// The job that `COMMAND JOB` names; nullopt, with `why` set, when there is none.
+std::optional<JobInfo> Shell::named_job(std::string_view command, const Args& args, Reply& why) {
+  std::string error;
+  std::optional<uint64_t> id;
+  if (env_.workers == nullptr) {
+    error = std::string(command) + " is not available here";
+  } else if (args.size() != 1) {
+    error = "usage: " + std::string(command) + " JOB";
+  } else if (id = parse_job_id(args[0]); !id) {
+    error = "bad job id '" + args[0] + "': use the number !jobs shows";
+  } else if (auto job = env_.workers->job(*id)) {
+    return job;
+  } else {
+    error = "no job " + std::to_string(*id);
+  }
+  why = failure(std::move(error));
+  return std::nullopt;
+}
+
+Reply Shell::cmd_job(const Args& args) {
+  Reply why;
+  const auto job = named_job("!job", args, why);
+  if (!job) return why;
+  return success(job_details(*job, session_id_, JobInfo::Clock::now()));
+}
+
+Reply Shell::cmd_kill(const Args& args) {
+  Reply why;
+  const auto job = named_job("!kill", args, why);
+  if (!job) return why;
+  const uint64_t id = job->id;
+  const std::string number = std::to_string(id);
+  const std::string label = "job " + number + " (" + job->name + ")";
+  if (job->owner != session_id_ && !env_.may_kill_any_job) {
+    return failure("job " + number + " belongs to session " + std::to_string(job->owner) +
+                   "; a remote session can kill only the jobs it spawned");
+  }
+  switch (env_.workers->cancel(id)) {
+    case CancelOutcome::kNoSuchJob:
+      return failure("no job " + number);
+    case CancelOutcome::kAlreadyFinished:
+      return failure(already_finished(*env_.workers->job(id)));
+    case CancelOutcome::kCancelled:
+      return success("Cancelled " + label + " before it started");
+    case CancelOutcome::kStopping:
+      break;
+  }
+  // A running job stops at its next slice boundary, a few ms away.
+  const auto after = env_.workers->wait_finished(id, kKillWait);
+  if (!after || !job_finished(after->state)) {
+    return success("Stopping " + label + "; !jobs shows when it has stopped");
+  }
+  if (after->state != JobState::kCancelled) return failure(already_finished(*after));
+  return success("Killed " + label + " after " +
+                 format_elapsed(*job_elapsed(*after, JobInfo::Clock::now())) + "; !job " + number +
+                 " shows its output and registers");
+}
+
+Reply Shell::cmd_block(const Args& args) {
+  if (!args.empty()) return failure("usage: !block (then the lines, then !end)");
+  block_.emplace();
+  return Reply{"", true, false, std::string(kBlockPrompt)};
+}
+
+// Runs the collected block as !load_file runs a file, named <block> in
+// errors, its first line being line 1.
+Reply Shell::cmd_end(const Args& args) {
+  if (!block_) return failure("!end without a block: start one with !block");
+  if (!args.empty()) return Reply{"usage: !end\n", false, false, std::string(kBlockPrompt)};
+  std::string source;
+  for (const std::string& line : *block_) source += line + "\n";
+  block_.reset();
+  if (source.find_first_not_of(" \t\n") == std::string::npos)
+    return success("(empty block; nothing ran)");
+  return assemble_and_run(source, "<block>");
 }
 
 Reply Shell::cmd_start_cluster(const Args& args) {

@@ -18,6 +18,10 @@ std::string_view job_state_name(JobState state) {
   return "unknown";
 }
 
+bool job_finished(JobState state) {
+  return state != JobState::kQueued && state != JobState::kRunning;
+}
+
 WorkerPool::WorkerPool(unsigned threads, vm::Limits limits) : limits_(limits) {
   for (unsigned i = 0; i < std::max(1u, threads); ++i) threads_.emplace_back([this] { work(); });
 }
@@ -61,6 +65,33 @@ std::optional<JobInfo> WorkerPool::job(uint64_t id) const {
   return it->second;
 }
 
+CancelOutcome WorkerPool::cancel(uint64_t id) {
+  CancelOutcome outcome;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) return CancelOutcome::kNoSuchJob;
+    JobInfo& info = it->second;
+    switch (info.state) {
+      case JobState::kQueued:
+        std::erase_if(queue_, [id](const auto& entry) { return entry.first == id; });
+        info.state = JobState::kCancelled;
+        info.finished = JobInfo::Clock::now();
+        finished_[info.owner].push_back(id);
+        outcome = CancelOutcome::kCancelled;
+        break;
+      case JobState::kRunning:
+        cancel_requested_.insert(id);
+        outcome = CancelOutcome::kStopping;
+        break;
+      default:
+        return CancelOutcome::kAlreadyFinished;
+    }
+  }
+  changed_.notify_all();
+  return outcome;
+}
+
 std::vector<JobInfo> WorkerPool::take_finished(uint64_t owner) {
   std::lock_guard lock(mutex_);
   std::vector<JobInfo> out;
@@ -69,6 +100,23 @@ std::vector<JobInfo> WorkerPool::take_finished(uint64_t owner) {
   for (uint64_t id : it->second) out.push_back(jobs_.at(id));
   finished_.erase(it);
   return out;
+}
+
+std::optional<JobInfo> WorkerPool::wait_finished(uint64_t id,
+                                                 std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  changed_.wait_for(lock, timeout, [&] {
+    auto it = jobs_.find(id);
+    return it == jobs_.end() || job_finished(it->second.state);
+  });
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return std::nullopt;
+  return it->second;
+}
+
+bool WorkerPool::should_stop(uint64_t id) const {
+  std::lock_guard lock(mutex_);
+  return stopping_ || cancel_requested_.contains(id);
 }
 
 bool WorkerPool::wait_idle(std::chrono::milliseconds timeout) const {
@@ -89,21 +137,27 @@ void WorkerPool::work() {
       std::unique_lock lock(mutex_);
       changed_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (stopping_) {
-        for (auto& [id, image] : queue_) jobs_.at(id).state = JobState::kCancelled;
+        for (auto& [id, image] : queue_) {
+          JobInfo& info = jobs_.at(id);
+          info.state = JobState::kCancelled;
+          info.finished = JobInfo::Clock::now();
+        }
         queue_.clear();
         return;
       }
       next = std::move(queue_.front());
       queue_.pop_front();
-      jobs_.at(next.first).state = JobState::kRunning;
+      JobInfo& info = jobs_.at(next.first);
+      info.state = JobState::kRunning;
+      info.started = JobInfo::Clock::now();
     }
     run_job(next.first, std::move(next.second));
   }
 }
 
 void WorkerPool::run_job(uint64_t id, vm::Image image) {
-  // Run in slices of steps so a shutdown can stop a program that never ends.
-  constexpr uint64_t kSlice = 10'000'000;
+  // Run in slices of steps so a cancel or a shutdown can stop a program that
+  // never ends.
   vm::Limits limits = limits_;
   const uint64_t total_limit = limits.max_steps;
   uint64_t steps = 0;
@@ -126,7 +180,7 @@ void WorkerPool::run_job(uint64_t id, vm::Image image) {
       steps += slice;
       const bool slice_over = result.error && result.error->fault == vm::Fault::kStepLimit &&
                               (total_limit == 0 || steps < total_limit);
-      if (slice_over && !stopping_) continue;
+      if (slice_over && !should_stop(id)) continue;
       if (slice_over) {
         state = JobState::kCancelled;
       } else if (result.ok()) {
@@ -137,17 +191,24 @@ void WorkerPool::run_job(uint64_t id, vm::Image image) {
       break;
     }
   }
-  spdlog::debug("job {} finished: {}{}", id, job_state_name(state), error.empty() ? "" : " (" + error + ")");
+  spdlog::debug("job {} finished: {}{}", id, job_state_name(state),
+                error.empty() ? "" : " (" + error + ")");
+  vm::MachineState final_state = std::move(machine.state());
+  const std::size_t heap_bytes = final_state.heap.size();
+  const std::size_t stack_entries = final_state.stack.size();
+  final_state.heap = {};  // keep finished jobs small
+  final_state.stack = {};
   {
     std::lock_guard lock(mutex_);
     JobInfo& info = jobs_.at(id);
     info.state = state;
     info.error = std::move(error);
     info.output = std::move(output);
-    info.final_state = machine.state();
-    info.final_state.heap.clear();  // keep finished jobs small
-    info.final_state.heap.shrink_to_fit();
-    info.final_state.stack.clear();
+    info.final_state = std::move(final_state);
+    info.final_heap_bytes = heap_bytes;
+    info.final_stack_entries = stack_entries;
+    info.finished = JobInfo::Clock::now();
+    cancel_requested_.erase(id);
     finished_[info.owner].push_back(id);
   }
   changed_.notify_all();

@@ -1,15 +1,23 @@
 // Runs spawned programs, each in its own VM, on a fixed set of threads, so a
 // shell stays free while they run. Every job's output is captured, never
 // written to the terminal directly.
+//
+// Thread safety: every public method may be called from any thread. mutex_
+// guards queue_, jobs_, finished_, cancel_requested_ and next_id_; a worker
+// runs a job's VM without holding it and takes it only to publish the
+// outcome and, between slices of kSlice steps, to look for a cancel request.
+// limits_ and threads_ are set in the constructor and read-only afterwards.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,47 +29,77 @@ namespace iridium::shell {
 
 enum class JobState { kQueued, kRunning, kHalted, kEnded, kError, kCancelled };
 std::string_view job_state_name(JobState state);
+// Halted, ended, error or cancelled: the state will not change again.
+bool job_finished(JobState state);
 
 struct JobInfo {
+  using Clock = std::chrono::steady_clock;
+
   uint64_t id = 0;
   uint64_t owner = 0;  // the shell session that spawned it
   std::string name;    // usually the file it came from
   JobState state = JobState::kQueued;
   std::string error;   // set when state is kError
   std::string output;  // captured program output (capped)
+  // Set when the job finishes (or is cancelled after it started). The heap
+  // and stack are dropped to keep finished jobs small; their sizes are kept.
   vm::MachineState final_state;
+  std::size_t final_heap_bytes = 0;
+  std::size_t final_stack_entries = 0;
+  std::optional<Clock::time_point> started;   // unset while queued
+  std::optional<Clock::time_point> finished;  // unset until it finishes
+};
+
+// What cancel() did.
+enum class CancelOutcome {
+  kCancelled,        // it was queued: it will never run, and is now kCancelled
+  kStopping,         // it is running: it stops at its next slice boundary
+  kNoSuchJob,        // no job has this id
+  kAlreadyFinished,  // it had already halted, ended, failed or been cancelled
 };
 
 class WorkerPool {
  public:
   static constexpr std::size_t kOutputCap = 64 * 1024;
+  // Steps a job runs between looks at cancel requests and shutdown; about
+  // 25 ms of an optimised build's time.
+  static constexpr uint64_t kSlice = 10'000'000;
 
   WorkerPool(unsigned threads, vm::Limits limits);
-  ~WorkerPool();  // cancels running jobs and joins the threads
+  ~WorkerPool();  // cancels queued and running jobs and joins the threads
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   uint64_t submit(uint64_t owner, std::string name, vm::Image image);
   std::vector<JobInfo> jobs() const;
   std::optional<JobInfo> job(uint64_t id) const;
+  // Asks a job to stop. A running job ends as kCancelled at its next slice
+  // boundary (unless it halts, ends or fails first), with its output and
+  // registers as they were; wait_finished() waits for that.
+  CancelOutcome cancel(uint64_t id);
   // Jobs of this owner that finished since the last call.
   std::vector<JobInfo> take_finished(uint64_t owner);
   // Blocks until no job is queued or running, or the timeout passes.
   bool wait_idle(std::chrono::milliseconds timeout) const;
+  // Blocks until the job has finished or the timeout passes; the job as it
+  // then is (nullopt: no such job).
+  std::optional<JobInfo> wait_finished(uint64_t id, std::chrono::milliseconds timeout) const;
   unsigned threads() const { return static_cast<unsigned>(threads_.size()); }
 
  private:
   void work();
   void run_job(uint64_t id, vm::Image image);
+  bool should_stop(uint64_t id) const;  // takes mutex_
 
-  vm::Limits limits_;
+  const vm::Limits limits_;
   mutable std::mutex mutex_;
-  mutable std::condition_variable changed_;
+  mutable std::condition_variable changed_;  // any job's state changed, or stopping_
   std::deque<std::pair<uint64_t, vm::Image>> queue_;
   std::map<uint64_t, JobInfo> jobs_;
   std::map<uint64_t, std::vector<uint64_t>> finished_;  // owner -> job ids
+  std::set<uint64_t> cancel_requested_;                 // running jobs asked to stop
   uint64_t next_id_ = 1;
-  std::atomic<bool> stopping_{false};
+  std::atomic<bool> stopping_{false};  // written under mutex_ so waiters see it
   std::vector<std::thread> threads_;
 };
 

@@ -1,7 +1,9 @@
 """scripts/cluster's compose front end, against stub docker / apt-get / sudo
 commands (no Docker needed): it uses `docker compose` (v2) or docker-compose
 (1.29), installs Debian's docker-compose when there is neither (as root, or
-through sudo), and does all that before it builds any image.
+through sudo), and does all that before it builds any image. And the cluster
+key: `up` makes it once (with the image's `iridium keygen`, which the stub
+docker plays), outside the checkout, and hands its directory to compose.
 
 Run as: test_cluster_script.py SOURCE_DIR
 """
@@ -17,13 +19,24 @@ if len(sys.argv) < 2:
 SOURCE = os.path.abspath(sys.argv.pop(1))
 CLUSTER = os.path.join(SOURCE, "scripts", "cluster")
 
-# Each stub appends "NAME ARGS" to $STUB_LOG.
+# Each stub appends "NAME ARGS" to $STUB_LOG; compose also logs the key
+# directory it was given ("compose-env IRIDIUM_KEY_DIR=...").
+# `docker run ... -v DIR:/keys IMAGE sh -c '... iridium keygen ...'` writes a
+# key file as keygen does (mode 0600, never over an existing file).
+STUB_KEY = 'public-key = "StubPublicKey0123456789012345678901234567"\nsecret-key = "StubSecret"\n'
 DOCKER = r"""#!/bin/bash
 echo "docker $*" >>"$STUB_LOG"
 case "$1 ${2:-}" in
   "compose version") [ "${STUB_COMPOSE_V2:-0}" = 1 ] && { echo "Docker Compose version v2.20.0"; exit 0; }
                      echo "docker: 'compose' is not a docker command." >&2; exit 1 ;;
-  "compose "*) exit 0 ;;
+  "compose "*) echo "compose-env IRIDIUM_KEY_DIR=${IRIDIUM_KEY_DIR:-}" >>"$STUB_LOG"; exit 0 ;;
+  "run "*)
+    for a in "$@"; do case $a in *:/keys) dir=${a%:/keys} ;; esac; done
+    if [[ "$*" == *"iridium keygen /keys/cluster.key"* ]]; then
+      [ -d "$dir" ] && [ ! -e "$dir/cluster.key" ] || exit 1
+      (umask 077; printf '%s' "$STUB_KEY" >"$dir/cluster.key")
+    fi
+    exit 0 ;;
   "image inspect") echo "sha256:stub"; exit 0 ;;   # every image exists
   "build "*) exit 0 ;;
 esac
@@ -31,6 +44,7 @@ exit 0  # ps, network ls, ...: nothing to list
 """
 DOCKER_COMPOSE = r"""#!/bin/bash
 echo "docker-compose $*" >>"$STUB_LOG"
+echo "compose-env IRIDIUM_KEY_DIR=${IRIDIUM_KEY_DIR:-}" >>"$STUB_LOG"
 [ "$1" = version ] && echo 1.29.2
 exit 0
 """
@@ -53,7 +67,10 @@ if [ "$1" = -u ]; then echo "${STUB_UID:-0}"; else exec /usr/bin/id "$@"; fi
 HIDDEN = {"docker", "docker-compose", "apt-get", "sudo", "id"}
 
 
-class ComposeFrontEnd(unittest.TestCase):
+class StubbedScript(unittest.TestCase):
+    """Runs scripts/cluster with only the stubs for docker, compose, apt-get,
+    sudo and id, and HOME in a temp directory."""
+
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
         self.bin = os.path.join(self.tmp.name, "bin")
@@ -69,6 +86,8 @@ class ComposeFrontEnd(unittest.TestCase):
         self.stub("docker-compose.pkg", DOCKER_COMPOSE)  # what apt-get "installs"
         self.log = os.path.join(self.tmp.name, "log")
         open(self.log, "w").close()
+        self.home = os.path.join(self.tmp.name, "home")
+        os.mkdir(self.home)
 
     def tearDown(self):
         self.tmp.cleanup()
@@ -80,11 +99,14 @@ class ComposeFrontEnd(unittest.TestCase):
         os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
     def cluster(self, *args, **env):
-        environment = {k: v for k, v in os.environ.items() if not k.startswith(("IRIDIUM_", "STUB_"))}
-        environment.update(PATH=self.bin, STUB_LOG=self.log, STUB_DIR=self.bin, IRIDIUM_UP_TIMEOUT="1", **env)
+        environment = {k: v for k, v in os.environ.items()
+                       if not k.startswith(("IRIDIUM_", "STUB_")) and k != "XDG_STATE_HOME"}
+        environment.update(PATH=self.bin, STUB_LOG=self.log, STUB_DIR=self.bin, STUB_KEY=STUB_KEY, HOME=self.home,
+                           IRIDIUM_UP_TIMEOUT="1", **env)
         r = subprocess.run([CLUSTER, *args], capture_output=True, text=True, timeout=60, env=environment)
         with open(self.log) as f:
             calls = f.read().splitlines()
+        open(self.log, "w").close()  # each call's own calls
         return r, calls
 
     def index(self, calls, prefix):
@@ -92,6 +114,9 @@ class ComposeFrontEnd(unittest.TestCase):
             if call.startswith(prefix):
                 return i
         self.fail(f"no call starting with {prefix!r} in {calls}")
+
+
+class ComposeFrontEnd(StubbedScript):
 
     def test_up_installs_docker_compose_before_building(self):
         r, calls = self.cluster("up", "2")
@@ -141,6 +166,114 @@ class ComposeFrontEnd(unittest.TestCase):
         r, _ = self.cluster("ps", IRIDIUM_PROJECT="Bad Name")
         self.assertEqual(r.returncode, 1)
         self.assertIn("IRIDIUM_PROJECT must be", r.stderr)
+
+
+class ClusterKey(StubbedScript):
+    """The cluster key's life: made once by `up`, kept by `down`, removed by
+    `down --keys`; never inside the checkout."""
+
+    def setUp(self):
+        super().setUp()
+        self.stub("docker-compose", DOCKER_COMPOSE)
+        self.key_dir = os.path.join(self.home, ".local", "state", "iridium", "iridium")
+        self.key = os.path.join(self.key_dir, "cluster.key")
+
+    def keygen_calls(self, calls):
+        return [c for c in calls if c.startswith("docker run ") and "iridium keygen" in c]
+
+    def test_up_makes_the_key_once_and_reuses_it(self):
+        r, calls = self.cluster("up", "2")
+        self.assertIn(f"made a new cluster key {self.key} (StubPubl)", r.stdout)
+        self.assertEqual(stat.S_IMODE(os.stat(self.key).st_mode), 0o600)
+        self.assertEqual(stat.S_IMODE(os.stat(self.key_dir).st_mode), 0o700)
+        keygen = self.keygen_calls(calls)
+        self.assertEqual(len(keygen), 1, calls)
+        # In a throwaway container of the image just built, with no network,
+        # the directory mounted in, and the file handed to the nodes' user.
+        self.assertIn(f"--network none --user 0:0 -v {self.key_dir}:/keys iridium:local sh -c", keygen[0])
+        self.assertIn("chown iridium:iridium /keys/cluster.key", keygen[0])
+        self.assertLess(self.index(calls, "docker build"), self.index(calls, keygen[0]))
+        self.assertLess(self.index(calls, keygen[0]), self.index(calls, "docker-compose -p iridium -f compose.yaml up"))
+        self.assertIn(f"compose-env IRIDIUM_KEY_DIR={self.key_dir}", calls)
+        with open(self.key) as f:
+            made = f.read()
+
+        r, calls = self.cluster("up", "3")
+        self.assertEqual(self.keygen_calls(calls), [], "a second up must reuse the key")
+        # ... handed to the nodes' user again, in case it was made by hand.
+        adopt = [c for c in calls if c.startswith("docker run ")]
+        self.assertEqual(adopt, [f"docker run --rm --network none --user 0:0 -v {self.key_dir}:/keys iridium:local "
+                                 "sh -c chown iridium:iridium /keys/cluster.key && chmod 0600 /keys/cluster.key"])
+        self.assertLess(self.index(calls, adopt[0]), self.index(calls, "docker-compose -p iridium -f compose.yaml up"))
+        self.assertIn(f"cluster key {self.key} (StubPubl)", r.stdout)
+        self.assertIn("docker-compose -p iridium -f compose.yaml up -d --no-build --remove-orphans --scale node=2",
+                      calls)
+        with open(self.key) as f:
+            self.assertEqual(f.read(), made)
+
+    def test_down_keeps_the_key_and_down_keys_removes_it(self):
+        self.cluster("up")
+        r, calls = self.cluster("down")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(os.path.isfile(self.key))
+        self.assertIn(f"compose-env IRIDIUM_KEY_DIR={self.key_dir}", calls)
+        r, calls = self.cluster("down", "--keys")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("docker-compose -p iridium -f compose.yaml down -v --remove-orphans", calls)
+        self.assertFalse(os.path.exists(self.key))
+        self.assertFalse(os.path.exists(self.key_dir))  # emptied, so removed
+        self.assertIn(f"removed the cluster key {self.key}", r.stdout)
+        _, calls = self.cluster("up")
+        self.assertEqual(len(self.keygen_calls(calls)), 1, "up after down --keys makes a new key")
+        r, calls = self.cluster("down", "--all")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("down takes only --keys", r.stderr)
+        self.assertFalse([c for c in calls if c.startswith("docker-compose")], calls)
+
+    def test_key_prints_path_and_fingerprint(self):
+        r, _ = self.cluster("key")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"no cluster key yet; scripts/cluster up makes one at {self.key}", r.stderr)
+        self.cluster("up")
+        r, _ = self.cluster("key")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, f"{self.key}\nfingerprint StubPubl\n")
+
+    def test_key_directory_follows_project_state_home_and_override(self):
+        state = os.path.join(self.tmp.name, "state")
+        _, calls = self.cluster("up", IRIDIUM_PROJECT="other", XDG_STATE_HOME=state)
+        key = os.path.join(state, "iridium", "other", "cluster.key")
+        self.assertTrue(os.path.isfile(key))
+        self.assertIn(f"compose-env IRIDIUM_KEY_DIR={os.path.dirname(key)}", calls)
+        chosen = os.path.join(self.tmp.name, "keys", "..", "mine")  # made absolute and normal
+        _, calls = self.cluster("up", IRIDIUM_KEY_DIR=chosen)
+        self.assertTrue(os.path.isfile(os.path.join(self.tmp.name, "mine", "cluster.key")))
+        self.assertIn(f"compose-env IRIDIUM_KEY_DIR={os.path.join(self.tmp.name, 'mine')}", calls)
+        self.assertFalse(os.path.exists(self.key))
+
+    def test_a_key_directory_inside_the_checkout_is_refused(self):
+        # Inside the checkout a key could be committed or reach a build context.
+        for inside in (os.path.join(SOURCE, "keys"), os.path.join(SOURCE, "src", "..", "build", "k")):
+            r, calls = self.cluster("up", IRIDIUM_KEY_DIR=inside)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("is inside the checkout", r.stderr)
+            self.assertEqual(self.keygen_calls(calls), [])
+            self.assertFalse([c for c in calls if c.startswith("docker-compose")], calls)
+            self.assertFalse(os.path.exists(inside))
+        # The default place is outside it.
+        self.cluster("up")
+        self.assertFalse(os.path.realpath(self.key).startswith(os.path.realpath(SOURCE) + os.sep))
+
+    def test_without_home_the_key_directory_must_be_given(self):
+        environment_home = self.home
+        self.home = ""
+        try:
+            r, calls = self.cluster("down")
+        finally:
+            self.home = environment_home
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("set IRIDIUM_KEY_DIR", r.stderr)
+        self.assertFalse([c for c in calls if c.startswith("docker-compose")], calls)
 
 
 if __name__ == "__main__":

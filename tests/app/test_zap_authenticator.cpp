@@ -163,7 +163,7 @@ TEST_CASE("the ZAP handler survives a malformed request on its endpoint", "[zap]
   zap->reset();
 }
 
-TEST_CASE("queued denials are bounded; the rest are counted", "[zap]") {
+TEST_CASE("queued denials are bounded and the rest are counted", "[zap]") {
   zmq::context_t context(1);
   auto zap = ZapAuthenticator::start(context, {});
   REQUIRE(zap.ok());

@@ -230,7 +230,7 @@ TEST_CASE("a restart seen first through a heartbeat also replaces the old instan
   CHECK(r.member("a")->instance == "a2");
 }
 
-TEST_CASE("a join admits its sender without an answer; duplicates are ignored", "[membership]") {
+TEST_CASE("a join admits its sender without an answer, and duplicates are ignored", "[membership]") {
   Rig r;
   const Peer a = peer("a", 2001);
   r.receive(a.make(MessageType::kJoin));
@@ -466,7 +466,7 @@ TEST_CASE("a heartbeat from a lost member brings it back at once", "[membership]
   CHECK(r.m.is_member("a"));
 }
 
-TEST_CASE("gossip about an unknown node contacts it; it is listed once it answers directly",
+TEST_CASE("gossip about an unknown node contacts it, and it is listed once it answers directly",
           "[membership]") {
   Rig r;
   const Peer a = peer("a", 2001), c = peer("c", 2003);
@@ -589,7 +589,7 @@ TEST_CASE("seeds that all refuse our alias for refused_limit are fatal", "[membe
   CHECK(r.now - kStart >= Millis(10000));
 }
 
-TEST_CASE("seed hellos back off; remembered members are tried when seeds are silent",
+TEST_CASE("seed hellos back off, and remembered members are tried when seeds are silent",
           "[membership]") {
   Rig r;
   const Endpoint dead_seed{"127.0.0.1", 2999};

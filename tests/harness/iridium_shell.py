@@ -1,6 +1,7 @@
 """Helpers of the shell end-to-end tests (tests/shell/test_*.py): a node whose
 flags the test chooses (ShellNode), a process driven through pipes
-(PipeProcess), pexpect helpers and the register-dump parser.
+(PipeProcess), pexpect helpers and the parsers of the register dump and the
+`!jobs` table.
 
 Processes, ports and polling come from iridium_nodes; this module adds no
 second copy of any of them.
@@ -36,6 +37,28 @@ def parse_registers(text):
     if sorted(values) != list(range(32)):
         raise AssertionError(f"incomplete register dump:\n{block}")
     return [values[i] for i in range(32)]
+
+
+JOBS_HEADER = re.compile(r"^ *ID  STATE +ELAPSED +SESSION +NAME +ERROR$", re.M)
+JOB_ROW = re.compile(r"^ *\d+  \S.*$")
+
+
+def parse_jobs(text):
+    """The rows of the last `!jobs` table in text: {id: {"ID", "STATE",
+    "ELAPSED", "SESSION", "NAME", "ERROR"}}. Cells are apart by two or more
+    spaces; only ERROR, the last, may be empty (and contain single spaces)."""
+    headers = list(JOBS_HEADER.finditer(text))
+    if not headers:
+        raise AssertionError(f"no !jobs table in output:\n{text}")
+    names = headers[-1].group(0).split()
+    rows = {}
+    for line in text[headers[-1].end():].lstrip("\n").splitlines():
+        if not JOB_ROW.match(line):
+            break
+        cells = re.split(r" {2,}", line.strip(), maxsplit=len(names) - 1)
+        row = dict(zip(names, cells + [""] * (len(names) - len(cells))))
+        rows[int(row["ID"])] = row
+    return rows
 
 
 class PipeProcess:

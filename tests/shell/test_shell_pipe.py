@@ -11,7 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from iridium_nodes import REPO, clean_env, take_binary, wait_until  # noqa: E402
-from iridium_shell import PipeProcess, ShellTestCase, parse_registers, shell_args  # noqa: E402
+from iridium_shell import PipeProcess, ShellTestCase, parse_jobs, parse_registers, shell_args  # noqa: E402
 
 IRIDIUM = take_binary()
 
@@ -110,7 +110,8 @@ class PipeShell(ShellTestCase):
         self.assertClean(r)
         self.assertTrue(r.stdout.startswith("Commands:\n"), r.stdout)
         for usage in ["!help", "!quit", "!history", "!program", "!clear_program", "!clear_registers",
-                      "!registers", "!symbols", "!load_file PATH", "!spawn PATH", "!jobs", "!start_cluster",
+                      "!registers", "!symbols", "!load_file PATH", "!spawn PATH", "!jobs [--json]",
+                      "!job JOB", "!kill JOB", "!block", "!end", "!start_cluster",
                       "!join_cluster HOST PORT", "!cluster_members [--json]"]:
             self.assertRegex(r.stdout, rf"(?m)^  {re.escape(usage)}\s+\S")
 
@@ -302,6 +303,55 @@ class PipeShell(ShellTestCase):
         self.assertClean(r)
         self.assertEqual(r.stdout, "Hello, Iridium!\nx\n")
 
+    # --- blocks: !block ... !end -------------------------------------------
+
+    def fib_lines(self):
+        with open(os.path.join(REPO, "examples", "fib.iasm")) as f:
+            return f.read().splitlines()
+
+    def test_pasted_fib_fails_line_by_line(self):
+        # Why blocks exist: alone, the first use of @fib names a label that
+        # is defined only further down.
+        r = self.shell(*self.fib_lines()[:5])
+        self.assertIn("<shell>:1:6: error: undefined label 'fib'", r.stderr)
+
+    def test_pasted_fib_in_a_block_runs_as_the_file_does(self):
+        r = self.shell("!block", *self.fib_lines(), "!end", "!registers", "!symbols")
+        self.assertClean(r)
+        self.assertTrue(r.stdout.startswith("Integer registers:"), r.stdout)  # nothing else printed
+        self.assertEqual(parse_registers(r.stdout)[0], 610)
+        self.assertIn("\nfib  code  12\n", r.stdout)
+        # Its labels serve the lines after it.
+        r = self.shell("!block", *self.fib_lines(), "!end", "load $0 #10", "call @fib", "!registers")
+        self.assertClean(r)
+        self.assertEqual(parse_registers(r.stdout)[0], 55)
+
+    def test_a_broken_block_names_its_lines_and_changes_nothing(self):
+        r = self.shell("load $0 #7", "!block", "load $1 #1", "", "    bogus $1", "call @nowhere", "!end",
+                       "!program", "!registers")
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(r.stderr, "<block>:3:5: error: unknown instruction 'bogus'\n"
+                                   "<block>:4:6: error: undefined label 'nowhere'\n")
+        self.assertTrue(r.stdout.startswith("        load $0 #7              ; 0\nInteger registers:"), r.stdout)
+        self.assertEqual(parse_registers(r.stdout)[:2], [7, 0])
+
+    def test_block_command_errors(self):
+        r = self.shell("!end", "!block", "load $2 #2", "!block", "!registers", "!end extra", "!end",
+                       "!registers")
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(r.stderr, "!end without a block: start one with !block\n"
+                                   "already in a block: !end runs it, Ctrl-C drops it\n"
+                                   "!registers does not run inside a block: !end runs the block first\n"
+                                   "usage: !end\n")
+        self.assertEqual(parse_registers(r.stdout)[2], 2)
+        self.assertEqual(r.stdout.count("Integer registers:"), 1)
+
+    def test_end_of_input_ends_a_block(self):
+        # A data label used before it is defined, and the block left open.
+        r = self.shell("!block", "prts @m", "m: .asciiz 'pasted'")
+        self.assertClean(r)
+        self.assertEqual(r.stdout, "pasted\n")
+
     # --- end of the session -----------------------------------------------
 
     def test_end_of_input_exits_0(self):
@@ -346,7 +396,29 @@ class PipeShell(ShellTestCase):
         self.assertClean(r)
         self.assertEqual(r.stdout, "Farewell! Have a great day!\n")
 
-    # --- !spawn and !jobs, with stdin kept open ----------------------------
+    # --- !spawn, !jobs, !kill and !job, with stdin kept open ---------------
+
+    def open_shell(self):
+        data = tempfile.mkdtemp(dir=self.tmp)
+        shell = PipeProcess([IRIDIUM, *shell_args(data)], clean_env())
+        self.track(shell.proc)
+        self.addCleanup(shell.kill)
+        return shell
+
+    def jobs(self, shell, last_id):
+        """Sends !jobs and returns its rows, once the row of job last_id came."""
+        mark = len(shell.text())
+        shell.send("!jobs")
+        shell.wait_for(rf"^ *ID  STATE .*\n(.*\n)*? *{last_id}  .*$", timeout=30, start=mark)
+        return parse_jobs(shell.text()[mark:])
+
+    def answer(self, shell, line, pattern, name="stdout"):
+        """Sends line and returns the text from its answer's first match of pattern on."""
+        mark = len(shell.text(name))
+        shell.send(line)
+        m = shell.wait_for(pattern, timeout=30, name=name, start=mark)
+        return shell.text(name)[m.start():]
+
 
     def test_spawn_returns_at_once_and_jobs_shows_it_halted(self):
         data = tempfile.mkdtemp(dir=self.tmp)
@@ -358,11 +430,9 @@ class PipeShell(ShellTestCase):
         shell.wait_for(r"^Spawned job 1 \(examples/hello\.iasm\)$", timeout=30)
 
         def halted():
-            mark = len(shell.text())
-            shell.send("!jobs")
-            m = shell.wait_for(r"^1  (queued|running|halted|ended|error|cancelled)  examples/hello\.iasm$",
-                               timeout=30, start=mark)
-            return m.group(1) == "halted"
+            job = self.jobs(shell, 1)[1]
+            self.assertEqual((job["SESSION"], job["NAME"], job["ERROR"]), ("you", "examples/hello.iasm", ""))
+            return job["STATE"] == "halted"
 
         wait_until(halted, 30, "job 1 to halt")
         # The notice of the finished job comes with some line's output, once.
@@ -386,16 +456,83 @@ class PipeShell(ShellTestCase):
         shell.wait_for(r"^Spawned job 1 ", timeout=30)
 
         def failed():
-            mark = len(shell.text())
-            shell.send("!jobs")
-            m = shell.wait_for(r"^1  (\w+)  .*$", timeout=30, start=mark)
-            return m.group(1) == "error" and m.group(0)
+            job = self.jobs(shell, 1)[1]
+            return job["STATE"] == "error" and job
 
-        line = wait_until(failed, 30, "job 1 to fail")
-        self.assertEqual(line, f"1  error  {path}  division by zero at code offset 4")
+        job = wait_until(failed, 30, "job 1 to fail")
+        self.assertEqual((job["NAME"], job["ERROR"]), (path, "division by zero at code offset 4"))
         shell.close_stdin()
         self.assertEqual(shell.wait_exit(30), 0)
         self.assertIn(f"[job 1] {path}: error: division by zero at code offset 4\n", shell.text())
+
+    def test_kill_an_endless_job_then_show_it_and_a_finished_jobs_registers(self):
+        endless = self.write("endless.iasm", "load $1 #4\ntop: inc $0\njmpb $1\n")
+        regs = self.write("regs.iasm", "load $0 #42\nload $7 #-3\nhlt\n")
+        shell = self.open_shell()
+        shell.send(f"!spawn {endless}")
+        shell.wait_for(r"^Spawned job 1 ", timeout=30)
+        wait_until(lambda: self.jobs(shell, 1)[1]["STATE"] == "running", 30, "job 1 to run")
+
+        killed = self.answer(shell, "!kill 1", r"^Killed job 1 ")
+        self.assertRegex(killed, rf"^Killed job 1 \({re.escape(endless)}\) after \d+\.\d{{3}}s; "
+                                 r"!job 1 shows its output and registers\n")
+        job = self.jobs(shell, 1)[1]
+        self.assertEqual((job["STATE"], job["SESSION"], job["NAME"]), ("cancelled", "you", endless))
+        self.assertRegex(job["ELAPSED"], r"^\d+\.\d{3}s$")
+
+        # Its registers as the kill left them: only the non-zero ones.
+        self.answer(shell, "!job 1", r"^job 1: ")
+        shell.wait_for(r"^equal flag .*pc 8, heap 64 bytes, stack 0 entries$", timeout=30)
+        details = shell.text()[shell.text().rindex("job 1: "):]
+        block = details[details.index("Integer registers:"):details.index("Float registers:")]
+        cells = {int(r): int(v) for r, v in re.findall(r"\$(\d+)\s+(-?\d+)", block)}
+        self.assertEqual(sorted(cells), [0, 1], details)
+        self.assertEqual(cells[1], 4)
+        self.assertGreater(cells[0], 0)
+        self.assertIn("\nFloat registers: all zero\n", details)
+
+        # A job that halts: !job shows its final registers.
+        shell.send(f"!spawn {regs}")
+        shell.wait_for(r"^Spawned job 2 ", timeout=30)
+        wait_until(lambda: self.jobs(shell, 2)[2]["STATE"] == "halted", 30, "job 2 to halt")
+        self.answer(shell, "!job 2", r"^job 2: ")
+        shell.wait_for(r"^equal flag .*pc 12, heap 64 bytes, stack 0 entries$", timeout=30)
+        details = shell.text()[shell.text().rindex("job 2: "):]
+        self.assertTrue(details.startswith(f"job 2: {regs}\nstate    halted\nsession  you\nelapsed  "), details)
+        self.assertIn("\noutput   (none)\nFinal registers, zeros left out:\nInteger registers:\n"
+                      "  $0            42  $7            -3\nFloat registers: all zero\n", details)
+
+        # Killing what has finished, or what is not there, is an error; the
+        # shell goes on.
+        self.answer(shell, "!kill 2", r"^job 2 has already halted$", name="stderr")
+        self.answer(shell, "!kill 9", r"^no job 9$", name="stderr")
+        self.answer(shell, "!kill 1", r"^job 1 has already been cancelled$", name="stderr")
+        shell.send("load $3 #3")
+        dump = self.answer(shell, "!registers", r"^Integer registers:")
+        shell.wait_for(r"^equal flag .*pc 4, ", timeout=30)
+        self.assertEqual(parse_registers(shell.text())[3], 3, dump)
+        shell.close_stdin()
+        self.assertEqual(shell.wait_exit(30), 0)
+        notices = shell.text()
+        self.assertEqual(notices.count(f"[job 1] {endless}: cancelled\n"), 1, notices)
+        self.assertEqual(notices.count(f"[job 2] {regs}: halted\n"), 1, notices)
+
+    def test_jobs_json(self):
+        shell = self.open_shell()
+        self.answer(shell, "!jobs --json", r'^\{"jobs":\[\]\}$')
+        shell.send("!spawn examples/hello.iasm")
+        shell.wait_for(r"^Spawned job 1 ", timeout=30)
+
+        def halted():
+            line = self.answer(shell, "!jobs --json", r'^\{"jobs":.*$').splitlines()[0]
+            jobs = json.loads(line)["jobs"]
+            self.assertEqual(len(jobs), 1)
+            return jobs[0]["state"] == "halted" and jobs[0]
+
+        job = wait_until(halted, 30, "job 1 to halt")
+        self.assertEqual({k: job[k] for k in ("id", "session", "name", "error")},
+                         {"id": 1, "session": 0, "name": "examples/hello.iasm", "error": None})
+        self.assertIsInstance(job["elapsed_ms"], int)
 
 
 if __name__ == "__main__":

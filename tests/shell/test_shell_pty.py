@@ -1,7 +1,9 @@
 """The local shell on a real pseudo-terminal (pexpect): banner, prompt, line
 editing and history through libedit, the history file in the data directory,
-the question for a missing !load_file path, job notices, and the keys: Ctrl-C
-(interrupts a line, clears the input line, never ends a node), Ctrl-D and SIGTERM."""
+the question for a missing !load_file path, job notices, Tab completion and
+pasted tabs, blocks (!block ... !end) typed at the `... ` prompt, and the keys:
+Ctrl-C (interrupts a line, clears the input line, never ends a node), Ctrl-D
+and SIGTERM."""
 import os
 import re
 import signal
@@ -16,7 +18,7 @@ import pexpect
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from iridium_nodes import (REPO, clean_env, cpu_seconds, free_port, kill_process, port_accepts, port_is_free,  # noqa: E402
                            take_binary, wait_until)  # noqa: E402
-from iridium_shell import BANNER, PROMPT, ShellTestCase, parse_registers, shell_args  # noqa: E402
+from iridium_shell import BANNER, PROMPT, ShellTestCase, parse_jobs, parse_registers, shell_args  # noqa: E402
 
 IRIDIUM = take_binary()
 
@@ -166,6 +168,15 @@ class PtyShell(ShellTestCase):
         self.assertEqual(proc.wait(timeout=15), 0)
         self.assertIn("the terminal hung up", proc.stderr.read().decode())
 
+    def test_non_ascii_text_typed_at_the_terminal_is_kept(self):
+        # The node starts in the "C" locale (clean_env sets no LANG), where
+        # libedit used to drop every non-ASCII character: 'h\u00e9llo' became 'hllo'.
+        child, _ = self.spawn()
+        child.expect_exact(PROMPT)
+        self.run_line(child, "msg: .asciiz 'h\u00e9llo \u2713 \u65e5\u672c'")
+        self.assertIn("h\u00e9llo \u2713 \u65e5\u672c", self.run_line(child, "prts @msg"))
+        self.end_with_ctrl_d(child)
+
     def test_quit_exits_0(self):
         child, _ = self.spawn()
         child.expect_exact(PROMPT)
@@ -196,7 +207,8 @@ class PtyShell(ShellTestCase):
         # On lines of its own, right before a fresh prompt, shown once.
         self.assertRegex(seen, r"(^|\n)" + re.escape(notice + PROMPT) + "$")
         self.assertEqual(seen.count("[job 1]"), 1, seen)
-        self.assertEqual(self.run_line(child, "!jobs"), "1  halted  examples/hello.iasm\n")
+        job = parse_jobs(self.run_line(child, "!jobs"))[1]
+        self.assertEqual((job["STATE"], job["SESSION"], job["NAME"]), ("halted", "you", "examples/hello.iasm"))
         self.end_with_ctrl_d(child)
 
     def test_spawn_asks_for_the_path(self):
@@ -272,6 +284,116 @@ class PtyShell(ShellTestCase):
         child.expect_exact("^C\r\ncancelled: no path given\r\n" + PROMPT)
         self.assertEqual(self.run_line(child, "load $0 #4"), "")
         self.assertEqual(self.registers(child)[0], 4)
+        self.end_with_ctrl_d(child)
+
+    # --- Tab completion ----------------------------------------------------
+
+    def complete(self, child, typed, completed):
+        """Types `typed` and a Tab; the word typed must then read `completed`."""
+        child.send(typed)
+        child.expect_exact(typed)
+        child.send("\t")
+        child.expect_exact(completed[len(typed):])
+
+    def test_tab_completes_a_command(self):
+        child, _ = self.spawn()
+        child.expect_exact(PROMPT)
+        self.complete(child, "!reg", "!registers ")
+        child.send("\r")
+        child.expect_exact("Integer registers:")
+        child.expect_exact(PROMPT)
+        # Several candidates: the common part, then the list on a second Tab.
+        self.complete(child, "!cl", "!cl")
+        child.send("\t")
+        child.expect(r"!clear_program\s+!clear_registers\s+!cluster_members")
+        child.expect_exact(PROMPT + "!cl")
+        child.sendintr()
+        child.expect_exact("^C\r\n" + PROMPT)
+        self.end_with_ctrl_d(child)
+
+    def test_tab_completes_a_mnemonic(self):
+        child, _ = self.spawn()
+        child.expect_exact(PROMPT)
+        self.complete(child, "in", "inc ")
+        child.send("$4\r")
+        child.expect_exact(PROMPT)
+        self.assertEqual(self.registers(child)[4], 1)
+        self.end_with_ctrl_d(child)
+
+    def test_tab_completes_a_label(self):
+        child, _ = self.spawn()
+        child.expect_exact(PROMPT)
+        self.run_line(child, "load $0 #0")
+        self.run_line(child, "middle: load $5 #1")  # at code offset 4
+        self.complete(child, "load $6 @mi", "load $6 @middle ")
+        child.send("\r")
+        child.expect_exact(PROMPT)
+        self.assertEqual(self.registers(child)[6], 4)
+        self.end_with_ctrl_d(child)
+
+    def test_tab_completes_a_path(self):
+        child, _ = self.spawn()
+        child.expect_exact(PROMPT)
+        os.mkdir(os.path.join(self.tmp, "programs"))
+        with open(os.path.join(self.tmp, "programs", "seven.iasm"), "w") as f:
+            f.write("load $7 #77\n")
+        # A directory first (no space after its '/'), then the file in it.
+        self.complete(child, f"!load_file {self.tmp}/prog", f"!load_file {self.tmp}/programs/")
+        self.complete(child, "se", "seven.iasm ")
+        child.send("\r")
+        child.expect_exact(PROMPT)
+        self.assertEqual(self.registers(child)[7], 77)
+        self.end_with_ctrl_d(child)
+
+    def test_a_pasted_tab_is_whitespace_not_completion(self):
+        child, _ = self.spawn()
+        child.expect_exact(PROMPT)
+        # One write, as a terminal delivers a paste: tabs with more behind them.
+        child.send("load\t$3\t#33\r")
+        child.expect_exact("load $3 #33")
+        child.expect_exact(PROMPT)
+        self.assertEqual(self.registers(child)[3], 33)
+        self.end_with_ctrl_d(child)
+
+    # --- blocks ---------------------------------------------------------------
+
+    def test_a_block_typed_at_the_terminal(self):
+        child, _ = self.spawn()
+        child.expect_exact(PROMPT)
+        child.sendline("!block")
+        child.expect_exact("!block\r\n... ")
+        for line in ["call @later", "hlt", "later: load $8 #88", "ret"]:
+            child.sendline(line)
+            child.expect_exact(line + "\r\n... ")
+        child.sendline("!end")
+        child.expect_exact("!end\r\n" + PROMPT)
+        self.assertEqual(self.registers(child)[8], 88)
+        # Ctrl-C drops a block; Ctrl-D ends one and runs it.
+        child.sendline("!block")
+        child.expect_exact("... ")
+        child.sendline("load $8 #1")
+        child.expect_exact("load $8 #1\r\n... ")
+        child.sendintr()
+        child.expect_exact("^C\r\nblock dropped (1 line); the program is unchanged\r\n" + PROMPT)
+        self.assertEqual(self.registers(child)[8], 88)
+        child.sendline("!block")
+        child.expect_exact("... ")
+        child.sendline("load $9 #99")
+        child.expect_exact("load $9 #99\r\n... ")
+        child.sendeof()
+        child.expect_exact(PROMPT)
+        self.assertTrue(child.isalive())
+        self.assertEqual(self.registers(child)[8:10], [88, 99])
+        self.end_with_ctrl_d(child)
+
+    def test_a_pasted_program_in_a_block(self):
+        child, _ = self.spawn()
+        child.expect_exact(PROMPT)
+        with open(os.path.join(REPO, "examples", "fib.iasm")) as f:
+            program = f.read()
+        child.send("!block\r" + program.replace("\n", "\r") + "!end\r")
+        child.expect_exact("!end\r\n" + PROMPT)
+        self.assertEqual(self.registers(child)[0], 610)
         self.end_with_ctrl_d(child)
 
     def cluster_node(self):
