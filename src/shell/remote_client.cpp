@@ -10,6 +10,8 @@
 #include <iostream>
 #include <zmq.hpp>
 
+#include "common/curve_socket.h"
+#include "common/socket_monitor.h"
 #include "shell/completion.h"
 #include "shell/console.h"
 #include "shell/shell.h"
@@ -93,6 +95,12 @@ class Connection {
     socket_.set(zmq::sockopt::maxmsgsize, int64_t{16} << 20);
     const auto& [host, port] = *address;
     if (host.find(':') != std::string::npos) socket_.set(zmq::sockopt::ipv6, 1);
+    if (settings_.key) make_curve_client(socket_, *settings_.key, settings_.key->public_z85);
+    // A refused handshake (no key, wrong key) is reported at once, not as a timeout.
+    auto monitor =
+        open_monitor(context_, socket_, "inproc://iridium-attach-monitor", kHandshakeFailureEvents);
+    if (!monitor) return monitor.error();
+    monitor_ = std::move(*monitor);
     try {
       const bool ipv6 = host.find(':') != std::string::npos;
       socket_.connect("tcp://" + (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port));
@@ -102,7 +110,8 @@ class Connection {
     auto response = call(remote::Request{remote::Request::Type::kOpen, settings_.token, {}},
                          settings_.connect_timeout, OnCtrlC::kGiveUp);
     if (!response) {
-      if (ctrl_c_ > 0) return response.error();
+      // A refused handshake says so itself; a timeout hints at the usual cause.
+      if (response.kind() == ErrorKind::kRefused || ctrl_c_ > 0) return response.error();
       return Error{response.message() + " (is a node running there with --enable-remote-access?)"};
     }
     if (response->type == remote::Response::Type::kRefused)
@@ -143,6 +152,7 @@ class Connection {
 
   void close() {
     (void)send(remote::encode(remote::Request{remote::Request::Type::kClose, {}, {}}));
+    close_monitor(socket_, monitor_);
   }
 
  private:
@@ -181,8 +191,9 @@ class Connection {
     if (!send(remote::encode(request))) return Error{"cannot send to " + settings_.address};
     const auto deadline = Clock::now() + timeout;
     zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
+                               {monitor_.handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, interrupts_.fd(), ZMQ_POLLIN, 0}};
-    const int count = interrupts_.fd() >= 0 ? 2 : 1;
+    const int count = interrupts_.fd() >= 0 ? 3 : 2;
     while (true) {
       const auto now = Clock::now();
       if (now >= deadline) {
@@ -193,9 +204,9 @@ class Connection {
       if (const int ping = ms_until_ping(); ping >= 0) {
         wait = std::min(wait, std::chrono::milliseconds(ping));
       }
-      items[0].revents = items[1].revents = 0;
+      items[0].revents = items[1].revents = items[2].revents = 0;
       zmq::poll(items, count, std::max(wait, std::chrono::milliseconds(1)));
-      if ((items[1].revents & ZMQ_POLLIN) != 0 && interrupts_.take()) {
+      if (count > 2 && (items[2].revents & ZMQ_POLLIN) != 0 && interrupts_.take()) {
         ++ctrl_c_;
         const bool give_up =
             on_ctrl_c == OnCtrlC::kGiveUp || (on_ctrl_c == OnCtrlC::kInterruptOnce && ctrl_c_ > 1);
@@ -218,14 +229,32 @@ class Connection {
         }
         return response;
       }
+      if (auto refused = handshake_refused()) return *refused;
       keep_alive();
     }
+  }
+
+  // The node turned our handshake down: no key where it wants one, another
+  // key, or a key where it has none.
+  std::optional<Error> handshake_refused() {
+    while (auto e = read_monitor_event(monitor_)) {
+      if (!is_handshake_failure(e->event)) continue;
+      const std::string why =
+          settings_.key
+              ? "the CURVE handshake failed: the node's remote shell has another key than --key "
+                "(or no key)"
+              : "the handshake failed: the node's remote shell requires a key; pass --key FILE "
+                "(or set IRIDIUM_REMOTE_KEY)";
+      return Error{"refused by " + settings_.address + ": " + why, ErrorKind::kRefused};
+    }
+    return std::nullopt;
   }
 
   const AttachSettings& settings_;
   InterruptSignal& interrupts_;
   zmq::context_t context_{1};
   zmq::socket_t socket_;
+  zmq::socket_t monitor_;                   // PAIR: the DEALER's handshake failures
   std::chrono::milliseconds keepalive_{0};  // 0: the node wants no pings
   Clock::time_point last_sent_{};
   int ctrl_c_ = 0;

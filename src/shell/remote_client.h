@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/curve_key.h"
 #include "common/result.h"
 #include "shell/remote_protocol.h"
 
@@ -15,6 +16,7 @@ struct AttachSettings {
   std::string address;                // HOST:PORT
   std::vector<std::string> commands;  // run these and exit; empty: interactive
   std::string token;
+  std::optional<CurveKey> key;  // the node's remote-shell key: CURVE
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds command_timeout{60000};
   std::string history_path;  // for interactive use
