@@ -44,38 +44,33 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from iridium_nodes import REPO, clean_env, free_port, kill_process, parse_snapshot, take_binary, wait_until  # noqa: E402
+from k8s_pod import container_args, container_env, rendered_objects, skip_or_fail, the_container  # noqa: E402
 
 IRIDIUM = take_binary()
 MANIFESTS = os.path.abspath(os.environ.get("IRIDIUM_K8S_DIR", os.path.join(REPO, "deploy", "k8s")))
 KUBECTL = os.environ.get("IRIDIUM_KUBECTL") or shutil.which("kubectl")
 KINDS = {"Service", "StatefulSet", "PodDisruptionBudget"}
+WHAT = "the Kubernetes manifests"
 
 try:
-    import yaml
+    import yaml  # noqa: F401  (k8s_pod renders with it)
     import kubernetes.client.models as k8s_models
 except ImportError as e:  # checked in setUpModule
-    yaml = k8s_models = None
+    k8s_models = None
     IMPORT_ERROR = str(e)
 
 
-def skip_or_fail(reason):
-    if os.environ.get("CI") == "true":
-        raise RuntimeError(f"CI=true, but the Kubernetes manifests cannot be checked: {reason}")
-    print(f"SKIPPED: {reason}", flush=True)
-    raise unittest.SkipTest(reason)
-
-
 def setUpModule():
-    if yaml is None:
-        skip_or_fail(f"python3-yaml or python3-kubernetes is missing ({IMPORT_ERROR}); run scripts/setup")
+    if k8s_models is None:
+        skip_or_fail(f"python3-yaml or python3-kubernetes is missing ({IMPORT_ERROR}); run scripts/setup", WHAT)
     if KUBECTL is None:
-        skip_or_fail("no kubectl on PATH (Debian's kubernetes-client); run scripts/setup")
+        skip_or_fail("no kubectl on PATH (Debian's kubernetes-client); run scripts/setup", WHAT)
     try:
         version = subprocess.run([KUBECTL, "version", "--client"], capture_output=True, text=True, timeout=30)
     except OSError as e:
-        skip_or_fail(f"cannot run {KUBECTL}: {e}")
+        skip_or_fail(f"cannot run {KUBECTL}: {e}", WHAT)
     if version.returncode != 0:
-        skip_or_fail(f"{KUBECTL} version --client failed: {version.stderr.strip()}")
+        skip_or_fail(f"{KUBECTL} version --client failed: {version.stderr.strip()}", WHAT)
     print(f"kubectl: {KUBECTL}: {version.stdout.strip().splitlines()[0]}", flush=True)
     print(f"manifests: {MANIFESTS}", flush=True)
 
@@ -84,24 +79,11 @@ def kubectl(*args, timeout=60):
     return subprocess.run([KUBECTL, *args], capture_output=True, text=True, timeout=timeout)
 
 
-def rendered_objects():
-    """The objects `kubectl apply -k` would send: the kustomization, built."""
-    built = kubectl("kustomize", MANIFESTS)
-    if built.returncode != 0:
-        raise AssertionError(f"kubectl kustomize {MANIFESTS} failed:\n{built.stderr}")
-    return [doc for doc in yaml.safe_load_all(built.stdout) if doc is not None]
-
-
 def by_kind(objects):
     out = {}
     for obj in objects:
         out.setdefault(obj.get("kind"), []).append(obj)
     return out
-
-
-def the_container(statefulset):
-    containers = statefulset["spec"]["template"]["spec"]["containers"]
-    return next(c for c in containers if c["name"] == "iridium")
 
 
 def env_list(container):
@@ -242,13 +224,6 @@ class DiscoveryOnly(http.server.BaseHTTPRequestHandler):
 
 # --- the kubelet's part, for running the container here ----------------------
 
-def expand(text, env):
-    """Kubernetes' $(VAR) expansion: a defined VAR is replaced, $$ is a
-    literal $, anything else stays as written."""
-    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
-                  lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), text)
-
-
 class Pod:
     """The StatefulSet's pod `name` as a local process: the container's
     command, args and env as the kubelet expands them, with each volume in a
@@ -274,19 +249,8 @@ class Pod:
                     with open(path, "wb") as f:
                         f.write(data[item["key"]])
                     os.chmod(path, secret.get("defaultMode", 0o644))
-        fields = {"metadata.name": name, "metadata.namespace": namespace}
-        self.env = {}
-        for e in self.container.get("env", []):
-            source = e.get("valueFrom", {})
-            if "fieldRef" in source:
-                value = fields[source["fieldRef"]["fieldPath"]]
-            elif "secretKeyRef" in source:
-                ref = source["secretKeyRef"]
-                value = secret_data[ref["name"]][ref["key"]].decode()
-            else:
-                value = expand(e.get("value", ""), self.env)
-            self.env[e["name"]] = self.localise(value)
-        self.args = [self.localise(expand(a, self.env)) for a in self.container.get("args", [])]
+        self.env = {k: self.localise(v) for k, v in container_env(self.container, name, namespace, secret_data).items()}
+        self.args = [self.localise(a) for a in container_args(self.container, self.env)]
         self.root = root
         self.proc = None
 
@@ -324,7 +288,7 @@ class Pod:
 class Manifests(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.objects = rendered_objects()
+        cls.objects = rendered_objects(KUBECTL, MANIFESTS)
         cls.kinds = by_kind(cls.objects)
         cls.node_flags, cls.node_envs = help_options()
         cls.attach_flags, _ = help_options("attach")
