@@ -25,7 +25,8 @@ What is checked, all offline:
 
 Without kubectl or python3-kubernetes (scripts/setup installs both) the
 suite prints "SKIPPED: <reason>", unless CI=true: then it fails.
-IRIDIUM_K8S_DIR checks another copy of the manifests (default deploy/k8s).
+IRIDIUM_K8S_DIR checks another copy of the manifests (default deploy/k8s);
+IRIDIUM_KUBECTL names the kubectl to use (default: the one on PATH).
 """
 import copy
 import http.server
