@@ -388,7 +388,7 @@ class Manifests(unittest.TestCase):
         self.assertEqual(args[args.index("--server-bind-host") + 1], "0.0.0.0")
         self.assertIn("--daemon-mode", args)
 
-    def test_secrets_token_and_cluster_key_file_are_wired(self):
+    def test_secrets_token_and_key_file_are_wired(self):
         sts = self.one("StatefulSet")
         pod_spec = sts["spec"]["template"]["spec"]
         container = the_container(sts)
@@ -405,6 +405,8 @@ class Manifests(unittest.TestCase):
         key_file = env["IRIDIUM_CLUSTER_KEY"]["value"]
         self.assertEqual(os.path.dirname(key_file), mount["mountPath"])
         self.assertEqual(items.get(os.path.basename(key_file)), "cluster.key")
+        # The remote shell (and `iridium attach` in the probes) use the same key.
+        self.assertEqual(env["IRIDIUM_REMOTE_KEY"]["value"], "$(IRIDIUM_CLUSTER_KEY)")
         for m in container["volumeMounts"]:
             self.assertIn(m["name"], volumes)
 
