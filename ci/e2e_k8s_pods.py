@@ -13,6 +13,12 @@ docker exec instead), CoreDNS's caching, the PodDisruptionBudget.
 
     python3 ci/e2e_k8s_pods.py [unittest args]
 
+Run by hand, not by scripts/test: on this machine about one run in five
+fails, in the case examined because Docker's embedded DNS stopped answering
+for a re-created pod's alias (getent in every container said "not found"
+while `docker inspect` listed the alias), so the pods could not dial it.
+That is the emulation's DNS, not Kubernetes' (CoreDNS): kept out of CI.
+
 Needs Docker, kubectl and python3-yaml; otherwise "SKIPPED: <reason>",
 except under CI=true. The image is IRIDIUM_IMAGE (default iridium:local),
 brought up to date with `scripts/cluster image` unless IRIDIUM_NO_BUILD=1. Containers and the network are
@@ -147,11 +153,22 @@ class Pods(unittest.TestCase):
             command += ["-e", f"{name}={value}"]
         docker(*command, IMAGE, *self.container["command"], *container_args(self.container, env))
 
-    def remove(self, *indices):
-        """The pods' deletion: SIGTERM, the grace period, then gone."""
+    def remove(self, *indices, witness):
+        """The pods' deletion: SIGTERM, the grace period, then gone, down to
+        their DNS names as pod `witness` resolves them. Docker's DNS drops a
+        removed container's alias a moment later; a new container with the
+        same alias created before that loses its record too (seen here: the
+        name stayed unresolvable for every container). Kubernetes creates
+        the replacement only once the old pod is gone, so this waits too."""
         names = [self.name_of(i) for i in indices]
         docker("stop", *names, timeout=60)
         docker("rm", *names)
+
+        def unresolved():
+            return all(docker("exec", self.name_of(witness), "getent", "hosts", self.dns_name(i),
+                              check=False).returncode != 0 for i in indices)
+
+        wait_until(unresolved, 20, f"the removed pods' names to stop resolving in iridium-{witness}", interval=0.2)
 
     def address(self, i):
         return docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
@@ -199,7 +216,7 @@ class Pods(unittest.TestCase):
     def test_3_a_replaced_pod_comes_back_under_its_name_at_a_new_address(self):
         old_address, old_instance = self.address(1), self.snapshot(1)["self"]["instance"]
         started = time.monotonic()
-        self.remove(1)
+        self.remove(1, witness=0)
         print(f"iridium-1 stopped (SIGTERM) and removed in {time.monotonic() - started:.2f} s", flush=True)
         wait_until(lambda: all(self.seen(i) == sorted(f"iridium-{j}" for j in (0, 2, 3) if j != i) for i in (0, 2, 3)),
                    10, "the others to drop iridium-1", interval=0.2)
@@ -215,7 +232,7 @@ class Pods(unittest.TestCase):
         # docs/deploy.md, "Seeds": pods 3 and 4 took the seeds' leave and
         # nobody tells the new seeds about them. Say what happened, then
         # check that the documented remedy merges the cluster.
-        self.remove(0, 1, 2)
+        self.remove(0, 1, 2, witness=3)
         for i in range(3):
             self.create(i)
         try:
