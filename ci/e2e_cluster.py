@@ -79,7 +79,19 @@ def full_mesh(nodes):
     return all(members(n) == everyone - {aliases[n]} for n in nodes)
 
 
-class ClusterEndToEnd(unittest.TestCase):
+class RecordsFailures(unittest.TestCase):
+    """Sets the class's `failed` when any of its tests fails, so that
+    tearDownClass saves the containers' logs."""
+    failed = False
+
+    def run(self, result=None):
+        result = super().run(result)
+        if result and (result.failures or result.errors):
+            type(self).failed = True
+        return result
+
+
+class ClusterEndToEnd(RecordsFailures):
     @classmethod
     def setUpClass(cls):
         cls.own_key_dir = None
@@ -104,12 +116,6 @@ class ClusterEndToEnd(unittest.TestCase):
         if cls.own_key_dir:
             shutil.rmtree(cls.own_key_dir, ignore_errors=True)
             del os.environ["IRIDIUM_KEY_DIR"]
-
-    def run(self, result=None):
-        result = super().run(result)
-        if result and (result.failures or result.errors):
-            type(self).failed = True
-        return result
 
     def test_01_three_nodes_form_a_full_mesh(self):
         wait_until(lambda: full_mesh(["seed", "node-1", "node-2"]), 60, "a 3-node full mesh", interval=0.2)
@@ -158,6 +164,20 @@ class ClusterEndToEnd(unittest.TestCase):
         wait_until(lambda: full_mesh(nodes), 120, "an 8-node full mesh", interval=0.2)
         for node in nodes:
             self.assertEqual(len(members(node)), 7, node)
+
+    def test_04b_graph_draws_the_full_mesh(self):
+        # scripts/cluster graph on compose (ci/e2e_swarm.py checks it on Swarm).
+        dot = cluster("graph").stdout
+        vertices = [line for line in dot.splitlines() if line.strip().startswith('"') and "->" not in line]
+        edges = [line for line in dot.splitlines() if "->" in line]
+        self.assertEqual(len(vertices), 8, dot)
+        self.assertIn('  "seed";', vertices)
+        self.assertEqual(len(edges), 8 * 7 // 2, dot)
+        self.assertTrue(all("dir=none" in e for e in edges), dot)
+        svg = os.path.join(self.key_dir, "cluster.svg")
+        self.assertIn(f"drew {svg}", cluster("graph", svg).stdout)
+        with open(svg) as f:
+            self.assertEqual(f.read().count('class="edge"'), 8 * 7 // 2)
 
     def test_05_killed_node_is_dropped_and_rejoins_with_its_alias(self):
         victim = "node-3"
