@@ -171,6 +171,18 @@ swarm_down() {
   swarm_release
 }
 
+# Every running task's log, each line prefixed with its alias ("node-2 | "),
+# as compose's logs does; -f follows them all at once. (`docker service
+# logs` takes a TTY service's logs only --raw, without saying whose.)
 swarm_logs() { # $@: [-f]
-  docker service logs --no-task-ids "$@" "$(swarm_service)"
+  local slot c
+  [ -n "$(swarm_containers)" ] || die "no running tasks; run: scripts/cluster --engine swarm up"
+  while read -r _ slot c; do
+    if [ $# -gt 0 ]; then
+      docker logs "$@" "$c" 2>&1 | sed -u "s/^/node-$slot | /" &
+    else
+      docker logs "$c" 2>&1 | sed "s/^/node-$slot | /"
+    fi
+  done < <(swarm_containers)
+  wait
 }

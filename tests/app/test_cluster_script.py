@@ -422,6 +422,7 @@ class SwarmEngine(StubbedScript):
             (("--engine", "swarm", "graph", "out.jpg"), "graph: FILE must end in .png or .svg"),
             (("--engine", "swarm", "graph", "a.png", "b.png"), "graph takes at most one argument"),
             (("--engine", "swarm", "graph"), "no running nodes"),
+            (("--engine", "swarm", "logs"), "no running tasks"),
             (("scale", "3"), "scale is for --engine swarm"),
         ]
         for args, message in cases:
