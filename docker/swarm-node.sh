@@ -30,12 +30,26 @@ join_peers() {
     fi
     sleep 0.2
   done
-  for ip in $(addresses); do
-    [ "$ip" = "$self" ] && continue
-    # In parallel: a dead task's address costs its join timeout, not the others'.
-    iridium attach 127.0.0.1:2244 -c "!join_cluster $ip $port" 2>&1 | sed "s/^/swarm-node: $ip: /" >&2 &
+  # Until this node has a member, or there is no one else: a join can fail
+  # for a while (a replacement whose old self the others have not yet
+  # declared dead is refused its alias).
+  rounds=0
+  while :; do
+    others=$(addresses | grep -vxF "$self" || true)
+    [ -n "$others" ] || return 0 # the first task: the next ones find it
+    for ip in $others; do
+      # In parallel: a dead task's address costs its join timeout, not the others'.
+      iridium attach 127.0.0.1:2244 -c "!join_cluster $ip $port" 2>&1 | sed "s/^/swarm-node: $ip: /" >&2 &
+    done
+    wait
+    iridium attach 127.0.0.1:2244 -c '!cluster_members --json' 2>/dev/null | grep -q '"members":\[{' && return 0
+    rounds=$((rounds + 1))
+    if [ "$rounds" -ge 30 ]; then
+      echo "swarm-node: no member after $rounds rounds of joins; giving up" >&2
+      return 0
+    fi
+    sleep 2
   done
-  wait
 }
 
 # Detached twice, so tini (PID 1) reaps it, not the node that replaces
