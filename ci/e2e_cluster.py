@@ -216,6 +216,16 @@ class ClusterEndToEnd(RecordsFailures):
             wait_until(lambda: all(alias not in (members(n) or {alias}) for n in others), 60,
                        "the others to drop the cut node", interval=0.2)
             wait_until(lambda: members(victim) == set(), 60, "the cut node to drop everyone", interval=0.2)
+            # The picture shows the partition: the cut node alone, the other 7 a
+            # full mesh (once every one of them, not just the 3 above, dropped it).
+            def graph_edges():
+                return [line for line in cluster("graph").stdout.splitlines() if "->" in line]
+
+            wait_until(lambda: len(graph_edges()) == 7 * 6 // 2, 30, "a graph of the other 7 alone",
+                       interval=0.2)
+            edges = graph_edges()
+            self.assertFalse([e for e in edges if f'"{alias}"' in e], edges)
+            self.assertTrue(all("dir=none" in e for e in edges), edges)
         finally:
             cluster("heal", victim)
         nodes = ["seed"] + [f"node-{i}" for i in range(1, 8)]
