@@ -81,7 +81,7 @@ def full_mesh(nodes):
 
 class RecordsFailures(unittest.TestCase):
     """Sets the class's `failed` when any of its tests fails, so that
-    tearDownClass saves the containers' logs."""
+    the class cleanup saves the containers' logs."""
     failed = False
 
     def run(self, result=None):
@@ -99,12 +99,15 @@ class ClusterEndToEnd(RecordsFailures):
             cls.own_key_dir = tempfile.mkdtemp(prefix="iridium-e2e-keys-")
             os.environ["IRIDIUM_KEY_DIR"] = cls.own_key_dir  # scripts/cluster reads it
         cls.key_dir = os.path.realpath(os.environ["IRIDIUM_KEY_DIR"])
+        # A class cleanup, unlike tearDownClass, also runs when `up` fails.
+        cls.addClassCleanup(cls.clean_up)
         cluster("down", check=False)
+        cls.failed = True  # until up succeeds: a failed up saves the logs too
         cluster("up", "3")
         cls.failed = False
 
     @classmethod
-    def tearDownClass(cls):
+    def clean_up(cls):
         if cls.failed:
             os.makedirs(LOG_DIR, exist_ok=True)
             for node, name in containers().items():

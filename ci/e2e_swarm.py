@@ -9,7 +9,7 @@ Never touches what is not its own: the stack has a name of its own
 (IRIDIUM_SWARM_STACK, default e2eswarm<pid>), and the cluster key and the
 "up made the swarm" note live in a temp directory. When this engine was in
 no swarm before, it is in none after (scripts/cluster down leaves the swarm
-that up made; tearDownClass checks, and leaves it if down did not). On
+that up made; the class cleanup checks, and leaves it if down did not). On
 failure every task container's log (exited ones too) is saved under
 build/e2e-logs/ and its tail printed. The image is IRIDIUM_IMAGE (default
 iridium:local), built by scripts/cluster if stale, as for ci/e2e_cluster.py.
@@ -65,15 +65,19 @@ class SwarmEndToEnd(RecordsFailures):
     @classmethod
     def setUpClass(cls):
         cls.swarm_before = swarm_state()
-        cls.failed = False
         cls.key_dir = tempfile.mkdtemp(prefix="iridium-e2e-swarm-")
         os.environ["IRIDIUM_KEY_DIR"] = cls.key_dir  # the key and the swarm note
+        # A class cleanup, unlike tearDownClass, also runs when `up` fails,
+        # so a swarm this suite made is left even then.
+        cls.addClassCleanup(cls.clean_up)
         cls.started = time.monotonic()
+        cls.failed = True  # until up succeeds: a failed up saves the logs too
         cluster("up", "3")
+        cls.failed = False
         print(f"\n  up 3: {time.monotonic() - cls.started:.1f} s", file=sys.stderr)
 
     @classmethod
-    def tearDownClass(cls):
+    def clean_up(cls):
         try:
             if cls.failed:
                 cls.save_logs()
