@@ -79,7 +79,19 @@ def full_mesh(nodes):
     return all(members(n) == everyone - {aliases[n]} for n in nodes)
 
 
-class ClusterEndToEnd(unittest.TestCase):
+class RecordsFailures(unittest.TestCase):
+    """Sets the class's `failed` when any of its tests fails, so that
+    the class cleanup saves the containers' logs."""
+    failed = False
+
+    def run(self, result=None):
+        result = super().run(result)
+        if result and (result.failures or result.errors):
+            type(self).failed = True
+        return result
+
+
+class ClusterEndToEnd(RecordsFailures):
     @classmethod
     def setUpClass(cls):
         cls.own_key_dir = None
@@ -87,12 +99,15 @@ class ClusterEndToEnd(unittest.TestCase):
             cls.own_key_dir = tempfile.mkdtemp(prefix="iridium-e2e-keys-")
             os.environ["IRIDIUM_KEY_DIR"] = cls.own_key_dir  # scripts/cluster reads it
         cls.key_dir = os.path.realpath(os.environ["IRIDIUM_KEY_DIR"])
+        # A class cleanup, unlike tearDownClass, also runs when `up` fails.
+        cls.addClassCleanup(cls.clean_up)
         cluster("down", check=False)
+        cls.failed = True  # until up succeeds: a failed up saves the logs too
         cluster("up", "3")
         cls.failed = False
 
     @classmethod
-    def tearDownClass(cls):
+    def clean_up(cls):
         if cls.failed:
             os.makedirs(LOG_DIR, exist_ok=True)
             for node, name in containers().items():
@@ -104,12 +119,6 @@ class ClusterEndToEnd(unittest.TestCase):
         if cls.own_key_dir:
             shutil.rmtree(cls.own_key_dir, ignore_errors=True)
             del os.environ["IRIDIUM_KEY_DIR"]
-
-    def run(self, result=None):
-        result = super().run(result)
-        if result and (result.failures or result.errors):
-            type(self).failed = True
-        return result
 
     def test_01_three_nodes_form_a_full_mesh(self):
         wait_until(lambda: full_mesh(["seed", "node-1", "node-2"]), 60, "a 3-node full mesh", interval=0.2)
@@ -213,6 +222,20 @@ class ClusterEndToEnd(unittest.TestCase):
         for node in nodes:
             self.assertEqual(len(members(node)), 7, node)
 
+    def test_04b_graph_draws_the_full_mesh(self):
+        # scripts/cluster graph on compose (ci/e2e_swarm.py checks it on Swarm).
+        dot = cluster("graph").stdout
+        vertices = [line for line in dot.splitlines() if line.strip().startswith('"') and "->" not in line]
+        edges = [line for line in dot.splitlines() if "->" in line]
+        self.assertEqual(len(vertices), 8, dot)
+        self.assertIn('  "seed";', vertices)
+        self.assertEqual(len(edges), 8 * 7 // 2, dot)
+        self.assertTrue(all("dir=none" in e for e in edges), dot)
+        svg = os.path.join(self.key_dir, "cluster.svg")
+        self.assertIn(f"drew {svg}", cluster("graph", svg).stdout)
+        with open(svg) as f:
+            self.assertEqual(f.read().count('class="edge"'), 8 * 7 // 2)
+
     def test_05_killed_node_is_dropped_and_rejoins_with_its_alias(self):
         victim = "node-3"
         alias = alias_of(victim)
@@ -250,6 +273,16 @@ class ClusterEndToEnd(unittest.TestCase):
             wait_until(lambda: all(alias not in (members(n) or {alias}) for n in others), 60,
                        "the others to drop the cut node", interval=0.2)
             wait_until(lambda: members(victim) == set(), 60, "the cut node to drop everyone", interval=0.2)
+            # The picture shows the partition: the cut node alone, the other 7 a
+            # full mesh (once every one of them, not just the 3 above, dropped it).
+            def graph_edges():
+                return [line for line in cluster("graph").stdout.splitlines() if "->" in line]
+
+            wait_until(lambda: len(graph_edges()) == 7 * 6 // 2, 30, "a graph of the other 7 alone",
+                       interval=0.2)
+            edges = graph_edges()
+            self.assertFalse([e for e in edges if f'"{alias}"' in e], edges)
+            self.assertTrue(all("dir=none" in e for e in edges), edges)
         finally:
             cluster("heal", victim)
         nodes = ["seed"] + [f"node-{i}" for i in range(1, 8)]
