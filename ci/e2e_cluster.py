@@ -79,7 +79,19 @@ def full_mesh(nodes):
     return all(members(n) == everyone - {aliases[n]} for n in nodes)
 
 
-class ClusterEndToEnd(unittest.TestCase):
+class RecordsFailures(unittest.TestCase):
+    """Sets the class's `failed` when any of its tests fails, so that
+    the class cleanup saves the containers' logs."""
+    failed = False
+
+    def run(self, result=None):
+        result = super().run(result)
+        if result and (result.failures or result.errors):
+            type(self).failed = True
+        return result
+
+
+class ClusterEndToEnd(RecordsFailures):
     @classmethod
     def setUpClass(cls):
         cls.own_key_dir = None
@@ -87,12 +99,15 @@ class ClusterEndToEnd(unittest.TestCase):
             cls.own_key_dir = tempfile.mkdtemp(prefix="iridium-e2e-keys-")
             os.environ["IRIDIUM_KEY_DIR"] = cls.own_key_dir  # scripts/cluster reads it
         cls.key_dir = os.path.realpath(os.environ["IRIDIUM_KEY_DIR"])
+        # A class cleanup, unlike tearDownClass, also runs when `up` fails.
+        cls.addClassCleanup(cls.clean_up)
         cluster("down", check=False)
+        cls.failed = True  # until up succeeds: a failed up saves the logs too
         cluster("up", "3")
         cls.failed = False
 
     @classmethod
-    def tearDownClass(cls):
+    def clean_up(cls):
         if cls.failed:
             os.makedirs(LOG_DIR, exist_ok=True)
             for node, name in containers().items():
@@ -104,12 +119,6 @@ class ClusterEndToEnd(unittest.TestCase):
         if cls.own_key_dir:
             shutil.rmtree(cls.own_key_dir, ignore_errors=True)
             del os.environ["IRIDIUM_KEY_DIR"]
-
-    def run(self, result=None):
-        result = super().run(result)
-        if result and (result.failures or result.errors):
-            type(self).failed = True
-        return result
 
     def test_01_three_nodes_form_a_full_mesh(self):
         wait_until(lambda: full_mesh(["seed", "node-1", "node-2"]), 60, "a 3-node full mesh", interval=0.2)
@@ -152,12 +161,80 @@ class ClusterEndToEnd(unittest.TestCase):
             shell.close()
         self.assertTrue(containers().get("node-2"), "detaching must leave the node running")
 
+    def test_03b_sigint_leaves_a_container_serving(self):
+        # Issue 9: Ctrl-C must never lose a node in a container. Two ways it
+        # arrives: `docker kill --signal=INT` (to PID 1, tini, which forwards
+        # it to iridium), and a ^C typed into `docker attach` (the container
+        # has a TTY: its line discipline sends SIGINT to iridium, the
+        # terminal's foreground process).
+        import pexpect
+        nodes = ["seed", "node-1", "node-2"]
+        name = containers()["node-2"]
+        alias = alias_of("node-2")
+        started_at = run("docker", "inspect", "-f", "{{.State.StartedAt}}", name).stdout.strip()
+        # The REPL answers each SIGINT at its prompt with "^C" and a fresh
+        # prompt on the container's TTY, which `docker logs` keeps.
+        def prompts_after_ctrl_c():
+            logs = run("docker", "logs", name, check=False)
+            return (logs.stdout + logs.stderr).count("^C")
+
+        seen = prompts_after_ctrl_c()
+        for n in (1, 2):
+            run("docker", "kill", "--signal=INT", name)
+            wait_until(lambda: prompts_after_ctrl_c() >= seen + n, 30, f"SIGINT {n} to reach the REPL", interval=0.2)
+        shell = pexpect.spawn("docker", ["attach", name], encoding="utf-8", timeout=30)
+        try:
+            # At the prompt: ^C drops the half-typed line.
+            shell.send("load $6 #66")
+            shell.expect_exact("load $6 #66")
+            shell.sendcontrol("c")
+            shell.expect_exact("^C")
+            # While a line runs: ^C interrupts it (jmpb $1 jumps back to inc $0 for ever).
+            shell.sendline("load $1 #4")
+            shell.sendline("top: inc $0")
+            shell.sendline("jmpb $1")
+            shell.expect_exact("jmpb $1\r\n")  # read by the REPL: the line runs
+            shell.sendcontrol("c")
+            shell.expect(r"interrupted at code offset \d+; registers are as the program left them")
+            shell.sendline("!registers")
+            shell.expect(r"\$1\s+4\s")
+            shell.expect(r"\$6\s+(\d+)\s")
+            self.assertEqual(shell.match.group(1), "0", "the dropped line ran")
+        finally:
+            shell.sendcontrol("p")
+            shell.sendcontrol("q")
+            shell.expect(pexpect.EOF)
+            shell.close()
+        # The container never stopped or restarted, the cluster still has the
+        # node, and its remote shell answers.
+        state = run("docker", "inspect", "-f", "{{.State.Running}} {{.State.StartedAt}}", name).stdout.split()
+        self.assertEqual(state, ["true", started_at])
+        wait_until(lambda: full_mesh(nodes), 30, f"every node to list {alias} (and it them)", interval=0.2)
+        r = cluster("exec", "node-2", "load $0 #9", "!registers")
+        self.assertRegex(r.stdout, r"\$0\s+9\s")
+        logs = run("docker", "logs", name, check=False)
+        self.assertNotIn("shutting down", logs.stdout + logs.stderr)
+
     def test_04_scale_to_eight(self):
         cluster("up", "8")
         nodes = ["seed"] + [f"node-{i}" for i in range(1, 8)]
         wait_until(lambda: full_mesh(nodes), 120, "an 8-node full mesh", interval=0.2)
         for node in nodes:
             self.assertEqual(len(members(node)), 7, node)
+
+    def test_04b_graph_draws_the_full_mesh(self):
+        # scripts/cluster graph on compose (ci/e2e_swarm.py checks it on Swarm).
+        dot = cluster("graph").stdout
+        vertices = [line for line in dot.splitlines() if line.strip().startswith('"') and "->" not in line]
+        edges = [line for line in dot.splitlines() if "->" in line]
+        self.assertEqual(len(vertices), 8, dot)
+        self.assertIn('  "seed";', vertices)
+        self.assertEqual(len(edges), 8 * 7 // 2, dot)
+        self.assertTrue(all("dir=none" in e for e in edges), dot)
+        svg = os.path.join(self.key_dir, "cluster.svg")
+        self.assertIn(f"drew {svg}", cluster("graph", svg).stdout)
+        with open(svg) as f:
+            self.assertEqual(f.read().count('class="edge"'), 8 * 7 // 2)
 
     def test_05_killed_node_is_dropped_and_rejoins_with_its_alias(self):
         victim = "node-3"
@@ -196,6 +273,16 @@ class ClusterEndToEnd(unittest.TestCase):
             wait_until(lambda: all(alias not in (members(n) or {alias}) for n in others), 60,
                        "the others to drop the cut node", interval=0.2)
             wait_until(lambda: members(victim) == set(), 60, "the cut node to drop everyone", interval=0.2)
+            # The picture shows the partition: the cut node alone, the other 7 a
+            # full mesh (once every one of them, not just the 3 above, dropped it).
+            def graph_edges():
+                return [line for line in cluster("graph").stdout.splitlines() if "->" in line]
+
+            wait_until(lambda: len(graph_edges()) == 7 * 6 // 2, 30, "a graph of the other 7 alone",
+                       interval=0.2)
+            edges = graph_edges()
+            self.assertFalse([e for e in edges if f'"{alias}"' in e], edges)
+            self.assertTrue(all("dir=none" in e for e in edges), edges)
         finally:
             cluster("heal", victim)
         nodes = ["seed"] + [f"node-{i}" for i in range(1, 8)]

@@ -55,6 +55,17 @@ void add_node_options(CLI::App& app, iridium::app::NodeOptions& node) {
   app.add_option("--remote-token", node.remote_token,
                  "Shared token remote shells must present (required off loopback)")
       ->envname("IRIDIUM_REMOTE_TOKEN");
+  app.add_option("--cluster-key", node.cluster_key,
+                 "Cluster key file (iridium keygen): every cluster connection is encrypted and "
+                 "only nodes with this key may join")
+      ->envname("IRIDIUM_CLUSTER_KEY");
+  app.add_flag("--insecure", node.insecure,
+               "Allow a cluster listener off loopback without a cluster key (anyone who reaches "
+               "it can join)")
+      ->envname("IRIDIUM_INSECURE");
+  app.add_option("--remote-key", node.remote_key,
+                 "Key file for the remote shell (default: the cluster key): attach needs --key")
+      ->envname("IRIDIUM_REMOTE_KEY");
   app.add_flag("--daemon-mode", node.daemon_mode, "No local shell: serve until SIGTERM")
       ->envname("IRIDIUM_DAEMON_MODE");
   app.add_flag("--start-cluster", node.start_cluster, "Start the cluster listener at once")
@@ -131,6 +142,10 @@ int main(int argc, char** argv) {
                          "Run LINE and print its output (repeatable); exit 1 if any fails");
   attach_cmd->add_option("--token", attach.token, "The node's remote-shell token")
       ->envname("IRIDIUM_REMOTE_TOKEN");
+  attach_cmd
+      ->add_option("--key", attach.key,
+                   "Key file of the node's remote shell (its --remote-key or --cluster-key)")
+      ->envname("IRIDIUM_REMOTE_KEY");
   attach_cmd->add_option("--timeout", attach.timeout_seconds, "Seconds to wait for each answer")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -172,6 +187,11 @@ int main(int argc, char** argv) {
     settings.address = attach.address;
     settings.commands = attach.commands;
     settings.token = attach.token;
+    if (!attach.key.empty()) {
+      auto key = read_key_option("--key", attach.key);
+      if (!key) return kExitUsage;
+      settings.key = *key;
+    }
     settings.command_timeout =
         std::chrono::milliseconds(static_cast<int64_t>(attach.timeout_seconds * 1000));
     return iridium::shell::attach(settings);

@@ -12,6 +12,7 @@
 
 #include "app/cluster_adapter.h"
 #include "app/identity.h"
+#include "app/keygen_command.h"
 #include "app/metrics.h"
 #include "app/run_command.h"
 #include "cluster/node.h"
@@ -108,6 +109,18 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
     seeds.push_back(*address);
   }
 
+  // Keys first: a bad key file ends the node before anything binds.
+  std::optional<CurveKey> cluster_key;
+  if (!node.cluster_key.empty()) {
+    cluster_key = read_key_option("--cluster-key", node.cluster_key);
+    if (!cluster_key) return kExitUsage;
+  }
+  std::optional<CurveKey> remote_key = cluster_key;
+  if (!node.remote_key.empty()) {
+    remote_key = read_key_option("--remote-key", node.remote_key);
+    if (!remote_key) return kExitUsage;
+  }
+
   // Two contexts, so two ZeroMQ I/O threads: libzmq resolves a peer's host
   // name on its I/O thread at every redial, and on a cut-off node those
   // lookups stall until the resolver times out. The remote shell (and so the
@@ -125,6 +138,14 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
   cluster_config.advertise_host = node.advertise_host;
   cluster_config.members_file =
       (std::filesystem::path(*data_dir) / "cluster-members.json").string();
+  cluster_config.cluster_key = cluster_key;
+  cluster_config.insecure = node.insecure;
+  if (node.start_cluster || !seeds.empty()) {
+    if (auto refusal = cluster::check_listen_security(cluster_config)) {
+      std::cerr << "iridium: " << refusal->message << "\n";
+      return kExitUsage;
+    }
+  }
   cluster::Node cluster_node(context, cluster_config);
   ClusterAdapter cluster_commands(cluster_node);
 
@@ -148,9 +169,11 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
     remote_options.host = node.bind_host;
     remote_options.port = node.bind_port;
     remote_options.token = node.remote_token;
-    remote =
-        std::make_unique<shell::RemoteServer>(remote_context, remote_options, [&](uint64_t id) {
-          shell::Environment env{&workers, &cluster_commands, shell_limits, false, {}};
+    remote_options.key = remote_key;
+    remote = std::make_unique<shell::RemoteServer>(
+        remote_context, remote_options, [&](uint64_t id, std::function<bool()> remote_interrupt) {
+          shell::Environment env{&workers, &cluster_commands, shell_limits, false,
+                                 std::move(remote_interrupt)};
           return std::make_unique<shell::Shell>(env, id);
         });
     if (auto status = remote->start(); !status) {
@@ -294,9 +317,9 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
       // The terminal's other end has gone (a closed window, a dropped ssh
       // session). Unlike Ctrl-D it stays "readable" forever, so reading on
       // would spin; a serving node goes on without its REPL.
-      spdlog::info("the terminal hung up; {}",
-                   remote != nullptr || cluster_node.started() ? "the node keeps serving"
-                                                               : "leaving the shell");
+      spdlog::info("the terminal hung up; {}", remote != nullptr || cluster_node.started()
+                                                   ? "the node keeps serving"
+                                                   : "leaving the shell");
       reading = false;
       continue;
     }

@@ -33,12 +33,16 @@ struct NodeOptions {
   bool daemon_mode = false;
   bool start_cluster = false;
   std::vector<std::string> join;  // HOST:PORT seeds
+  std::string cluster_key;        // key file: secure mode (CURVE) for the cluster
+  std::string remote_key;         // key file for the remote shell (default: cluster_key)
+  bool insecure = false;          // plain cluster mode off loopback
 };
 
 struct AttachOptions {
   std::string address;  // HOST:PORT
   std::vector<std::string> commands;
   std::string token;
+  std::string key;  // key file: the node's remote shell uses CURVE
   double timeout_seconds = 30;
 };
 

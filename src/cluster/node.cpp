@@ -11,6 +11,8 @@
 #include <random>
 
 #include "cluster/transport.h"
+#include "common/host.h"
+#include "common/repeat_limiter.h"
 
 namespace iridium::cluster {
 namespace {
@@ -24,9 +26,10 @@ std::string random_instance() {
   return text;
 }
 
-constexpr Millis kPollInterval{10};       // the membership's tick resolution
-constexpr Millis kMembersFileDelay{500};  // batch membership changes before saving them
-constexpr Millis kLeaveLinger{300};       // let leave frames go out before sockets close
+constexpr Millis kPollInterval{10};            // the membership's tick resolution
+constexpr Millis kMembersFileDelay{500};       // batch membership changes before saving them
+constexpr Millis kLeaveLinger{300};            // let leave frames go out before sockets close
+constexpr Millis kRefusalLogInterval{60'000};  // one line per refused peer and reason per minute
 
 }  // namespace
 
@@ -34,10 +37,11 @@ constexpr Millis kLeaveLinger{300};       // let leave frames go out before sock
 // The I/O thread's world. Everything here runs on that thread only.
 class Node::Loop {
  public:
-  Loop(Node& owner, std::unique_ptr<Transport> transport, zmq::socket_t wake,
+  Loop(Node& owner, std::unique_ptr<Transport> transport, ZapAuthenticator* zap, zmq::socket_t wake,
        const MembershipConfig& config, std::string members_file)
       : owner_(owner),
         transport_(std::move(transport)),
+        zap_(zap),
         wake_(std::move(wake)),
         membership_(config, Clock::now()),
         members_file_(std::move(members_file)) {}
@@ -82,6 +86,7 @@ class Node::Loop {
       if (!leaving_) membership_.tick(now);
       carry_out();
       report(now);
+      report_refusals(now);
     }
   }
 
@@ -227,6 +232,36 @@ class Node::Loop {
     }
   }
 
+  // Peers that failed the security handshake, either way, and clients the
+  // ZAP handler turned away: a warning each, de-duplicated, as a hostile
+  // client may retry in a loop.
+  void report_refusals(TimePoint now) {
+    for (const HandshakeFailure& f : transport_->take_handshake_failures()) {
+      // The listener's AUTH failures are the ZAP handler's denials, logged below.
+      if (f.on_listener && f.event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) continue;
+      warn_limited(describe_handshake_failure(f, zap_ != nullptr), now);
+    }
+    if (zap_ == nullptr) return;
+    uint64_t dropped = 0;
+    for (const ZapDenial& d : zap_->take_denials(&dropped)) {
+      warn_limited("refused a cluster connection from " + d.address + ": " + d.reason +
+                       (d.fingerprint.empty() ? "" : " (key " + d.fingerprint + "...)") +
+                       "; it needs this cluster's key (--cluster-key)",
+                   now);
+    }
+    if (dropped > 0) spdlog::debug("{} more refused cluster connections not itemised", dropped);
+  }
+
+  void warn_limited(const std::string& line, TimePoint now) {
+    if (auto held_back = refusals_.admit(line, now)) {
+      if (*held_back > 0) {
+        spdlog::warn("{} ({} more times since the last report)", line, *held_back);
+      } else {
+        spdlog::warn("{}", line);
+      }
+    }
+  }
+
   void save_members(bool force) {
     if (members_file_.empty() || (!members_dirty_ && !force)) return;
     members_dirty_ = false;
@@ -241,6 +276,8 @@ class Node::Loop {
 
   Node& owner_;
   std::unique_ptr<Transport> transport_;
+  ZapAuthenticator* zap_;  // null in plain mode; the Node owns it
+  RepeatLimiter refusals_{kRefusalLogInterval};
   zmq::socket_t wake_;
   Membership membership_;
   std::string members_file_;
@@ -306,6 +343,16 @@ Status save_members_file(const std::string& path, const std::vector<NodeAddress>
 // ---------------------------------------------------------------------------
 // The public face: other threads.
 
+std::optional<Error> check_listen_security(const NodeConfig& config) {
+  if (config.cluster_key || config.insecure || is_loopback_host(config.bind_host)) return {};
+  return Error{"refusing to listen for the cluster on " + config.bind_host +
+                   " without a cluster key: anyone who can reach it could join the cluster and "
+                   "read its traffic. Make a key once with 'iridium keygen FILE' and start every "
+                   "node with --cluster-key FILE (or IRIDIUM_CLUSTER_KEY=FILE); or accept the "
+                   "risk with --insecure",
+               ErrorKind::kRefused};
+}
+
 Node::Node(zmq::context_t& context, NodeConfig config)
     : context_(context), config_(std::move(config)), instance_(random_instance()) {}
 
@@ -350,7 +397,14 @@ Result<StartInfo> Node::start() {
     return StartInfo{Endpoint{config_.bind_host, self_port_},
                      NodeAddress{config_.alias, advertise, self_port_}, true, false};
   }
-  auto transport = std::make_unique<Transport>(context_);
+  if (auto refusal = check_listen_security(config_)) return *refusal;
+  if (config_.cluster_key && zap_ == nullptr) {
+    // Before the listener exists, so that no handshake happens without it.
+    auto zap = ZapAuthenticator::start(context_, {config_.cluster_key->public_z85});
+    if (!zap) return zap.error();
+    zap_ = std::move(*zap);
+  }
+  auto transport = std::make_unique<Transport>(context_, config_.cluster_key);
   auto port = transport->listen(config_.bind_host, config_.bind_port, config_.port_fallback);
   if (!port) return port.error();
   zmq::socket_t wake(context_, zmq::socket_type::pull);
@@ -359,8 +413,8 @@ Result<StartInfo> Node::start() {
   self_port_ = *port;
   MembershipConfig membership{NodeAddress{config_.alias, advertise, *port}, instance_,
                               config_.timers, std::random_device{}()};
-  loop_ = std::make_unique<Loop>(*this, std::move(transport), std::move(wake), membership,
-                                 config_.members_file);
+  loop_ = std::make_unique<Loop>(*this, std::move(transport), zap_.get(), std::move(wake),
+                                 membership, config_.members_file);
   thread_ = std::thread([this] { loop_->run(mutex_, tasks_); });
   return StartInfo{Endpoint{config_.bind_host, *port}, membership.self, false,
                    *port != config_.bind_port};

@@ -4,8 +4,8 @@
 // only through submit(), a task queue woken over inproc://.
 //
 // Thread-safety: every public method may be called from any thread.
-// `mutex_` guards loop_, tasks_, stopped_ and fatal_; everything inside the
-// loop belongs to the I/O thread.
+// `mutex_` guards loop_, zap_, tasks_, stopped_ and fatal_; everything inside
+// the loop belongs to the I/O thread (the ZAP handler has its own thread).
 #pragma once
 
 #include <chrono>
@@ -23,7 +23,9 @@
 #include "cluster/config.h"
 #include "cluster/membership.h"
 #include "cluster/protocol.h"
+#include "common/curve_key.h"
 #include "common/result.h"
+#include "common/zap_authenticator.h"
 
 namespace iridium::cluster {
 
@@ -35,7 +37,17 @@ struct NodeConfig {
   std::string advertise_host;  // how others reach us; default: bind host, or hostname for 0.0.0.0
   std::string members_file;    // where the last known members are kept ("" = nowhere)
   Timers timers;
+  // Secure mode: every cluster socket uses CURVE with this key, and only
+  // peers holding it are admitted (docs/security.md). A secure node needs a
+  // context of its own: the ZAP handler takes the context's one ZAP endpoint.
+  std::optional<CurveKey> cluster_key;
+  // Plain mode off loopback (anyone who reaches the port may join) only with this.
+  bool insecure = false;
 };
+
+// Why a node with this config must not listen, if it must not: plain mode
+// on an address other machines may reach, without `insecure`.
+std::optional<Error> check_listen_security(const NodeConfig& config);
 
 struct MemberInfo {
   std::string alias;
@@ -99,6 +111,7 @@ class Node {
 
   zmq::context_t& context_;
   NodeConfig config_;
+  std::unique_ptr<ZapAuthenticator> zap_;  // secure mode; set in start(), outlives loop_
   std::string instance_;
   mutable std::mutex mutex_;
   std::unique_ptr<Loop> loop_;

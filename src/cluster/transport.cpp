@@ -2,16 +2,21 @@
 
 #include <cstring>
 #include <iterator>
+#include <optional>
 #include <zmq_addon.hpp>
 
 #include "cluster/protocol.h"
+#include "common/curve_socket.h"
 #include "common/envelope.h"
+#include "common/socket_monitor.h"
 
 namespace iridium::cluster {
 namespace {
 
 constexpr Millis kConnectTimeout{
     1000};  // a connect to a silent host gives up (and retries) after this
+constexpr Millis kRedialAfterDenial{1000};  // a DEALER the listener's ZAP refused is replaced after
+constexpr const char* kZapDomain = "iridium-cluster";
 
 std::string tcp_endpoint(const std::string& host, uint16_t port) {
   return "tcp://" + Endpoint{host, port}.text();
@@ -30,12 +35,38 @@ void common_options(zmq::socket_t& s, const std::string& host) {
 
 }  // namespace
 
-Transport::Transport(zmq::context_t& context) : context_(context) {}
+std::string describe_handshake_failure(const HandshakeFailure& f, bool secure) {
+  const std::string why =
+      secure ? "it may run without a cluster key, or with another key"
+             : "it runs with a cluster key (CURVE) and this node has none; start every node with "
+               "the same --cluster-key FILE";
+  if (f.on_listener) {
+    return "refused a cluster connection on " + f.peer.text() +
+           (f.event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? ": its key is not the cluster key"
+            : secure ? ": it did not complete the CURVE handshake (no cluster key, or another key)"
+                     : ": " + why);
+  }
+  return "the peer at " + f.peer.text() + " refused the " + (secure ? "CURVE " : "") +
+         "handshake: " + why;
+}
+
+Transport::Transport(zmq::context_t& context, std::optional<CurveKey> key)
+    : context_(context), key_(std::move(key)) {}
 
 Transport::~Transport() {
   for (auto& [endpoint, d] : dealers_) close_dealer(*d);
   dealers_.clear();
+  close_monitor(router_, router_monitor_);
   if (router_) router_.close();
+}
+
+void Transport::secure(zmq::socket_t& s, bool server) {
+  if (!key_) return;
+  if (server) {
+    make_curve_server(s, *key_, kZapDomain);
+  } else {
+    make_curve_client(s, *key_, key_->public_z85);  // the cluster pair on both ends
+  }
 }
 
 Result<uint16_t> Transport::listen(const std::string& host, uint16_t port, bool fallback) {
@@ -43,6 +74,12 @@ Result<uint16_t> Transport::listen(const std::string& host, uint16_t port, bool 
     router_ = zmq::socket_t(context_, zmq::socket_type::router);
     common_options(router_, host);
     router_.set(zmq::sockopt::rcvhwm, 10000);
+    secure(router_, true);
+    const std::string monitor_endpoint =
+        "inproc://iridium-listener-" + std::to_string(reinterpret_cast<uintptr_t>(this));
+    auto monitor = open_monitor(context_, router_, monitor_endpoint, kHandshakeFailureEvents);
+    if (!monitor) return monitor.error();
+    router_monitor_ = std::move(*monitor);
   } catch (const zmq::error_t& e) {
     return Error{std::string("cannot create the cluster listener: ") + e.what(), ErrorKind::kIo};
   }
@@ -63,14 +100,21 @@ Result<uint16_t> Transport::listen(const std::string& host, uint16_t port, bool 
   }
   // The port really bound (port 0, or the fallback, is chosen by the system).
   const std::string last = router_.get(zmq::sockopt::last_endpoint);
-  return static_cast<uint16_t>(std::stoi(last.substr(last.rfind(':') + 1)));
+  const auto bound_port = static_cast<uint16_t>(std::stoi(last.substr(last.rfind(':') + 1)));
+  bound_ = Endpoint{host, bound_port};
+  return bound_port;
 }
 
 Transport::Dealer* Transport::dealer_for(const Endpoint& to) {
-  if (auto it = dealers_.find(to); it != dealers_.end()) return it->second.get();
+  if (auto it = dealers_.find(to); it != dealers_.end()) {
+    Dealer& d = *it->second;
+    if (!d.denied_at || Clock::now() - *d.denied_at < kRedialAfterDenial) return &d;
+    release(to);  // refused by its ZAP handler: libzmq will not redial, so a new DEALER does
+  }
   try {
     zmq::socket_t s(context_, zmq::socket_type::dealer);
     common_options(s, to.host);
+    secure(s, false);
     s.set(zmq::sockopt::immediate, 1);  // never queue for a peer we are not connected to
     s.set(zmq::sockopt::sndhwm, 1000);
     s.set(zmq::sockopt::reconnect_ivl, 10);  // a dead peer's refusal is seen within ms
@@ -81,14 +125,12 @@ Transport::Dealer* Transport::dealer_for(const Endpoint& to) {
                                          std::to_string(reinterpret_cast<uintptr_t>(this)) + "-" +
                                          std::to_string(++monitor_serial_);
     const int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
-                       ZMQ_EVENT_CONNECT_DELAYED | ZMQ_EVENT_CLOSED;
-    if (zmq_socket_monitor(s.handle(), monitor_endpoint.c_str(), events) != 0) throw zmq::error_t();
-    zmq::socket_t monitor(context_, zmq::socket_type::pair);
-    monitor.set(zmq::sockopt::linger, 0);
-    monitor.connect(monitor_endpoint);
+                       ZMQ_EVENT_CONNECT_DELAYED | ZMQ_EVENT_CLOSED | kHandshakeFailureEvents;
+    auto monitor = open_monitor(context_, s, monitor_endpoint, events);
+    if (!monitor) return nullptr;
     s.connect(tcp_endpoint(to.host, to.port));
     auto d = std::make_unique<Dealer>(
-        Dealer{std::move(s), std::move(monitor), LinkWatch(kConnectTimeout)});
+        Dealer{std::move(s), std::move(*monitor), LinkWatch(kConnectTimeout), std::nullopt});
     return dealers_.emplace(to, std::move(d)).first->second.get();
   } catch (const zmq::error_t&) {
     return nullptr;  // e.g. a name that does not resolve: the membership retries
@@ -96,8 +138,7 @@ Transport::Dealer* Transport::dealer_for(const Endpoint& to) {
 }
 
 void Transport::close_dealer(Dealer& d) {
-  zmq_socket_monitor(d.socket.handle(), nullptr, 0);
-  d.monitor.close();
+  close_monitor(d.socket, d.monitor);
   d.socket.set(zmq::sockopt::linger, linger_ms_);
   d.socket.close();
 }
@@ -133,9 +174,11 @@ bool Transport::poll(Millis timeout, zmq::socket_t* extra, std::vector<Inbound>&
   // Items: [router][extra?] then, per dealer, [socket][monitor].
   std::vector<zmq::pollitem_t> items;
   std::vector<std::pair<const Endpoint*, Dealer*>> owners;
-  items.reserve(2 + 2 * dealers_.size());
+  items.reserve(3 + 2 * dealers_.size());
   items.push_back({router_.handle(), 0, ZMQ_POLLIN, 0});
   if (extra != nullptr) items.push_back({extra->handle(), 0, ZMQ_POLLIN, 0});
+  const std::size_t router_monitor = items.size();
+  items.push_back({router_monitor_.handle(), 0, ZMQ_POLLIN, 0});
   const std::size_t first_dealer = items.size();
   for (auto& [endpoint, d] : dealers_) {
     items.push_back({d->socket.handle(), 0, ZMQ_POLLIN, 0});
@@ -151,6 +194,7 @@ bool Transport::poll(Millis timeout, zmq::socket_t* extra, std::vector<Inbound>&
   // Frames before link changes: a peer's last frames are read before the
   // news that its connection closed.
   if (items[0].revents & ZMQ_POLLIN) drain_router(frames, errors);
+  if (items[router_monitor].revents & ZMQ_POLLIN) drain_router_monitor();
   for (std::size_t i = 0; i < owners.size(); ++i) {
     auto [endpoint, d] = owners[i];
     if (items[first_dealer + 2 * i].revents & ZMQ_POLLIN)
@@ -197,20 +241,20 @@ void Transport::drain_dealer(const Endpoint& from, Dealer& d, std::vector<Inboun
 }
 
 void Transport::drain_monitor(const Endpoint& from, Dealer& d, std::vector<LinkChange>& links) {
-  for (;;) {
-    zmq::message_t head;
-    zmq::message_t address;
-    try {
-      if (!d.monitor.recv(head, zmq::recv_flags::dontwait)) return;
-      if (head.more()) (void)d.monitor.recv(address, zmq::recv_flags::dontwait);
-    } catch (const zmq::error_t&) {
-      return;
+  while (auto e = read_monitor_event(d.monitor)) {
+    if (is_handshake_failure(e->event)) {
+      failures_.push_back(HandshakeFailure{false, from, e->event, e->value});
+      if (e->event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) d.denied_at = Clock::now();
     }
-    if (head.size() < sizeof(uint16_t)) continue;
-    uint16_t event = 0;
-    std::memcpy(&event, head.data(), sizeof event);
-    if (auto change = d.watch.on_event(event, Clock::now()))
+    if (auto change = d.watch.on_event(e->event, Clock::now()))
       links.push_back(LinkChange{from, *change});
+  }
+}
+
+void Transport::drain_router_monitor() {
+  while (auto e = read_monitor_event(router_monitor_)) {
+    if (is_handshake_failure(e->event))
+      failures_.push_back(HandshakeFailure{true, bound_, e->event, e->value});
   }
 }
 

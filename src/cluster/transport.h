@@ -7,17 +7,27 @@
 // a second connection can never take over another one's replies: there is no
 // ROUTER_HANDOVER, and no frame's sender is trusted for routing.
 //
+// With a cluster key every socket speaks CURVE: the ROUTER is a CURVE server
+// holding the cluster's secret key, each DEALER a CURVE client whose own key
+// pair is the cluster's and which expects the listener to hold the same
+// pair. The DEALER thus checks the listener; the listener's ZAP handler
+// (common/zap_authenticator.h, started by the node before listen()) checks
+// the DEALER. A handshake that fails is reported as data, never as a link
+// event: a peer with no key or another key is not a member that crashed.
+//
 // Not thread-safe: the node's I/O thread creates, uses and closes it.
 #pragma once
 
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 #include <zmq.hpp>
 
 #include "cluster/link_watch.h"
 #include "cluster/membership.h"
+#include "common/curve_key.h"
 #include "common/result.h"
 
 namespace iridium::cluster {
@@ -32,9 +42,21 @@ struct LinkChange {
   LinkEvent event;
 };
 
+// A connection whose security handshake failed (CURVE against plain, or
+// another key), seen by the monitor of our listener or of one of our DEALERs.
+struct HandshakeFailure {
+  bool on_listener = false;  // else on our DEALER to `peer`
+  Endpoint peer;             // our DEALER's listener; the bound address on the listener
+  uint16_t event = 0;        // ZMQ_EVENT_HANDSHAKE_FAILED_*
+  int32_t value = 0;         // its errno, ZMQ_PROTOCOL_ERROR_* or ZAP status code
+};
+// What a failure most likely means, in words, for the log.
+std::string describe_handshake_failure(const HandshakeFailure& failure, bool secure);
+
 class Transport {
  public:
-  explicit Transport(zmq::context_t& context);
+  // `key`: the cluster key (every socket CURVE), or none (plain ZMTP).
+  Transport(zmq::context_t& context, std::optional<CurveKey> key);
   ~Transport();
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
@@ -58,12 +80,17 @@ class Transport {
   // Lets queued frames (leave) go out for up to `linger` when sockets close.
   void set_linger(Millis linger);
   std::size_t dealer_count() const { return dealers_.size(); }
+  // Handshake failures seen since the last call.
+  std::vector<HandshakeFailure> take_handshake_failures() { return std::exchange(failures_, {}); }
 
  private:
   struct Dealer {
     zmq::socket_t socket;
     zmq::socket_t monitor;
     LinkWatch watch;
+    // libzmq stops redialling after the listener's ZAP handler said no: the
+    // DEALER is then replaced (at most once per kRedialAfterDenial) on send.
+    std::optional<TimePoint> denied_at;
   };
   Dealer* dealer_for(const Endpoint& to);
   void close_dealer(Dealer& d);
@@ -71,9 +98,15 @@ class Transport {
   void drain_dealer(const Endpoint& from, Dealer& d, std::vector<Inbound>& frames,
                     std::vector<Error>& errors);
   void drain_monitor(const Endpoint& from, Dealer& d, std::vector<LinkChange>& links);
+  void drain_router_monitor();
+  void secure(zmq::socket_t& s, bool server);
 
   zmq::context_t& context_;
+  std::optional<CurveKey> key_;
   zmq::socket_t router_;
+  zmq::socket_t router_monitor_;  // handshake failures on the listener (secure only)
+  Endpoint bound_;
+  std::vector<HandshakeFailure> failures_;
   std::map<Endpoint, std::unique_ptr<Dealer>> dealers_;
   uint64_t monitor_serial_ = 0;
   int linger_ms_ = 0;

@@ -68,8 +68,8 @@ class LineExecutor {
   void submit(LineJob job);
   // Lines that finished since the last call, in the order they finished.
   std::vector<LineDone> take_done();
-  // Lets running lines finish (a line ends at its step limit), drops queued
-  // ones, and joins every thread.
+  // Lets running lines finish (an interrupted line ends at its next slice,
+  // any other at its step limit), drops queued ones, and joins every thread.
   void stop();
 
   std::size_t threads() const;

@@ -21,6 +21,9 @@ std::string encode(const Request& request) {
     case Request::Type::kClose:
       w.begin(2).field("v", kProtocolVersion).field("type", "close");
       break;
+    case Request::Type::kInterrupt:
+      w.begin(2).field("v", kProtocolVersion).field("type", "interrupt");
+      break;
   }
   return std::string(w.bytes());
 }
@@ -88,6 +91,8 @@ Result<Request> decode_request(std::span<const uint8_t> bytes) {
     request.type = Request::Type::kPing;
   } else if (type == "close") {
     request.type = Request::Type::kClose;
+  } else if (type == "interrupt") {
+    request.type = Request::Type::kInterrupt;
   } else {
     return Error{"unknown request type '" + type + "'"};
   }
@@ -119,6 +124,11 @@ Result<Response> decode_response(std::span<const uint8_t> bytes) {
     return Error{"unknown response type '" + type + "'"};
   }
   return response;
+}
+
+bool refuses_interrupt(const Response& response) {
+  return response.type == Response::Type::kRefused &&
+         response.text == "bad request: unknown request type 'interrupt'";
 }
 
 }  // namespace iridium::shell::remote

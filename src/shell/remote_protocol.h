@@ -5,9 +5,18 @@
 //                   {"v":1, "type":"exec",  "line":STR}
 //                   {"v":1, "type":"ping"}   (no reply: keeps the session alive)
 //                   {"v":1, "type":"close"}
+//                   {"v":1, "type":"interrupt"} (no reply: stops the session's running
+//                                   line at its next slice; its `result` says
+//                                   "interrupted at code offset N; ...")
 //   node -> client: {"v":1, "type":"opened", "banner":STR, "keepalive_ms":INT}
 //                   {"v":1, "type":"refused", "error":STR}
 //                   {"v":1, "type":"result", "ok":BOOL, "output":STR, "quit":BOOL, "ask":STR}
+//
+// Versions: new request types keep "v":1. A node that does not know a type
+// answers `refused` "bad request: unknown request type 'T'" and changes
+// nothing (the session stays open), so a client that sends `interrupt` to an
+// older node gets that refusal, out of turn, instead of an interrupted line;
+// refuses_interrupt() recognises it so the client can skip it.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +31,7 @@ inline constexpr int kProtocolVersion = 1;
 inline constexpr uint16_t kDefaultPort = 2244;
 
 struct Request {
-  enum class Type { kOpen, kExec, kPing, kClose } type = Type::kExec;
+  enum class Type { kOpen, kExec, kPing, kClose, kInterrupt } type = Type::kExec;
   std::string token;  // open
   std::string line;   // exec
 };
@@ -49,5 +58,8 @@ std::string encode(const Request& request);
 std::string encode(const Response& response);
 Result<Request> decode_request(std::span<const uint8_t> bytes);
 Result<Response> decode_response(std::span<const uint8_t> bytes);
+
+// True for the refusal an older node sends for an `interrupt` it does not know.
+bool refuses_interrupt(const Response& response);
 
 }  // namespace iridium::shell::remote

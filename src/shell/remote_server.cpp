@@ -4,7 +4,9 @@
 
 #include <cstdint>
 
+#include "common/curve_socket.h"
 #include "common/envelope.h"
+#include "common/socket_monitor.h"
 #include "shell/remote_protocol.h"
 
 namespace iridium::shell {
@@ -31,10 +33,6 @@ std::string printable_id(const std::string& peer) {
 
 }  // namespace
 
-bool is_loopback_host(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
-
 RemoteServer::RemoteServer(zmq::context_t& context, RemoteServerOptions options,
                            ShellFactory factory)
     : context_(context),
@@ -54,18 +52,33 @@ std::string RemoteServer::endpoint() const {
 }
 
 Status RemoteServer::start() {
-  if (!is_loopback_host(options_.host) && options_.token.empty()) {
+  if (!is_loopback_host(options_.host) && options_.token.empty() && !options_.key) {
     return Error{"refusing to serve the remote shell on " + options_.host +
-                 " without a token: the remote shell runs code. Set --remote-token or "
-                 "IRIDIUM_REMOTE_TOKEN, or bind to 127.0.0.1"};
+                 " without a token or a key: the remote shell runs code. Set --remote-key FILE "
+                 "(or --cluster-key; make one with 'iridium keygen FILE'), or --remote-token, "
+                 "or bind to 127.0.0.1"};
+  }
+  if (options_.key && zap_ == nullptr) {
+    // Before the ROUTER exists: no CURVE handshake without the handler.
+    auto zap = ZapAuthenticator::start(context_, {options_.key->public_z85});
+    if (!zap) return zap.error();
+    zap_ = std::move(*zap);
   }
   try {
     socket_ = zmq::socket_t(context_, zmq::socket_type::router);
     socket_.set(zmq::sockopt::linger, 0);
     socket_.set(zmq::sockopt::maxmsgsize, int64_t{1} << 20);
     if (options_.host.find(':') != std::string::npos) socket_.set(zmq::sockopt::ipv6, 1);
+    if (options_.key) make_curve_server(socket_, *options_.key, "iridium-remote-shell");
+    auto monitor = open_monitor(context_, socket_,
+                                "inproc://iridium-remote-shell-monitor-" +
+                                    std::to_string(reinterpret_cast<uintptr_t>(this)),
+                                kHandshakeFailureEvents);
+    if (!monitor) throw zmq::error_t();
+    monitor_ = std::move(*monitor);
     socket_.bind(endpoint());
   } catch (const zmq::error_t& e) {
+    close_monitor(socket_, monitor_);
     socket_.close();
     return Error{"cannot listen for remote shells on " + options_.host + ":" +
                  std::to_string(options_.port) + ": " + e.what()};
@@ -88,14 +101,16 @@ Status RemoteServer::start() {
   executor_ = std::make_unique<LineExecutor>(context_, done_endpoint_, options_.max_sessions);
   running_ = true;
   thread_ = std::thread([this] { serve(); });
-  spdlog::info("remote shell listening on {}", endpoint());
+  spdlog::info("remote shell listening on {}{}", endpoint(),
+               options_.key ? " (CURVE, key " + options_.key->fingerprint() + "...)" : "");
   return ok_status();
 }
 
 void RemoteServer::stop() {
   if (!running_.exchange(false)) return;
   if (thread_.joinable()) thread_.join();
-  // Lines still running finish (at their step limit at the latest).
+  // The socket thread interrupted the lines still running: each ends at its
+  // next slice.
   if (executor_) executor_->stop();
 }
 
@@ -105,9 +120,10 @@ void RemoteServer::serve() {
   auto next_sweep = std::chrono::steady_clock::now();
   while (running_) {
     zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
-                               {done_.handle(), 0, ZMQ_POLLIN, 0}};
+                               {done_.handle(), 0, ZMQ_POLLIN, 0},
+                               {monitor_.handle(), 0, ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(items, 2, std::chrono::milliseconds(100));
+      zmq::poll(items, 3, std::chrono::milliseconds(100));
       // 1. Requests: up to a batch, so that finished lines are not starved.
       for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN) != 0; ++i) {
         auto envelope = wire::receive_envelope(socket_);
@@ -126,7 +142,9 @@ void RemoteServer::serve() {
         }
       }
       deliver_finished();
-      // 3. Silent and idle sessions.
+      // 3. Clients refused by the handshake or the ZAP handler.
+      report_refusals();
+      // 4. Silent and idle sessions.
       if (const auto now = std::chrono::steady_clock::now(); now >= next_sweep) {
         expire();
         next_sweep = now + std::chrono::milliseconds(250);
@@ -136,8 +154,32 @@ void RemoteServer::serve() {
       spdlog::error("remote shell: {}", e.what());
     }
   }
+  sessions_.interrupt_all();
+  close_monitor(socket_, monitor_);
   socket_.close();
   done_.close();
+}
+
+void RemoteServer::report_refusals() {
+  const auto now = std::chrono::steady_clock::now();
+  auto warn = [&](const std::string& line) {
+    if (auto held_back = refusals_.admit(line, now)) {
+      spdlog::warn("remote shell: {}{}", line,
+                   *held_back > 0 ? " (" + std::to_string(*held_back) + " more times)" : "");
+    }
+  };
+  while (auto e = read_monitor_event(monitor_)) {
+    // AUTH failures are the ZAP handler's denials, with more detail, below.
+    if (!is_handshake_failure(e->event) || e->event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) continue;
+    warn(options_.key ? "refused a client that did not complete the CURVE handshake (no key, or "
+                        "another key than --remote-key)"
+                      : "refused a client that speaks CURVE: this node's remote shell has no key");
+  }
+  if (zap_ == nullptr) return;
+  for (const ZapDenial& d : zap_->take_denials()) {
+    warn("refused a client from " + d.address + ": " + d.reason +
+         (d.fingerprint.empty() ? "" : " (key " + d.fingerprint + "...)"));
+  }
 }
 
 void RemoteServer::reply(const std::string& peer, const remote::Response& response) {
@@ -179,7 +221,7 @@ void RemoteServer::handle(const std::string& peer, const zmq::message_t& payload
         reply(peer, Response::refused("too many remote sessions"));
         return;
       }
-      session->shell = factory_(session->id);
+      session->shell = factory_(session->id, [flag = session->interrupt] { return flag->load(); });
       spdlog::debug("remote shell: client {} attached ({} sessions)", printable_id(peer),
                     sessions_.size());
       reply(peer, Response::opened(Shell::banner(), options_.keepalive_interval.count()));
@@ -187,6 +229,12 @@ void RemoteServer::handle(const std::string& peer, const zmq::message_t& payload
     }
     case Request::Type::kPing:
       return;  // no answer; heard() above kept the session alive
+    case Request::Type::kInterrupt:
+      // No answer: the running line's own result says "interrupted".
+      if (sessions_.interrupt(peer)) {
+        spdlog::debug("remote shell: client {} interrupted its line", printable_id(peer));
+      }
+      return;
     case Request::Type::kClose:
       if (sessions_.close(peer)) {
         spdlog::debug("remote shell: client {} detached", printable_id(peer));
@@ -212,11 +260,9 @@ void RemoteServer::handle(const std::string& peer, const zmq::message_t& payload
 // Hands the session's next waiting line, with its Shell, to the executor,
 // unless one of its lines is running already.
 void RemoteServer::run_next(SessionTable::Session& session) {
-  if (session.running || session.queued.empty()) return;
-  LineJob job{session.id, std::move(session.queued.front()), std::move(session.shell)};
-  session.queued.pop_front();
-  session.running = true;
-  executor_->submit(std::move(job));
+  auto line = sessions_.start_next(session);
+  if (!line) return;
+  executor_->submit(LineJob{session.id, std::move(*line), std::move(session.shell)});
 }
 
 void RemoteServer::deliver_finished() {

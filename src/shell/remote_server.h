@@ -11,6 +11,15 @@
 //     one line at a time; lines that arrive meanwhile wait in its queue, in
 //     order. Its Shell moves to the executor thread with the line and back
 //     with the answer, so exactly one thread uses a Shell at any moment.
+//   - Interrupts: the socket thread sets a session's atomic interrupt flag
+//     when its client sends `interrupt` (while a line runs) and clears it
+//     when the next line starts; the session's Shell reads it between slices
+//     on the executor thread, through Environment::interrupt_requested
+//     (remote_sessions.h). When the server stops, every running line is
+//     interrupted the same way, so stop() waits one slice, not a step limit.
+//   - With a key, a ZAP handler (common/zap_authenticator.h) runs its own
+//     thread on the server's context; the socket thread logs its denials
+//     and the ROUTER monitor's handshake failures.
 //   - start()/stop()/endpoint() are called by the thread that owns the
 //     RemoteServer (the node's main thread); stop() joins the socket thread,
 //     then the executor's threads.
@@ -28,7 +37,11 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "common/curve_key.h"
+#include "common/host.h"
+#include "common/repeat_limiter.h"
 #include "common/result.h"
+#include "common/zap_authenticator.h"
 #include "shell/remote_executor.h"
 #include "shell/remote_sessions.h"
 #include "shell/shell.h"
@@ -38,7 +51,10 @@ namespace iridium::shell {
 struct RemoteServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 2244;
-  std::string token;  // required unless host is loopback
+  std::string token;  // required unless host is loopback or a key is set
+  // CURVE with this key pair: clients must hold it (attach --key). The
+  // token is then checked too if set, but no longer required off loopback.
+  std::optional<CurveKey> key;
   // Sessions of clients that ping end after this long without a frame;
   // sessions of older clients (no pings) are reclaimed after it when the
   // node is full.
@@ -49,11 +65,15 @@ struct RemoteServerOptions {
   std::size_t max_sessions = 64;
 };
 
-bool is_loopback_host(const std::string& host);
+using iridium::is_loopback_host;
 
 class RemoteServer {
  public:
-  using ShellFactory = std::function<std::unique_ptr<Shell>(uint64_t session_id)>;
+  // interrupt_requested is for the Shell's Environment: true once the
+  // session's client asked to stop the running line. It may be called from
+  // any thread.
+  using ShellFactory = std::function<std::unique_ptr<Shell>(
+      uint64_t session_id, std::function<bool()> interrupt_requested)>;
 
   RemoteServer(zmq::context_t& context, RemoteServerOptions options, ShellFactory factory);
   ~RemoteServer();
@@ -74,6 +94,7 @@ class RemoteServer {
   void deliver_finished();
   void expire();
   void reply(const std::string& peer, const remote::Response& response);
+  void report_refusals();
 
   zmq::context_t& context_;
   RemoteServerOptions options_;
@@ -81,7 +102,10 @@ class RemoteServer {
   std::string done_endpoint_;
   zmq::socket_t socket_;   // ROUTER: socket thread (bound in start())
   zmq::socket_t done_;     // PULL, the executor's pipe: socket thread (bound in start())
-  SessionTable sessions_;  // socket thread
+  zmq::socket_t monitor_;  // PAIR, the ROUTER's handshake failures: socket thread
+  std::unique_ptr<ZapAuthenticator> zap_;            // with a key; outlives socket_
+  RepeatLimiter refusals_{std::chrono::minutes(1)};  // socket thread
+  SessionTable sessions_;                            // socket thread
   std::unique_ptr<LineExecutor> executor_;
   std::atomic<bool> running_{false};
   std::atomic<std::size_t> session_count_{0};  // sessions_.size(), published by the socket thread

@@ -8,6 +8,14 @@
 // runs, the Shell is out on an executor thread (`shell` is null and
 // `running` is true) and comes back through finished().
 //
+// Interrupts: each session has an atomic flag, shared with its Shell's
+// Environment::interrupt_requested. The socket thread sets it (interrupt(),
+// on an `interrupt` frame, only while a line runs; or when it orphans a
+// running session, see below) and clears it when it
+// hands the next line out (start_next()); the executor thread running that
+// session's line only reads it, between slices. The flag is the only
+// session state two threads touch.
+//
 // Lifetime of a session:
 //   - `open` creates it (replacing the client's previous session, if any);
 //   - `close`, `!quit`, or silence end it: a session that keeps alive (its
@@ -17,9 +25,10 @@
 //     `idle_timeout`;
 //   - a session whose line is running never ends before the line does: it is
 //     orphaned instead (detached from its client, still counted against
-//     max_sessions), and erased when the line comes back.
+//     max_sessions, its line interrupted), and erased when the line comes back.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -53,6 +62,9 @@ class SessionTable {
     bool keepalive = false;          // the client pings, so silence means it is gone
     bool running = false;            // a line of this session is on an executor thread
     std::deque<std::string> queued;  // lines that arrived while one was running
+    // Set: stop the running line at its next slice. Shared with the Shell,
+    // which outlives the session when an orphan's line comes back.
+    std::shared_ptr<std::atomic<bool>> interrupt = std::make_shared<std::atomic<bool>>(false);
   };
 
   enum class Ended { kClosed, kSilent, kIdle, kReclaimed, kReplaced };
@@ -75,6 +87,15 @@ class SessionTable {
   void heard(const std::string& peer, TimePoint now, bool pinged = false);
   // Ends peer's session (close, !quit). A running one is orphaned.
   bool close(const std::string& peer);
+  // Takes the session's next waiting line to run, unless one is running or
+  // none waits: marks the session running and clears its interrupt flag, so
+  // an interrupt meant for an earlier line never stops this one.
+  std::optional<std::string> start_next(Session& session);
+  // Asks peer's running line to stop. False (and nothing set) when peer has
+  // no session or no line running: an interrupt never waits for a later line.
+  bool interrupt(const std::string& peer);
+  // Asks every running line to stop, orphans' too (the server is stopping).
+  void interrupt_all();
   // A line of session id came back with its Shell. Returns the session when
   // the line's answer should go to its client, null when the session was
   // orphaned meanwhile (it is erased, with the Shell).
@@ -117,9 +138,11 @@ inline std::string_view ended_reason(SessionTable::Ended why) {
 inline void SessionTable::detach(std::map<uint64_t, Session>::iterator it) {
   if (!it->second.peer.empty()) by_peer_.erase(it->second.peer);
   if (it->second.running) {
-    // The Shell is out on an executor thread: keep the slot until it is back.
+    // The Shell is out on an executor thread: keep the slot until it is back,
+    // and stop its line at the next slice, since nobody will read the answer.
     it->second.peer.clear();
     it->second.queued.clear();
+    it->second.interrupt->store(true);
   } else {
     sessions_.erase(it);
   }
@@ -172,6 +195,28 @@ inline bool SessionTable::close(const std::string& peer) {
   if (it == by_peer_.end()) return false;
   detach(sessions_.find(it->second));
   return true;
+}
+
+inline std::optional<std::string> SessionTable::start_next(Session& session) {
+  if (session.running || session.queued.empty()) return std::nullopt;
+  std::string line = std::move(session.queued.front());
+  session.queued.pop_front();
+  session.running = true;
+  session.interrupt->store(false);
+  return line;
+}
+
+inline bool SessionTable::interrupt(const std::string& peer) {
+  Session* session = find(peer);
+  if (session == nullptr || !session->running) return false;
+  session->interrupt->store(true);
+  return true;
+}
+
+inline void SessionTable::interrupt_all() {
+  for (auto& [id, session] : sessions_) {
+    if (session.running) session.interrupt->store(true);
+  }
 }
 
 inline SessionTable::Session* SessionTable::finished(uint64_t id, std::unique_ptr<Shell> shell,

@@ -4,9 +4,12 @@ commands (no Docker needed): it uses `docker compose` (v2) or docker-compose
 through sudo), and does all that before it builds any image. And the cluster
 key: `up` makes it once (with the image's `iridium keygen`, which the stub
 docker plays), outside the checkout, and hands its directory to compose.
+And the Swarm engine (--engine swarm): its arguments, the stack deploy, and
+that `down` leaves a swarm only when `up` made it and nothing else runs.
 
 Run as: test_cluster_script.py SOURCE_DIR
 """
+import hashlib
 import os
 import stat
 import subprocess
@@ -31,14 +34,41 @@ case "$1 ${2:-}" in
                      echo "docker: 'compose' is not a docker command." >&2; exit 1 ;;
   "compose "*) echo "compose-env IRIDIUM_KEY_DIR=${IRIDIUM_KEY_DIR:-}" >>"$STUB_LOG"; exit 0 ;;
   "run "*)
-    for a in "$@"; do case $a in *:/keys) dir=${a%:/keys} ;; esac; done
+    for a in "$@"; do case $a in *:/keys) dir=${a%:/keys} ;; *:/keys:ro) dir=${a%:/keys:ro} ;; esac; done
     if [[ "$*" == *"iridium keygen /keys/cluster.key"* ]]; then
       [ -d "$dir" ] && [ ! -e "$dir/cluster.key" ] || exit 1
       (umask 077; printf '%s' "$STUB_KEY" >"$dir/cluster.key")
     fi
+    case "$*" in
+      *"sha256sum /keys/cluster.key") sha256sum "$dir/cluster.key" | sed 's|  .*|  /keys/cluster.key|' ;;
+      *"cat /keys/cluster.key") cat "$dir/cluster.key" ;;
+      *'$(id -u) $(id -g)'*) echo "998 997" ;;   # the image's iridium user
+    esac
     exit 0 ;;
   "image inspect") echo "sha256:stub"; exit 0 ;;   # every image exists
   "build "*) exit 0 ;;
+  # Swarm: its state in $STUB_DIR/swarm (inactive, active, or worker),
+  # secrets made in $STUB_DIR/secrets, other services in $STUB_SERVICES.
+  "info "*)
+    state=$(cat "$STUB_DIR/swarm" 2>/dev/null || echo inactive)
+    case "$*" in
+      *LocalNodeState*) [ "$state" = inactive ] && echo inactive || echo active ;;
+      *ControlAvailable*) [ "$state" = active ] && echo true || echo false ;;
+      *NodeID*) [ "$state" = inactive ] && echo "" || echo stubnode1 ;;
+    esac
+    exit 0 ;;
+  "swarm init") echo active >"$STUB_DIR/swarm"; exit 0 ;;
+  "swarm leave") echo inactive >"$STUB_DIR/swarm"; exit 0 ;;
+  "secret inspect") grep -qxF "$3" "$STUB_DIR/secrets" 2>/dev/null; exit ;;
+  "secret create")
+    echo "${@: -2:1}" >>"$STUB_DIR/secrets"
+    echo "secret-stdin $(cat | head -n 1)" >>"$STUB_LOG"; exit 0 ;;
+  "secret ls") [[ "$*" == *Name* ]] && cat "$STUB_DIR/secrets" 2>/dev/null; exit 0 ;;
+  "stack deploy")
+    echo "stack-env $IRIDIUM_REPLICAS $IRIDIUM_KEY_SECRET $IRIDIUM_NODE_UID:$IRIDIUM_NODE_GID" >>"$STUB_LOG"
+    exit 0 ;;
+  "service ls") [ -n "${STUB_SERVICES:-}" ] && echo "$STUB_SERVICES"; exit 0 ;;
+  "service inspect") [ "$(cat "$STUB_DIR/swarm" 2>/dev/null)" = active ]; exit ;;
 esac
 exit 0  # ps, network ls, ...: nothing to list
 """
@@ -274,6 +304,137 @@ class ClusterKey(StubbedScript):
         self.assertEqual(r.returncode, 1)
         self.assertIn("set IRIDIUM_KEY_DIR", r.stderr)
         self.assertFalse([c for c in calls if c.startswith("docker-compose")], calls)
+
+
+class SwarmEngine(StubbedScript):
+    """--engine swarm against the stub: which swarm it makes and leaves, and
+    what it hands `docker stack deploy`."""
+
+    def setUp(self):
+        super().setUp()
+        self.state = os.path.join(self.bin, "swarm")
+        self.key_dir = os.path.join(self.home, ".local", "state", "iridium", "iridium")
+        self.marker = os.path.join(self.key_dir, "swarm-initialised")
+
+    def swarm(self, *args, **env):
+        return self.cluster("--engine", "swarm", *args, **env)
+
+    def set_state(self, state):
+        with open(self.state, "w") as f:
+            f.write(state + "\n")
+
+    def test_up_makes_a_swarm_and_down_leaves_it(self):
+        r, calls = self.swarm("up", "2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("made this Docker engine a single-node swarm", r.stdout)
+        init = self.index(calls, "docker swarm init --advertise-addr 127.0.0.1")
+        # The image and the key come first, the stack after the swarm.
+        self.assertLess(self.index(calls, "docker build"), init)
+        self.assertLess(self.index(calls, "docker run --rm --network none --user 0:0 -v "), init)
+        deploy = self.index(calls, "docker stack deploy --resolve-image never --prune -c "
+                                   f"{SOURCE}/deploy/swarm/stack.yaml iridium")
+        self.assertLess(init, deploy)
+        with open(os.path.join(self.key_dir, "cluster.key"), "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:12]
+        secret = f"iridium_cluster_key_{digest}"
+        # The secret is made from the key file's text, piped in (never a path docker reads).
+        self.assertIn(f"docker secret create --label io.iridium.stack=iridium {secret} -", calls)
+        self.assertIn(f"secret-stdin {STUB_KEY.splitlines()[0]}", calls)
+        self.assertEqual(calls[deploy + 1], f"stack-env 2 {secret} 998:997")
+        self.assertFalse([c for c in calls if "compose" in c], calls)
+        with open(self.marker) as f:
+            self.assertEqual(f.read().strip(), "stubnode1")
+
+        r, calls = self.swarm("up", "3")  # the same swarm and secret again
+        self.assertNotIn("docker swarm init --advertise-addr 127.0.0.1", calls)
+        self.assertFalse([c for c in calls if c.startswith("docker secret create")], calls)
+        self.assertIn(f"stack-env 3 {secret} 998:997", calls)
+
+        r, calls = self.swarm("down")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertLess(self.index(calls, "docker stack rm iridium"), self.index(calls, "docker swarm leave --force"))
+        self.assertIn("left the swarm that up started", r.stdout)
+        self.assertFalse(os.path.exists(self.marker))
+        self.assertTrue(os.path.isfile(os.path.join(self.key_dir, "cluster.key")))  # the key stays
+
+    def test_a_swarm_that_was_there_is_never_left(self):
+        self.set_state("active")
+        r, calls = self.swarm("up")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertFalse([c for c in calls if c.startswith("docker swarm")], calls)
+        self.assertIn("stack-env 3 ", " ".join(calls))
+        self.assertFalse(os.path.exists(self.marker))
+        r, calls = self.swarm("down")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("docker stack rm iridium", calls)
+        self.assertFalse([c for c in calls if c.startswith("docker swarm")], calls)
+
+    def test_down_stays_in_the_swarm_while_other_services_run(self):
+        self.swarm("up")
+        r, calls = self.swarm("down", STUB_SERVICES="otherservice1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("other services still run", r.stderr)
+        self.assertNotIn("docker swarm leave --force", calls)
+        self.assertTrue(os.path.exists(self.marker))
+        r, calls = self.swarm("down")
+        self.assertIn("docker swarm leave --force", calls)
+        self.assertFalse(os.path.exists(self.marker))
+
+    def test_a_swarm_made_again_by_someone_else_is_not_left(self):
+        self.swarm("up")
+        self.set_state("inactive")  # left by hand ...
+        self.swarm("up", "1")  # ... and made again by this up: noted again
+        self.assertTrue(os.path.exists(self.marker))
+        with open(self.marker, "w") as f:
+            f.write("someothernode\n")  # a note about a swarm that is gone
+        r, calls = self.swarm("down")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("docker swarm leave --force", calls)
+        self.assertFalse(os.path.exists(self.marker))
+
+    def test_a_worker_is_refused(self):
+        self.set_state("worker")
+        r, calls = self.swarm("up")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("swarm worker", r.stderr)
+        self.assertFalse([c for c in calls if c.startswith(("docker stack", "docker swarm"))], calls)
+
+    def test_engine_from_the_environment_and_scale(self):
+        self.set_state("active")
+        r, calls = self.cluster("scale", "5", IRIDIUM_ENGINE="swarm")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("docker service scale --detach iridium_iridium=5", calls)
+        r, calls = self.cluster("--engine=swarm", "scale", "2", IRIDIUM_PROJECT="mystack")
+        self.assertIn("docker service scale --detach mystack_iridium=2", calls)
+
+    def test_argument_errors(self):
+        cases = [
+            (("--engine",), "--engine needs a value"),
+            (("--engine", "k8s", "up"), "unknown engine 'k8s'"),
+            (("--engine", "swarm", "up", "0"), "up: N must be a whole number of nodes >= 1, got '0'"),
+            (("--engine", "swarm", "up", "2", "3"), "up takes at most one argument"),
+            (("--engine", "swarm", "scale"), "scale needs N"),
+            (("--engine", "swarm", "scale", "x"), "scale: N must be a whole number of nodes >= 1, got 'x'"),
+            (("--engine", "swarm", "stop", "node-1"), "stop is for the compose engine"),
+            (("--engine", "swarm", "cut", "node-1"), "cut is for the compose engine"),
+            (("--engine", "swarm", "attach"), "attach needs a NODE (node-1, node-2, …)"),
+            (("--engine", "swarm", "kill", "node-9"), "no task 'node-9' in the iridium stack"),
+            (("--engine", "swarm", "graph", "out.jpg"), "graph: FILE must end in .png or .svg"),
+            (("--engine", "swarm", "graph", "a.png", "b.png"), "graph takes at most one argument"),
+            (("--engine", "swarm", "graph"), "no running nodes"),
+            (("--engine", "swarm", "logs"), "no running tasks"),
+            (("scale", "3"), "scale is for --engine swarm"),
+        ]
+        for args, message in cases:
+            with self.subTest(args=args):
+                r, calls = self.cluster(*args)
+                self.assertEqual(r.returncode, 1, r.stdout)
+                self.assertIn(message, r.stderr)
+                self.assertFalse([c for c in calls if c.startswith(("docker swarm", "docker stack", "docker service s"))],
+                                 calls)
+        r, calls = self.swarm("scale", "2")  # no stack: says how to start one
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no iridium stack runs; start it: scripts/cluster --engine swarm up 2", r.stderr)
 
 
 if __name__ == "__main__":

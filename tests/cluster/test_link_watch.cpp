@@ -44,3 +44,23 @@ TEST_CASE("a disconnect without an established connection says nothing", "[link]
   CHECK_FALSE(w.on_event(ZMQ_EVENT_DISCONNECTED, at(0)));
   CHECK_FALSE(w.up());
 }
+
+// Recorded with a plain DEALER against a CURVE listener (libzmq 4.3.4): the
+// TCP connection is made, the handshake fails, it closes and is redialled.
+// A peer with no key or another key is no member that crashed: no refusal,
+// no link down.
+TEST_CASE("a failed security handshake is neither a refusal nor a link down", "[link]") {
+  LinkWatch w(Millis(1000));
+  for (int round = 0; round < 3; ++round) {
+    const int t = round * 20;
+    CHECK_FALSE(w.on_event(ZMQ_EVENT_CONNECT_DELAYED, at(t)));
+    CHECK_FALSE(w.on_event(ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL, at(t + 1)));
+    CHECK_FALSE(w.on_event(ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL, at(t + 1)));
+    CHECK_FALSE(w.on_event(ZMQ_EVENT_DISCONNECTED, at(t + 1)));
+    CHECK_FALSE(w.on_event(ZMQ_EVENT_CONNECT_RETRIED, at(t + 10)));
+  }
+  // Denied by the listener's ZAP handler: libzmq gives up on that DEALER.
+  CHECK_FALSE(w.on_event(ZMQ_EVENT_HANDSHAKE_FAILED_AUTH, at(100)));
+  CHECK_FALSE(w.on_event(ZMQ_EVENT_DISCONNECTED, at(100)));
+  CHECK_FALSE(w.up());
+}

@@ -1,7 +1,8 @@
 """Cluster membership under network faults: nodes as hosts in network namespaces.
 
-Six iridium nodes, each in its own namespace with its own address on
-10.213.0.0/24 behind one bridge (tests/harness/netns.py); faults are iptables
+Six iridium nodes sharing one cluster key (secure mode, as deployed), each
+in its own namespace with its own address on 10.213.0.0/24 behind one bridge
+(tests/harness/netns.py); faults are iptables
 DROP rules inside the namespaces. Every node is asked for its members through
 its remote shell (127.0.0.1 inside its namespace), all nodes in parallel, in
 rounds of a few tens of ms; a time is the end of the first round that saw the
@@ -52,7 +53,7 @@ def fmt(seconds):
 
 class NetworkFaults(unittest.TestCase):
     def setUp(self):
-        self.net = netns.Network(SIZE, BINARY)
+        self.net = netns.Network(SIZE, BINARY, secure=True)  # as deployed: with a cluster key
         self.addCleanup(self.net.close)     # also when setUp fails
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=SIZE)
         self.addCleanup(self.pool.shutdown, wait=True)

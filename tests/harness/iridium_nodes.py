@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -148,6 +149,89 @@ def failed_so_far(case):
     return any(getattr(test, "test_case", test) is case for test, _ in result.failures + result.errors)
 
 
+# --- keys and the wire --------------------------------------------------------
+
+def make_key(binary, directory, name="cluster.key"):
+    """A new key file made by `iridium keygen` in directory; its path."""
+    path = os.path.join(directory, name)
+    subprocess.run([binary, "keygen", path], check=True, capture_output=True, env=clean_env())
+    return path
+
+
+class TcpRelay:
+    """A TCP relay on 127.0.0.1:port to target_port that keeps every byte it
+    carries (both directions), so a test can search the wire for what must
+    not be there in clear. close() stops it."""
+
+    def __init__(self, target_port, host="127.0.0.1"):
+        self.target = (host, target_port)
+        self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._server.bind((host, 0))
+        self._server.listen(16)
+        self.port = self._server.getsockname()[1]
+        self._lock = threading.Lock()
+        self._bytes = bytearray()
+        self._sockets = []
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def captured(self):
+        with self._lock:
+            return bytes(self._bytes)
+
+    def _accept(self):
+        while not self._closed:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=2)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source, sink):
+        while True:
+            try:
+                chunk = source.recv(65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                for s in (source, sink):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                return
+            with self._lock:
+                self._bytes += chunk
+            try:
+                sink.sendall(chunk)
+            except OSError:
+                return
+
+    def close(self):
+        self._closed = True
+        self._server.close()
+        with self._lock:
+            for s in self._sockets:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
 # --- cluster nodes ------------------------------------------------------------
 
 class Node:
@@ -156,8 +240,9 @@ class Node:
     `iridium attach -c`. Its stdout and stderr (the log) are appended to
     log_path, across restarts."""
 
-    def __init__(self, cluster, alias, extra_args=(), port=None, remote_port=None):
+    def __init__(self, cluster, alias, extra_args=(), port=None, remote_port=None, key=None):
         self.cluster = cluster
+        self.key = key  # cluster key file: --cluster-key, and attach --key
         self.alias = alias
         self.port = port or free_port()
         self.remote_port = remote_port or free_port()
@@ -174,7 +259,7 @@ class Node:
     def argv(self, *more_args):
         return [self.cluster.binary, "--node-alias", self.alias, "--data-root-dir", self.data_dir,
                 "-P", str(self.port), "-r", "-p", str(self.remote_port), "--daemon-mode",
-                *self.extra_args, *more_args]
+                *(["--cluster-key", self.key] if self.key else []), *self.extra_args, *more_args]
 
     def launch(self, *more_args):
         """Starts the process and returns at once (see wait_ready). Logs at
@@ -204,6 +289,8 @@ class Node:
     def attach(self, *lines, timeout=10):
         """Runs lines through `iridium attach -c`; a CompletedProcess."""
         args = [self.cluster.binary, "attach", f"127.0.0.1:{self.remote_port}", "--timeout", str(timeout)]
+        if self.key:
+            args += ["--key", self.key]
         for line in lines:
             args += ["-c", line]
         return subprocess.run(args, capture_output=True, text=True, timeout=timeout + 10, env=clean_env())
@@ -240,17 +327,20 @@ class Node:
 
 
 class Cluster:
-    """A set of nodes in one temp directory; close() kills them all."""
+    """A set of nodes in one temp directory; close() kills them all. With
+    secure=True every node gets one cluster key (made here, self.key)."""
 
-    def __init__(self, binary):
+    def __init__(self, binary, secure=False):
         self.binary = os.path.abspath(binary)
         self.root = tempfile.mkdtemp(prefix="iridium-cluster-")
+        self.key = make_key(self.binary, self.root) if secure else None
         self.nodes = {}
         self._pool = None
 
-    def node(self, alias, extra_args=(), port=None):
-        """A new Node (not started), registered under alias."""
-        node = Node(self, alias, extra_args, port)
+    def node(self, alias, extra_args=(), port=None, key="cluster"):
+        """A new Node (not started), registered under alias; key: a key file,
+        None for plain mode, or "cluster" for the cluster's (if secure)."""
+        node = Node(self, alias, extra_args, port, key=self.key if key == "cluster" else key)
         self.nodes[alias] = node
         return node
 
@@ -306,9 +396,10 @@ class ClusterTestCase(unittest.TestCase):
     to stderr when the test failed."""
 
     binary = None
+    secure = False  # a cluster key for every node
 
     def setUp(self):
-        self.cluster = Cluster(self.binary)
+        self.cluster = Cluster(self.binary, secure=self.secure)
 
     def tearDown(self):
         if failed_so_far(self):

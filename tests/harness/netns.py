@@ -2,7 +2,8 @@
 
     hub namespace:   bridge "br0"  --  veth "pN" ...
     host namespace:  veth "eth0" = 10.213.0.N/24, "lo" up
-                     iridium -H 10.213.0.N -P 2254 --advertise-host 10.213.0.N,
+                     iridium -H 10.213.0.N -P 2254 --advertise-host 10.213.0.N
+                     (--cluster-key with Network(secure=True), else --insecure),
                      remote shell on 127.0.0.1:2244 (the namespace's own loopback)
 
 Everything is created inside namespaces named `irt-<pid>-...` (pid = the
@@ -244,7 +245,7 @@ class Host:
         os.makedirs(self.data_dir, exist_ok=True)
         args = [binary, "--node-alias", self.alias, "--data-root-dir", self.data_dir,
                 "-H", self.addr, "-P", str(CLUSTER_PORT), "--advertise-host", self.addr,
-                "-r", "-p", str(SHELL_PORT), "--daemon-mode", *more_args]
+                "-r", "-p", str(SHELL_PORT), "--daemon-mode", *self.network.security_args(), *more_args]
         log = open(self.log_path, "a")
         env = dict(os.environ, IRIDIUM_LOG=os.environ.get("IRIDIUM_LOG", "info"))
         self.process = self.popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
@@ -265,6 +266,8 @@ class Host:
 
     def attach(self, *lines, timeout=10):
         args = [self.network.binary, "attach", f"127.0.0.1:{SHELL_PORT}", "--timeout", str(timeout)]
+        if self.network.key:
+            args += ["--key", self.network.key]
         for line in lines:
             args += ["-c", line]
         try:
@@ -308,9 +311,12 @@ class Network:
 
     Use as a context manager or call close(). `binary` is the iridium binary
     for Host.start() / start_cluster(); it may be None for other programs.
+    With secure=True the nodes share a cluster key made here (as real
+    deployments do); otherwise they run plain, which off loopback needs
+    --insecure.
     """
 
-    def __init__(self, size, binary=None):
+    def __init__(self, size, binary=None, secure=False):
         if not 1 <= size <= 250:
             raise ValueError("1..250 hosts")
         ok, reason = available()
@@ -322,6 +328,10 @@ class Network:
         self.root = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
         self.hub = f"{self.prefix}hub"
         self.hosts = [Host(self, i) for i in range(1, size + 1)]
+        self.key = None
+        if secure and self.binary:
+            self.key = os.path.join(self.root, "cluster.key")
+            _run(self.binary, "keygen", self.key)
         self.loss_method = None
         self._faults = []      # (tag, receiving host, iptables match args)
         self._netem = False
@@ -350,6 +360,10 @@ class Network:
             _run("ip", "-n", host.ns, "-batch", "-", input=batch)
             host.run(IPTABLES, "-w", "-N", "irt")
             host.run(IPTABLES, "-w", "-A", "INPUT", "-j", "irt")
+
+    def security_args(self):
+        """The flags that put a node in this network's mode."""
+        return ["--cluster-key", self.key] if self.key else ["--insecure"]
 
     def __enter__(self):
         return self

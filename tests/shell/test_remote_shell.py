@@ -56,6 +56,30 @@ class RemoteShell(ShellTestCase):
         self.assertTrue(s.poll(TIMEOUT * 1000), "no answer to open")
         return s, msgpack.unpackb(s.recv())
 
+    def raw_session(self, node):
+        """A raw ZeroMQ client with an open session (closed at cleanup)."""
+        context = zmq.Context()
+        self.addCleanup(context.destroy, linger=0)
+        s, opened = self.raw_open(context, node)
+        self.addCleanup(s.close, linger=0)
+        self.assertEqual(opened["type"], "opened")
+        return s, opened
+
+    def leave_with_ctrl_d(self, child):
+        """Ends an interactive attach with Ctrl-D: exit status 0."""
+        child.sendeof()
+        child.expect(pexpect.EOF)
+        child.close()
+        self.assertEqual(child.exitstatus, 0)
+
+    def attach_process(self, port, *commands):
+        """`iridium attach -c ...` running in the background."""
+        proc = subprocess.Popen([IRIDIUM, "attach", f"127.0.0.1:{port}", *[a for c in commands for a in ("-c", c)]],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd=REPO, env=clean_env())
+        self.track(proc)
+        return proc
+
     def daemon(self, *args, **kwargs):
         return self.start_node("-r", "--daemon-mode", *args, **kwargs)
 
@@ -434,11 +458,7 @@ class RemoteShell(ShellTestCase):
         # A client that pings once, then goes silent, opened after a's last
         # line: once its session has ended for silence, a has been idle for
         # longer than the grace too.
-        context = zmq.Context()
-        self.addCleanup(context.destroy, linger=0)
-        s, opened = self.raw_open(context, node)
-        self.addCleanup(s.close, linger=0)
-        self.assertEqual(opened["type"], "opened")
+        s, opened = self.raw_session(node)
         self.assertGreater(opened["keepalive_ms"], 0)
         s.send(msgpack.packb({"v": 1, "type": "ping"}))
         node.wait_log(r"remote shell: session of client [0-9a-f]+ ended: silent", timeout=60)
@@ -449,19 +469,12 @@ class RemoteShell(ShellTestCase):
         self.assertEqual(parse_registers(self.run_line(a, "!registers"))[1], 5)
         self.assertEqual(self.run_line(a, "!symbols"), "here  code  4\n")
         self.assertEqual(len(re.findall(r"ended: silent", node.log())), 1, node.log())
-        a.sendeof()
-        a.expect(pexpect.EOF)
-        a.close()
-        self.assertEqual(a.exitstatus, 0)
+        self.leave_with_ctrl_d(a)
 
     @unittest.skipIf(zmq is None, "python3-zmq and python3-msgpack are needed (scripts/setup)")
     def test_lines_sent_back_to_back_run_in_order_and_pings_get_no_answer(self):
         node = self.daemon()
-        context = zmq.Context()
-        self.addCleanup(context.destroy, linger=0)
-        s, opened = self.raw_open(context, node)
-        self.addCleanup(s.close, linger=0)
-        self.assertEqual(opened["type"], "opened")
+        s, _ = self.raw_session(node)
         lines = [f"load $1 #{n}" for n in range(1, 9)] + ["!registers"]
         for line in lines:
             s.send(msgpack.packb({"v": 1, "type": "ping"}))
@@ -563,12 +576,176 @@ class RemoteShell(ShellTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(node.alive())
 
+    # --- Ctrl-C in attach: the interrupt frame (issue 9) --------------------
+
+    LOOP = ("load $1 #4", "top: inc $0", "jmpb $1")  # jmpb $1: back to inc $0, for ever
+
+    def wait_for_the_loop(self, node, before):
+        wait_until(lambda: cpu_seconds(node.proc.pid) - before >= 0.15, TIMEOUT,
+                   "the node to run the loop")
+
+    def test_sigint_to_attach_c_interrupts_the_remote_line(self):
+        node = self.daemon(env=clean_env(IRIDIUM_LOG="debug"))
+        before = cpu_seconds(node.proc.pid)
+        proc = self.attach_process(node.port, *self.LOOP, "!registers")
+        self.wait_for_the_loop(node, before)
+        self.assertIsNone(proc.poll(), "attach ended before the line was interrupted")
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=TIMEOUT)
+        self.assertLess(time.monotonic() - started, 5)  # a slice, not the 2e9-step limit
+        self.assertEqual(proc.returncode, 130, err)
+        self.assertEqual(err, "")
+        self.assertRegex(out, r"^interrupted at code offset \d+; registers are as the program left them "
+                              r"\(!registers\)\n$")  # and the lines after it did not run
+        node.wait_log(r"remote shell: client [0-9a-f]+ interrupted its line")
+        # The node serves on: a new session runs a line.
+        r = self.attach(node.port, "load $0 #7", "!registers")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(parse_registers(r.stdout)[0], 7)
+        self.assertTrue(node.alive())
+
+    def test_ctrl_c_in_interactive_attach_interrupts_the_line(self):
+        node = self.daemon()
+        a = self.attach_interactive(node.port)
+        for line in self.LOOP[:2]:
+            self.assertEqual(self.run_line(a, line), "")
+        before = cpu_seconds(node.proc.pid)
+        a.sendline(self.LOOP[2])
+        a.expect_exact(self.LOOP[2] + "\r\n")
+        self.wait_for_the_loop(node, before)
+        started = time.monotonic()
+        a.sendintr()
+        a.expect_exact("interrupted at code offset ")
+        a.expect_exact(PROMPT)
+        self.assertLess(time.monotonic() - started, 10)
+        regs = parse_registers(self.run_line(a, "!registers"))
+        self.assertEqual(regs[1], 4)  # as the program left it
+        self.assertGreater(regs[0], 1)  # the loop ran
+        # The same session goes on.
+        self.assertEqual(self.run_line(a, "load $5 #7"), "")
+        after = parse_registers(self.run_line(a, "!registers"))
+        self.assertEqual((after[0], after[1], after[5]), (regs[0], 4, 7))
+        a.sendline("!quit")
+        a.expect(pexpect.EOF)
+        a.close()
+        self.assertEqual(a.exitstatus, 0)
+
+    def test_ctrl_c_at_the_attach_prompt_clears_the_line(self):
+        node = self.daemon()
+        a = self.attach_interactive(node.port)
+        for _ in range(2):  # twice: Ctrl-C never ends the client
+            a.send("load $0 #99")
+            a.expect_exact("load $0 #99")  # echoed, so libedit has it
+            a.sendintr()
+            a.expect_exact("^C\r\n" + PROMPT)
+        self.assertTrue(a.isalive())
+        self.assertEqual(parse_registers(self.run_line(a, "!registers"))[0], 0)  # never ran
+        self.assertEqual(self.run_line(a, "!history"), "1  !registers\n2  !history\n")
+        self.leave_with_ctrl_d(a)
+
+    def fake_node(self):
+        """A ZeroMQ ROUTER standing in for a node: (port, receive(), answer(peer, frame))."""
+        context = zmq.Context()
+        self.addCleanup(context.destroy, linger=0)
+        router = context.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        self.addCleanup(router.close, linger=0)
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+
+        def receive():
+            self.assertTrue(router.poll(TIMEOUT * 1000), "no frame from attach")
+            peer, body = router.recv_multipart()
+            return peer, msgpack.unpackb(body)
+
+        def answer(peer, frame):
+            router.send_multipart([peer, msgpack.packb({"v": 1, **frame})])
+
+        return port, receive, answer
+
+    @unittest.skipIf(zmq is None, "python3-zmq and python3-msgpack are needed (scripts/setup)")
+    def test_a_second_ctrl_c_stops_attach_c_waiting(self):
+        # A node that never answers the line: the first SIGINT sends
+        # `interrupt`, the second gives up at once with 130.
+        port, receive, answer = self.fake_node()
+        proc = self.attach_process(port, "jmpb $0", "nop")
+        peer, frame = receive()
+        answer(peer, {"type": "opened", "banner": "", "keepalive_ms": 60000})
+        self.assertEqual(receive()[1]["type"], "ping")
+        self.assertEqual(receive()[1], {"v": 1, "type": "exec", "line": "jmpb $0"})
+        proc.send_signal(signal.SIGINT)
+        self.assertEqual(receive()[1], {"v": 1, "type": "interrupt"})
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=TIMEOUT)
+        self.assertEqual(proc.returncode, 130, err)
+        self.assertEqual((out, err), ("", "interrupted\n"))  # and "nop" did not run
+
+    @unittest.skipIf(zmq is None, "python3-zmq and python3-msgpack are needed (scripts/setup)")
+    def test_attach_to_a_node_older_than_interrupt(self):
+        # A fake node that speaks the protocol as it was before `interrupt`:
+        # it refuses the unknown type (as decode_request does) and the line
+        # runs on to its own end. The client says so and prints the result.
+        port, receive, answer = self.fake_node()
+        proc = self.attach_process(port, "jmpb $0")
+        peer, frame = receive()
+        self.assertEqual(frame["type"], "open")
+        answer(peer, {"type": "opened", "banner": "old node\n"})  # no keepalive_ms: no pings
+        peer, frame = receive()
+        self.assertEqual(frame, {"v": 1, "type": "exec", "line": "jmpb $0"})
+        proc.send_signal(signal.SIGINT)
+        peer, frame = receive()
+        self.assertEqual(frame, {"v": 1, "type": "interrupt"})
+        answer(peer, {"type": "refused", "error": "bad request: unknown request type 'interrupt'"})
+        answer(peer, {"type": "result", "ok": False, "output": "runtime error: step limit\n",
+                      "quit": False, "ask": ""})
+        out, err = proc.communicate(timeout=TIMEOUT)
+        self.assertEqual(out, "runtime error: step limit\n")
+        self.assertIn("cannot interrupt a line (it is older than the interrupt message)", err)
+        self.assertEqual(proc.returncode, 130)
+
+    @unittest.skipIf(zmq is None, "python3-zmq and python3-msgpack are needed (scripts/setup)")
+    def test_unknown_and_stray_frames_leave_the_session_open(self):
+        # What an older node does with `interrupt` is what this one does with
+        # any type it does not know: refuse it and change nothing. And an
+        # `interrupt` with no line running gets no answer and stops nothing later.
+        node = self.daemon()
+        s, _ = self.raw_session(node)
+
+        def ask(frame):
+            s.send(msgpack.packb({"v": 1, **frame}))
+            self.assertTrue(s.poll(TIMEOUT * 1000), "no answer")
+            return msgpack.unpackb(s.recv())
+
+        self.assertEqual(ask({"type": "exec", "line": "load $0 #6"})["ok"], True)
+        self.assertEqual(ask({"type": "frobnicate"}),
+                         {"v": 1, "type": "refused", "error": "bad request: unknown request type 'frobnicate'"})
+        # Idle: no answer (ask() below would get it instead of its result), no effect.
+        s.send(msgpack.packb({"v": 1, "type": "interrupt"}))
+        self.assertEqual(ask({"type": "exec", "line": "load $1 #2"})["ok"], True)  # not interrupted
+        reply = ask({"type": "exec", "line": "!registers"})
+        self.assertEqual(parse_registers(reply["output"])[:2], [6, 2])  # the same session
+
     def test_sigterm_stops_a_daemon_with_exit_0(self):
         node = self.daemon(env=clean_env(IRIDIUM_LOG="debug"))
         node.proc.send_signal(signal.SIGTERM)
         self.assertEqual(node.proc.wait(timeout=TIMEOUT), 0)
         self.assertIn("received SIGTERM, shutting down", node.log())
         wait_until(lambda: port_is_free(node.port), 10, "the port to be released")
+
+    def test_sigterm_interrupts_running_remote_lines(self):
+        # The stopping server interrupts the lines still running instead of
+        # waiting for their step limit, here one that would take hours.
+        node = self.daemon("--max-steps", str(10**13), env=clean_env(IRIDIUM_LOG="debug"))
+        a = self.attach_interactive(node.port)
+        for line in self.LOOP[:2]:
+            self.assertEqual(self.run_line(a, line), "")
+        before = cpu_seconds(node.proc.pid)
+        a.sendline(self.LOOP[2])
+        a.expect_exact(self.LOOP[2] + "\r\n")
+        self.wait_for_the_loop(node, before)
+        node.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(node.proc.wait(timeout=TIMEOUT), 0)
+        self.assertIn("received SIGTERM, shutting down", node.log())
 
     def test_sigint_never_stops_a_daemon(self):
         # Ctrl-C never ends a node (issue 9): a daemon logs it and keeps
