@@ -74,6 +74,13 @@ void add_node_options(CLI::App& app, iridium::app::NodeOptions& node) {
                  "Join the cluster through HOST:PORT (repeatable; retried until a seed answers)")
       ->envname("IRIDIUM_JOIN")
       ->delimiter(',');
+  app.add_option("--metrics-port", node.metrics_port,
+                 "Serve Prometheus metrics on http://HOST:PORT/metrics (0: off)")
+      ->envname("IRIDIUM_METRICS_PORT")
+      ->capture_default_str();
+  app.add_option("--metrics-host", node.metrics_host, "Metrics address")
+      ->envname("IRIDIUM_METRICS_HOST")
+      ->capture_default_str();
 }
 
 // `-h` is the remote shell's bind host (-h HOST), as the spec has it, so a

@@ -13,6 +13,7 @@
 #include "app/cluster_adapter.h"
 #include "app/identity.h"
 #include "app/keygen_command.h"
+#include "app/metrics.h"
 #include "app/run_command.h"
 #include "cluster/node.h"
 #include "shell/console.h"
@@ -181,6 +182,21 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
     }
   }
 
+  std::unique_ptr<MetricsServer> metrics;
+  if (node.metrics_port != 0) {
+    auto started = MetricsServer::start(node.metrics_host, node.metrics_port, [&] {
+      return MetricsInput{cluster_node.snapshot(),
+                          remote ? std::optional(remote->session_count()) : std::nullopt,
+                          workers.counts()};
+    });
+    if (!started) {
+      std::cerr << started.message() << "\n";
+      return kExitUsage;
+    }
+    metrics = std::move(*started);
+    spdlog::info("serving metrics on http://{}/metrics", metrics->endpoint());
+  }
+
   if (node.start_cluster || !seeds.empty()) {
     auto started = cluster_node.start();
     if (!started) {
@@ -311,6 +327,7 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
   }
   if (console) console->stop();
   if (interactive) shell::Console::write("\n");
+  metrics.reset();  // no scrape reads the node while it stops
   cluster_node.leave_and_stop();
   if (remote) remote->stop();
   ::close(signal_fd);

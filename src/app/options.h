@@ -20,6 +20,8 @@ struct NodeOptions {
   std::string node_alias;
   std::string data_root_dir;
   unsigned threads = 2;
+  std::string metrics_host = "127.0.0.1";
+  uint16_t metrics_port = 0;  // 0: no metrics endpoint
   std::string server_bind_host = "127.0.0.1";
   uint16_t server_bind_port = 2254;
   bool server_bind_port_explicit = false;  // else a busy default port falls back to a free one

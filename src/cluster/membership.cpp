@@ -100,12 +100,14 @@ Message Membership::message(MessageType type) const {
 void Membership::send(const Endpoint& to, Message m) {
   if (left_) return;
   ++counters_.frames_sent;
+  ++counters_.sent_by_type[message_type_index(m.type)];
   actions_.emplace_back(SendTo{to, std::move(m)});
 }
 
 void Membership::reply(const std::string& routing_id, Message m) {
   if (left_) return;
   ++counters_.frames_sent;
+  ++counters_.sent_by_type[message_type_index(m.type)];
   actions_.emplace_back(ReplyTo{routing_id, std::move(m)});
 }
 
@@ -116,6 +118,7 @@ void Membership::drop(std::string why) {
 }
 
 void Membership::frame_dropped(const Error& why) {
+  ++counters_.dropped_malformed;
   drop(why.message);
 }
 
@@ -308,9 +311,11 @@ void Membership::declare_dead(const std::string& alias, DeathCause cause, TimePo
   lost_[alias] = Lost{m.address, m.instance, now, now + timers_.lost_probe};
   ++view_version_;
   ++counters_.deaths;
+  ++(cause == DeathCause::kSilent ? counters_.deaths_silent : counters_.deaths_refused);
   Event e = make_event(EventKind::kDead, m.address, m.instance);
   e.cause = cause;
   e.silent = since(m.last_direct, now);
+  counters_.detection.observe(e.silent);
   emit(std::move(e));
 }
 
@@ -338,6 +343,16 @@ Membership::Member* Membership::member_from(const Message& m) {
 void Membership::receive(const Message& m, const Source& source, TimePoint now) {
   if (left_) return;
   ++counters_.frames_received;
+  ++counters_.received_by_type[message_type_index(m.type)];
+  // Every handler drops a frame at most once, through drop().
+  const uint64_t dropped_before = counters_.frames_dropped;
+  dispatch(m, source, now);
+  if (counters_.frames_dropped != dropped_before) {
+    ++counters_.dropped_by_type[message_type_index(m.type)];
+  }
+}
+
+void Membership::dispatch(const Message& m, const Source& source, TimePoint now) {
   const bool on_dealer = source.dealer.has_value();
   switch (m.type) {
     case MessageType::kHelloAck:

@@ -13,6 +13,7 @@
 // are the rules in prose.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "cluster/config.h"
+#include "cluster/detection_histogram.h"
 #include "cluster/protocol.h"
 #include "common/result.h"
 
@@ -114,11 +116,22 @@ struct MemberView {
 };
 
 struct Counters {
+  using ByType = std::array<uint64_t, kMessageTypeCount>;  // by message_type_index
+
   uint64_t frames_sent = 0;
   uint64_t frames_received = 0;
   uint64_t frames_dropped = 0;
   uint64_t joins = 0, leaves = 0, suspicions = 0, deaths = 0, recoveries = 0;
   uint64_t refused = 0;  // hellos and joins we refused
+  ByType sent_by_type{};
+  ByType received_by_type{};
+  // frames_dropped split by why: malformed frames (the transport's or the
+  // decoder's error; no type known), and frames that decoded but were
+  // rejected by a rule (by their type).
+  uint64_t dropped_malformed = 0;
+  ByType dropped_by_type{};
+  uint64_t deaths_silent = 0, deaths_refused = 0;  // deaths by DeathCause
+  DetectionHistogram detection;                    // every kDead's `silent`
 };
 
 struct MembershipConfig {
@@ -246,6 +259,7 @@ class Membership {
   void on_hello_nack(const Message& m, const Endpoint& from, TimePoint now);
 
   // ---- helpers ----
+  void dispatch(const Message& m, const Source& source, TimePoint now);  // receive's switch
   Member* member_from(const Message& m);  // the member that sent m (alias and instance match)
   void learn(const std::vector<NodeAddress>& nodes, TimePoint now);
   void contact(const NodeAddress& who, TimePoint now);

@@ -109,20 +109,7 @@ class Node::Loop {
     membership_.join_seeds(seeds, remembered, Clock::now());
   }
 
-  Snapshot snapshot() const {
-    Snapshot s;
-    s.self = membership_.self();
-    s.instance = membership_.instance();
-    s.started = true;
-    s.counters = membership_.counters();
-    s.dropped_frames = s.counters.frames_dropped;
-    for (const MemberView& m : membership_.members(Clock::now())) {
-      s.members.push_back(MemberInfo{m.address.alias, m.address.host, m.address.port,
-                                     std::string(member_state_name(m.state)),
-                                     m.last_heard.count()});
-    }
-    return s;
-  }
+  Snapshot snapshot() const { return snapshot_of(membership_, Clock::now()); }
 
   void leave() {
     save_members(true);
@@ -300,6 +287,20 @@ class Node::Loop {
   uint64_t dropped_ = 0;
   bool leaving_ = false;
 };
+
+Snapshot snapshot_of(const Membership& membership, TimePoint now) {
+  Snapshot s;
+  s.self = membership.self();
+  s.instance = membership.instance();
+  s.started = true;
+  s.counters = membership.counters();
+  s.dropped_frames = s.counters.frames_dropped;
+  for (const MemberView& m : membership.members(now)) {
+    s.members.push_back(MemberInfo{m.address.alias, m.address.host, m.address.port,
+                                   std::string(member_state_name(m.state)), m.last_heard.count()});
+  }
+  return s;
+}
 
 // ---------------------------------------------------------------------------
 // The members file

@@ -123,6 +123,10 @@ class Node {
   std::optional<Error> fatal_;
 };
 
+// What snapshot() answers, taken from a running node's membership (also
+// what tests take from a Membership driven on a fake clock).
+Snapshot snapshot_of(const Membership& membership, TimePoint now);
+
 // The members file: the last members a node knew, so that a restarted node
 // can find its cluster again when its seeds are gone.
 std::vector<NodeAddress> load_members_file(const std::string& path);

@@ -1,5 +1,7 @@
 #include "cluster/protocol.h"
 
+#include <iterator>
+
 #include "common/wire.h"
 
 namespace iridium::cluster {
@@ -22,6 +24,8 @@ constexpr TypeName kTypeNames[] = {
     {MessageType::kPingReq, "ping_req"},
     {MessageType::kIndirectAck, "indirect_ack"},
 };
+static_assert(std::size(kTypeNames) == kMessageTypeCount, "kMessageTypeCount is out of date");
+static_assert(static_cast<std::size_t>(MessageType::kIndirectAck) + 1 == kMessageTypeCount);
 
 // Aliases, hosts and instances are plain ASCII names: anything else is
 // refused on the wire, so no later printing or JSON can choke on it.

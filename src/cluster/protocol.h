@@ -30,6 +30,14 @@ enum class MessageType {
   kPingReq,      // "please reach target for me": answered with indirect_ack
   kIndirectAck,  // "target is alive": answer to ping_req, same seq
 };
+inline constexpr std::size_t kMessageTypeCount = 11;  // kHello .. kIndirectAck
+// 0 .. kMessageTypeCount-1, in declaration order: an index for per-type counts.
+inline std::size_t message_type_index(MessageType type) {
+  return static_cast<std::size_t>(type);
+}
+inline MessageType message_type_at(std::size_t index) {
+  return static_cast<MessageType>(index);
+}
 std::string_view message_type_name(MessageType type);
 
 // hello_nack codes.

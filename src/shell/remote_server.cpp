@@ -149,6 +149,7 @@ void RemoteServer::serve() {
         expire();
         next_sweep = now + std::chrono::milliseconds(250);
       }
+      session_count_.store(sessions_.size(), std::memory_order_relaxed);
     } catch (const zmq::error_t& e) {
       spdlog::error("remote shell: {}", e.what());
     }

@@ -83,6 +83,8 @@ class RemoteServer {
   Status start();
   void stop();
   std::string endpoint() const;
+  // Open sessions (orphans whose line still runs included), from any thread.
+  std::size_t session_count() const { return session_count_.load(std::memory_order_relaxed); }
 
  private:
   // All of these run on the socket thread.
@@ -106,6 +108,7 @@ class RemoteServer {
   SessionTable sessions_;                            // socket thread
   std::unique_ptr<LineExecutor> executor_;
   std::atomic<bool> running_{false};
+  std::atomic<std::size_t> session_count_{0};  // sessions_.size(), published by the socket thread
   std::thread thread_;
 };
 

@@ -18,6 +18,8 @@ std::string_view job_state_name(JobState state) {
   return "unknown";
 }
 
+static_assert(static_cast<std::size_t>(JobState::kCancelled) + 1 == kJobStateCount);
+
 bool job_finished(JobState state) {
   return state != JobState::kQueued && state != JobState::kRunning;
 }
@@ -55,6 +57,14 @@ std::vector<JobInfo> WorkerPool::jobs() const {
   std::lock_guard lock(mutex_);
   std::vector<JobInfo> out;
   for (const auto& [id, info] : jobs_) out.push_back(info);
+  return out;
+}
+
+JobCounts WorkerPool::counts() const {
+  std::lock_guard lock(mutex_);
+  JobCounts out;
+  for (const auto& [id, info] : jobs_) ++out.by_state[static_cast<std::size_t>(info.state)];
+  out.submitted = next_id_ - 1;
   return out;
 }
 

@@ -9,6 +9,7 @@
 // limits_ and threads_ are set in the constructor and read-only afterwards.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -28,6 +29,7 @@
 namespace iridium::shell {
 
 enum class JobState { kQueued, kRunning, kHalted, kEnded, kError, kCancelled };
+inline constexpr std::size_t kJobStateCount = 6;  // kQueued .. kCancelled
 std::string_view job_state_name(JobState state);
 // Halted, ended, error or cancelled: the state will not change again.
 bool job_finished(JobState state);
@@ -48,6 +50,12 @@ struct JobInfo {
   std::size_t final_stack_entries = 0;
   std::optional<Clock::time_point> started;   // unset while queued
   std::optional<Clock::time_point> finished;  // unset until it finishes
+};
+
+// How many jobs are in each state, without copying their outputs.
+struct JobCounts {
+  std::array<uint64_t, kJobStateCount> by_state{};  // indexed by JobState
+  uint64_t submitted = 0;                           // every job ever (none is forgotten)
 };
 
 // What cancel() did.
@@ -73,6 +81,7 @@ class WorkerPool {
   uint64_t submit(uint64_t owner, std::string name, vm::Image image);
   std::vector<JobInfo> jobs() const;
   std::optional<JobInfo> job(uint64_t id) const;
+  JobCounts counts() const;
   // Asks a job to stop. A running job ends as kCancelled at its next slice
   // boundary (unless it halts, ends or fails first), with its output and
   // registers as they were; wait_finished() waits for that.

@@ -631,3 +631,96 @@ TEST_CASE("gossip goes to a few members at a time", "[membership]") {
   CHECK(r.sent(MessageType::kMembers).size() == r.timers.gossip_fanout);
   for (const SendTo& s : r.sent(MessageType::kMembers)) CHECK(s.message.nodes.size() == 9);
 }
+
+// ---- counters (served as metrics, docs/metrics.md) ---------------------------
+
+namespace {
+uint64_t sum(const Counters::ByType& counts) {
+  uint64_t total = 0;
+  for (uint64_t n : counts) total += n;
+  return total;
+}
+std::size_t at(MessageType type) {
+  return message_type_index(type);
+}
+}  // namespace
+
+TEST_CASE("frames are counted by type as they are sent, received and dropped", "[membership]") {
+  Rig r;
+  const Peer a = peer("a", 2001), b = peer("b", 2002);
+  r.admit(a);  // hello in; hello_ack and a heartbeat out
+  const Counters& c = r.m.counters();
+  CHECK(c.received_by_type[at(MessageType::kHello)] == 1);
+  CHECK(c.sent_by_type[at(MessageType::kHelloAck)] == 1);
+  CHECK(c.sent_by_type[at(MessageType::kHeartbeat)] == 1);
+  r.receive(b.make(MessageType::kHello), "rid-b");  // and a hears of b in a members frame
+  CHECK(c.received_by_type[at(MessageType::kHello)] == 2);
+  CHECK(c.sent_by_type[at(MessageType::kMembers)] == 1);
+  r.advance(Millis(1000));  // heartbeats every 200 ms to both, gossip every 200 ms
+  CHECK(c.sent_by_type[at(MessageType::kHeartbeat)] >= 2 + 2 * 4);
+  CHECK(c.sent_by_type[at(MessageType::kMembers)] >= 1 + 4);
+  r.beat(a);
+  CHECK(c.received_by_type[at(MessageType::kHeartbeat)] == 1);
+
+  // Rejected: an ack that answers no probe of ours, and an ack on the listener.
+  Message stray = a.make(MessageType::kAck);
+  stray.seq = 4242;
+  r.receive_on_dealer(stray, a.endpoint());
+  r.receive(stray);
+  CHECK(c.dropped_by_type[at(MessageType::kAck)] == 2);
+  CHECK(c.received_by_type[at(MessageType::kAck)] == 2);  // received, then dropped
+  // Malformed: no type to count it under.
+  r.m.frame_dropped(iridium::Error{"truncated", ErrorKind::kInvalid});
+  CHECK(c.dropped_malformed == 1);
+  CHECK(sum(c.dropped_by_type) == 2);
+
+  // The per-type counts add up to the totals.
+  CHECK(sum(c.sent_by_type) == c.frames_sent);
+  CHECK(sum(c.received_by_type) == c.frames_received);
+  CHECK(c.dropped_malformed + sum(c.dropped_by_type) == c.frames_dropped);
+}
+
+TEST_CASE("deaths are counted by cause and their detection latency is observed", "[membership]") {
+  Rig r;
+  const Peer a = peer("a", 2001), b = peer("b", 2002);
+  r.admit(a);
+  r.admit(b);
+  // b crashes: its closed connection is refused on redial 40 ms after its last frame.
+  r.advance(Millis(40));
+  r.link(b.endpoint(), LinkEvent::kUp);
+  r.link(b.endpoint(), LinkEvent::kDown);
+  r.link(b.endpoint(), LinkEvent::kRefused);
+  // a falls silent (nobody vouches): dead after dead_after.
+  r.advance(Millis(3000));
+  REQUIRE_FALSE(r.m.is_member("a"));
+  REQUIRE_FALSE(r.m.is_member("b"));
+  const Counters& c = r.m.counters();
+  CHECK(c.deaths == 2);
+  CHECK(c.deaths_refused == 1);
+  CHECK(c.deaths_silent == 1);
+  const auto dead = r.happened(EventKind::kDead);
+  REQUIRE(dead.size() == 2);
+  const DetectionHistogram& h = c.detection;
+  CHECK(h.count == 2);
+  CHECK(h.sum == dead[0].silent + dead[1].silent);
+  CHECK(dead[0].silent == Millis(40));
+  // 40 ms lands in the (30, 60] bucket; dead_after (1.5 s) plus a tick in (1.5, 2].
+  CHECK(h.in_bucket[2] == 1);
+  CHECK(dead[1].silent > r.timers.dead_after);
+  CHECK(dead[1].silent <= Millis(2000));
+  CHECK(h.in_bucket[8] == 1);
+}
+
+TEST_CASE("a detection slower than the last bucket is counted but in no bucket", "[membership]") {
+  DetectionHistogram h;
+  h.observe(Millis(15));
+  h.observe(Millis(16));
+  h.observe(Millis(9000));
+  CHECK(h.in_bucket[0] == 1);  // bounds are inclusive
+  CHECK(h.in_bucket[1] == 1);
+  CHECK(h.count == 3);
+  CHECK(h.sum == Millis(9031));
+  uint64_t in_buckets = 0;
+  for (uint64_t n : h.in_bucket) in_buckets += n;
+  CHECK(in_buckets == 2);
+}
