@@ -63,8 +63,8 @@ BENCHMARK(BM_Assemble)->Arg(16)->Arg(256)->Arg(900);
 
 // Image bytes -> parsed, verified image.
 void BM_LoadImage(benchmark::State& state) {
-  const auto bytes =
-      iridium::vm::serialize_image(assemble_or_throw(synthetic_source(static_cast<int>(state.range(0)))));
+  const auto bytes = iridium::vm::serialize_image(
+      assemble_or_throw(synthetic_source(static_cast<int>(state.range(0)))));
   for (auto _ : state) {
     auto image = iridium::vm::load_image(bytes);
     benchmark::DoNotOptimize(image);

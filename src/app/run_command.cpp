@@ -58,7 +58,8 @@ int assemble_file(const AsmOptions& options) {
   std::string output = options.output;
   if (output.empty()) {
     output = options.input;
-    if (auto dot = output.rfind('.'); dot != std::string::npos && output.find('/', dot) == std::string::npos) {
+    if (auto dot = output.rfind('.');
+        dot != std::string::npos && output.find('/', dot) == std::string::npos) {
       output.resize(dot);
     }
     output += ".pie";

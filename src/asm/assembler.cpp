@@ -1,6 +1,7 @@
 #include "asm/assembler.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -25,8 +26,8 @@ struct Statement {
   int column = 0;  // of the mnemonic
   const OpInfo* op = nullptr;
   std::vector<Token> operands;
-  uint32_t offset = 0;  // code offset, relative to this source's first instruction (set by layout)
-  bool wide = false;    // LOAD of a 32-bit constant: LOAD + LUI
+  uint32_t offset = 0;   // code offset, relative to this source's first instruction (set by layout)
+  bool wide = false;     // LOAD of a 32-bit constant: LOAD + LUI
   std::string mnemonic;  // as written
 };
 
@@ -588,6 +589,12 @@ class Assembler {
 
 Assembly assemble(std::string_view source, std::string_view file, const Context& context) {
   return Assembler(file, context).run(source);
+}
+
+std::string instruction_syntax(const vm::OpInfo& op) {
+  std::string lower(op.mnemonic);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return expected_form(op, lower);
 }
 
 }  // namespace iridium::assembler

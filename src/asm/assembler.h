@@ -9,6 +9,7 @@
 
 #include "asm/diagnostic.h"
 #include "vm/image.h"
+#include "vm/opcodes.h"
 
 namespace iridium::assembler {
 
@@ -32,8 +33,8 @@ struct Context {
 };
 
 struct Assembly {
-  vm::Image image;            // only the new code and read-only bytes
-  SymbolTable symbols;        // only the labels this source defined
+  vm::Image image;      // only the new code and read-only bytes
+  SymbolTable symbols;  // only the labels this source defined
   std::vector<Diagnostic> errors;
 
   bool ok() const { return errors.empty(); }
@@ -42,5 +43,9 @@ struct Assembly {
 // Never throws, whatever the input; every error found is in `errors`.
 Assembly assemble(std::string_view source, std::string_view file = "<input>",
                   const Context& context = {});
+
+// How an instruction is written, from its form in the opcode table, in lower
+// case: "load $REG #IMM|@LABEL", "shl $REG [#0..31]", "hlt".
+std::string instruction_syntax(const vm::OpInfo& op);
 
 }  // namespace iridium::assembler

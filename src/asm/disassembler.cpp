@@ -12,18 +12,30 @@ namespace {
 
 using vm::Form;
 
-std::string code_label(uint32_t offset) { return "L" + std::to_string(offset); }
-std::string data_label(uint32_t offset) { return "D" + std::to_string(offset); }
+std::string code_label(uint32_t offset) {
+  return "L" + std::to_string(offset);
+}
+std::string data_label(uint32_t offset) {
+  return "D" + std::to_string(offset);
+}
 
 std::string quote(const uint8_t* bytes, std::size_t length) {
   std::string text = "'";
   for (std::size_t i = 0; i < length; ++i) {
     const auto c = static_cast<char>(bytes[i]);
     switch (c) {
-      case '\n': text += "\\n"; break;
-      case '\t': text += "\\t"; break;
-      case '\\': text += "\\\\"; break;
-      case '\'': text += "\\'"; break;
+      case '\n':
+        text += "\\n";
+        break;
+      case '\t':
+        text += "\\t";
+        break;
+      case '\\':
+        text += "\\\\";
+        break;
+      case '\'':
+        text += "\\'";
+        break;
       default:
         if (std::isprint(static_cast<unsigned char>(c))) {
           text += c;
@@ -72,10 +84,12 @@ std::string disassemble(const vm::Image& image, const DisassemblyOptions& option
       }
       // A word only where no string starts inside it.
       bool word = at + 4 <= ro.size();
-      for (std::size_t k = 1; k < 4 && word; ++k) word = !string_starts.contains(static_cast<uint32_t>(at + k));
+      for (std::size_t k = 1; k < 4 && word; ++k)
+        word = !string_starts.contains(static_cast<uint32_t>(at + k));
       if (word) {
         const uint32_t v = static_cast<uint32_t>(ro[at]) | static_cast<uint32_t>(ro[at + 1]) << 8 |
-                           static_cast<uint32_t>(ro[at + 2]) << 16 | static_cast<uint32_t>(ro[at + 3]) << 24;
+                           static_cast<uint32_t>(ro[at + 2]) << 16 |
+                           static_cast<uint32_t>(ro[at + 3]) << 24;
         out += "    .integer #" + std::to_string(static_cast<int32_t>(v)) + "\n";
         at += 4;
       } else {
@@ -103,17 +117,35 @@ std::string disassemble(const vm::Image& image, const DisassemblyOptions& option
       const uint16_t imm16 = static_cast<uint16_t>(b[2] << 8 | b[3]);
       const uint16_t addr16 = static_cast<uint16_t>(b[1] << 8 | b[2]);
       switch (info->form) {
-        case Form::kNone: break;
-        case Form::kR: line += reg(b[1]); break;
-        case Form::kRR: line += reg(b[1]) + reg(b[2]); break;
-        case Form::kRRR: line += reg(b[1]) + reg(b[2]) + reg(b[3]); break;
-        case Form::kRImm16: line += reg(b[1]) + " #" + std::to_string(static_cast<int16_t>(imm16)); break;
-        case Form::kRUImm16: line += reg(b[1]) + " #" + std::to_string(imm16); break;
-        case Form::kRShift: line += reg(b[1]) + " #" + std::to_string(b[2]); break;
-        case Form::kCodeAddr: line += " @" + code_label(addr16); break;
-        case Form::kCount: line += " #" + std::to_string(addr16); break;
+        case Form::kNone:
+          break;
+        case Form::kR:
+          line += reg(b[1]);
+          break;
+        case Form::kRR:
+          line += reg(b[1]) + reg(b[2]);
+          break;
+        case Form::kRRR:
+          line += reg(b[1]) + reg(b[2]) + reg(b[3]);
+          break;
+        case Form::kRImm16:
+          line += reg(b[1]) + " #" + std::to_string(static_cast<int16_t>(imm16));
+          break;
+        case Form::kRUImm16:
+          line += reg(b[1]) + " #" + std::to_string(imm16);
+          break;
+        case Form::kRShift:
+          line += reg(b[1]) + " #" + std::to_string(b[2]);
+          break;
+        case Form::kCodeAddr:
+          line += " @" + code_label(addr16);
+          break;
+        case Form::kCount:
+          line += " #" + std::to_string(addr16);
+          break;
         case Form::kDataAddr:
-          line += labelled_strings.contains(addr16) ? " @" + data_label(addr16) : " #" + std::to_string(addr16);
+          line += labelled_strings.contains(addr16) ? " @" + data_label(addr16)
+                                                    : " #" + std::to_string(addr16);
           break;
       }
     }

@@ -5,9 +5,15 @@
 namespace iridium::assembler {
 namespace {
 
-bool ident_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
-bool ident_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
-bool separator(char c) { return c == ' ' || c == '\t' || c == ',' || c == '\r' || c == ';'; }
+bool ident_start(char c) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_';
+}
+bool ident_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+}
+bool separator(char c) {
+  return c == ' ' || c == '\t' || c == ',' || c == '\r' || c == ';';
+}
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -54,10 +60,18 @@ LexedLine lex_line(std::string_view line) {
           const char e = line[i + 1];
           i += 2;
           switch (e) {
-            case 'n': text += '\n'; break;
-            case 't': text += '\t'; break;
-            case '\\': text += '\\'; break;
-            case '\'': text += '\''; break;
+            case 'n':
+              text += '\n';
+              break;
+            case 't':
+              text += '\t';
+              break;
+            case '\\':
+              text += '\\';
+              break;
+            case '\'':
+              text += '\'';
+              break;
             case 'x': {
               const int hi = i < line.size() ? hex_value(line[i]) : -1;
               const int lo = i + 1 < line.size() ? hex_value(line[i + 1]) : -1;
@@ -70,8 +84,8 @@ LexedLine lex_line(std::string_view line) {
               break;
             }
             default:
-              out.errors.push_back(
-                  {column(i - 2), std::string("unknown escape '\\") + e + "' (use \\n \\t \\\\ \\' \\xHH)"});
+              out.errors.push_back({column(i - 2), std::string("unknown escape '\\") + e +
+                                                       "' (use \\n \\t \\\\ \\' \\xHH)"});
           }
           continue;
         }

@@ -3,10 +3,9 @@
 // client in another language needs only a MessagePack library.
 #pragma once
 
-#include <msgpack.hpp>
-
 #include <cstdint>
 #include <map>
+#include <msgpack.hpp>
 #include <optional>
 #include <span>
 #include <string>

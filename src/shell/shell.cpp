@@ -54,7 +54,8 @@ Reply success(std::string message) {
 
 // A job id as !jobs shows it: a positive decimal number.
 std::optional<uint64_t> parse_job_id(const std::string& text) {
-  if (text.empty() || text.size() > 18 || !std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); })) {
+  if (text.empty() || text.size() > 18 ||
+      !std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); })) {
     return std::nullopt;
   }
   const uint64_t id = std::stoull(text);
@@ -89,7 +90,8 @@ std::string Shell::banner() {
 
 const std::vector<Shell::Command>& Shell::commands() {
   static const std::vector<Command> table = {
-      {"!help", "!help", "list the commands", &Shell::cmd_help},
+      {"!help", "!help [WORD]", "list the commands, or explain one command or instruction",
+       &Shell::cmd_help},
       {"!quit", "!quit", "leave the shell", &Shell::cmd_quit},
       {"!history", "!history", "lines entered in this session", &Shell::cmd_history},
       {"!program", "!program", "disassemble the shell's program", &Shell::cmd_program},
@@ -298,7 +300,9 @@ vm::RunResult Shell::run_in_slices(uint32_t from, bool& interrupted) {
   return result;
 }
 
-Reply Shell::cmd_help(const Args&) {
+Reply Shell::cmd_help(const Args& args) {
+  if (args.size() > 1) return failure("usage: !help [COMMAND|MNEMONIC]");
+  if (args.size() == 1) return help_on(args[0]);
   std::string text = "Commands:\n";
   for (const Command& c : commands()) {
     std::string usage(c.usage);
@@ -307,8 +311,39 @@ Reply Shell::cmd_help(const Args&) {
   }
   text +=
       "Any other line is assembly: it is added to the program and run at once,\n"
-      "e.g. `load $0 #42`. Registers and labels persist between lines.\n";
+      "e.g. `load $0 #42`. Registers and labels persist between lines.\n"
+      "!help COMMAND or !help MNEMONIC (e.g. !help load) explains one.\n";
   return success(text);
+}
+
+// `!help jobs`, `!help !jobs`: the command's usage and help; `!help djmpe`:
+// the instruction's syntax and meaning, from the opcode table.
+Reply Shell::help_on(std::string_view word) {
+  if (word.empty()) return failure("usage: !help [COMMAND|MNEMONIC]");
+  std::string_view name = word;
+  while (!name.empty() && name.front() == '!') name.remove_prefix(1);
+  for (const Command& c : commands()) {
+    if (c.name.substr(1) == name)
+      return success(std::string(c.usage) + "\n  " + std::string(c.help));
+  }
+  if (const vm::OpInfo* op = vm::find_op(name); op != nullptr && word.front() != '!') {
+    return success(assembler::instruction_syntax(*op) + "\n  " + std::string(op->meaning) +
+                   " (opcode " + std::to_string(static_cast<int>(op->op)) + ")");
+  }
+  if (word.front() == '!') return failure(unknown_command(word));
+  std::vector<std::string_view> words;
+  for (const Command& c : commands()) words.push_back(c.name.substr(1));
+  std::vector<std::string> lower_mnemonics;
+  for (const vm::OpInfo& info : vm::all_ops()) {
+    std::string lower(info.mnemonic);
+    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    lower_mnemonics.push_back(std::move(lower));
+  }
+  for (const std::string& m : lower_mnemonics) words.push_back(m);
+  std::string text = "no command or instruction '" + std::string(word) + "'";
+  if (auto best = nearest_word(name, words))
+    return failure(text + "; did you mean " + std::string(*best) + "?");
+  return failure(text + "; !help lists the commands");
 }
 
 Reply Shell::cmd_quit(const Args&) {

@@ -83,6 +83,7 @@ class Shell {
   static const std::vector<Command>& commands();
   // Error messages, with hints that point at the right command.
   static std::string unknown_command(std::string_view word);
+  static Reply help_on(std::string_view word);
   static std::optional<std::string_view> command_for_word(std::string_view word);
   static std::string assembly_errors(const assembler::Assembly& assembly, bool shell_line);
 

@@ -8,12 +8,18 @@ namespace iridium::shell {
 
 std::string_view job_state_name(JobState state) {
   switch (state) {
-    case JobState::kQueued: return "queued";
-    case JobState::kRunning: return "running";
-    case JobState::kHalted: return "halted";
-    case JobState::kEnded: return "ended";
-    case JobState::kError: return "error";
-    case JobState::kCancelled: return "cancelled";
+    case JobState::kQueued:
+      return "queued";
+    case JobState::kRunning:
+      return "running";
+    case JobState::kHalted:
+      return "halted";
+    case JobState::kEnded:
+      return "ended";
+    case JobState::kError:
+      return "error";
+    case JobState::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }

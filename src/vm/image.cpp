@@ -32,15 +32,13 @@ Result<Image> parse_image(std::span<const uint8_t> bytes) {
       return Error{"bad image header: reserved byte " + std::to_string(i) + " is not zero"};
     }
   }
-  const uint32_t ro_length = static_cast<uint32_t>(bytes[64]) |
-                             static_cast<uint32_t>(bytes[65]) << 8 |
-                             static_cast<uint32_t>(bytes[66]) << 16 |
-                             static_cast<uint32_t>(bytes[67]) << 24;
+  const uint32_t ro_length =
+      static_cast<uint32_t>(bytes[64]) | static_cast<uint32_t>(bytes[65]) << 8 |
+      static_cast<uint32_t>(bytes[66]) << 16 | static_cast<uint32_t>(bytes[67]) << 24;
   const std::size_t available = bytes.size() - kReadOnlyStart;
   if (ro_length > available) {
-    return Error{"bad image: the header gives a read-only section of " +
-                 std::to_string(ro_length) + " bytes, but only " + std::to_string(available) +
-                 " bytes follow the header"};
+    return Error{"bad image: the header gives a read-only section of " + std::to_string(ro_length) +
+                 " bytes, but only " + std::to_string(available) + " bytes follow the header"};
   }
   const std::size_t code_start = kReadOnlyStart + ro_length;
   const std::size_t code_length = bytes.size() - code_start;
@@ -75,7 +73,8 @@ std::vector<uint8_t> serialize_image(const Image& image) {
 Result<std::vector<uint8_t>> read_file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Error{"cannot open '" + path + "': " + std::strerror(errno)};
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
   if (in.bad()) return Error{"cannot read '" + path + "'"};
   return bytes;
 }

@@ -43,7 +43,9 @@ static_assert(std::endian::native == std::endian::little,
               "LOADM/SETM copy heap words as little-endian host integers");
 
 namespace {
-inline int32_t wrap(int64_t value) { return static_cast<int32_t>(static_cast<uint32_t>(value)); }
+inline int32_t wrap(int64_t value) {
+  return static_cast<int32_t>(static_cast<uint32_t>(value));
+}
 }  // namespace
 
 template <bool kCountSteps>
@@ -100,18 +102,18 @@ IRIDIUM_INTERPRETER_ATTRIBUTES RunResult Vm::execute() {
     SYNC_STATE();             \
     return fail(__VA_ARGS__); \
   } while (0)
-#define IRIDIUM_STEP()                                                                  \
-  do {                                                                                  \
-    if constexpr (kCountSteps) {                                                        \
+#define IRIDIUM_STEP()                                                                     \
+  do {                                                                                     \
+    if constexpr (kCountSteps) {                                                           \
       if (steps_left == 0 && ip->op != kEndSentinel) FAIL(Fault::kStepLimit, index(), ""); \
-      --steps_left;                                                                     \
-    }                                                                                   \
+      --steps_left;                                                                        \
+    }                                                                                      \
   } while (0)
 
 #if IRIDIUM_COMPUTED_GOTO
   void* table[256];
   for (auto& entry : table) entry = &&op_invalid;
-#define IRIDIUM_X(name, number, form) table[number] = &&op_##name;
+#define IRIDIUM_X(name, number, form, meaning) table[number] = &&op_##name;
   IRIDIUM_OPCODES(IRIDIUM_X)
 #undef IRIDIUM_X
   table[kEndSentinel] = &&op_END;
@@ -125,15 +127,28 @@ IRIDIUM_INTERPRETER_ATTRIBUTES RunResult Vm::execute() {
       d.handler = table[d.op];
       if (i + 1 < count && decoded_[i + 1].op == static_cast<uint8_t>(Op::DJMPE)) {
         switch (static_cast<Op>(d.op)) {
-#define IRIDIUM_FUSE(name)             \
-  case Op::name:                       \
+          // clang-format off: one fused compare per line (clang-format reflows the
+          // macro calls differently on every pass).
+#define IRIDIUM_FUSE(name)           \
+  case Op::name:                     \
     d.handler = &&op_##name##_DJMPE; \
     break;
-          IRIDIUM_FUSE(EQ) IRIDIUM_FUSE(NEQ) IRIDIUM_FUSE(GTE) IRIDIUM_FUSE(LTE)
-          IRIDIUM_FUSE(LT) IRIDIUM_FUSE(GT) IRIDIUM_FUSE(EQF64) IRIDIUM_FUSE(NEQF64)
-          IRIDIUM_FUSE(GTF64) IRIDIUM_FUSE(GTEF64) IRIDIUM_FUSE(LTF64) IRIDIUM_FUSE(LTEF64)
+          IRIDIUM_FUSE(EQ)
+          IRIDIUM_FUSE(NEQ)
+          IRIDIUM_FUSE(GTE)
+          IRIDIUM_FUSE(LTE)
+          IRIDIUM_FUSE(LT)
+          IRIDIUM_FUSE(GT)
+          IRIDIUM_FUSE(EQF64)
+          IRIDIUM_FUSE(NEQF64)
+          IRIDIUM_FUSE(GTF64)
+          IRIDIUM_FUSE(GTEF64)
+          IRIDIUM_FUSE(LTF64)
+          IRIDIUM_FUSE(LTEF64)
 #undef IRIDIUM_FUSE
-          default: break;
+          default:
+            break;
+            // clang-format on
         }
       }
     }
@@ -147,7 +162,7 @@ IRIDIUM_INTERPRETER_ATTRIBUTES RunResult Vm::execute() {
       IRIDIUM_STEP();            \
       goto* table[ip->op];       \
     } else {                     \
-      goto* ip->handler;         \
+      goto * ip->handler;        \
     }                            \
   } while (0)
 #else
@@ -161,18 +176,18 @@ IRIDIUM_INTERPRETER_ATTRIBUTES RunResult Vm::execute() {
     DISPATCH(); \
   } while (0)
 // Jumps to a run-time byte offset, checking it first.
-#define JUMP_TO(target_expr)                                                           \
-  do {                                                                                 \
-    const int64_t target = (target_expr);                                              \
-    if (target < 0 || target % 4 != 0 || target > code_length) {                       \
-      FAIL(Fault::kBadJumpTarget, index(),                                             \
-           "target " + std::to_string(target) +                                        \
-               (target % 4 != 0 ? " is not a multiple of 4"                            \
-                                : " is outside the code (0.." +                        \
-                                      std::to_string(code_length) + ")"));             \
-    }                                                                                  \
-    ip = base + target / 4;                                                            \
-    DISPATCH();                                                                        \
+#define JUMP_TO(target_expr)                                                             \
+  do {                                                                                   \
+    const int64_t target = (target_expr);                                                \
+    if (target < 0 || target % 4 != 0 || target > code_length) {                         \
+      FAIL(Fault::kBadJumpTarget, index(),                                               \
+           "target " + std::to_string(target) +                                          \
+               (target % 4 != 0                                                          \
+                    ? " is not a multiple of 4"                                          \
+                    : " is outside the code (0.." + std::to_string(code_length) + ")")); \
+    }                                                                                    \
+    ip = base + target / 4;                                                              \
+    DISPATCH();                                                                          \
   } while (0)
 #define OFFSET() (static_cast<int64_t>(index()) * 4)
 
@@ -184,10 +199,14 @@ dispatch:
   IRIDIUM_STEP();
   switch (ip->op) {
 #endif
-    CASE(LOAD) : r[ip->a] = ip->imm; NEXT();
-    CASE(ADD) : r[ip->c] = wrap(int64_t{r[ip->a]} + r[ip->b]); NEXT();
-    CASE(SUB) : r[ip->c] = wrap(int64_t{r[ip->a]} - r[ip->b]); NEXT();
-    CASE(MUL) : r[ip->c] = wrap(int64_t{r[ip->a]} * r[ip->b]); NEXT();
+    CASE(LOAD) : r[ip->a] = ip->imm;
+    NEXT();
+    CASE(ADD) : r[ip->c] = wrap(int64_t{r[ip->a]} + r[ip->b]);
+    NEXT();
+    CASE(SUB) : r[ip->c] = wrap(int64_t{r[ip->a]} - r[ip->b]);
+    NEXT();
+    CASE(MUL) : r[ip->c] = wrap(int64_t{r[ip->a]} * r[ip->b]);
+    NEXT();
     CASE(DIV) : {
       const int32_t a = r[ip->a];
       const int32_t b = r[ip->b];
@@ -209,12 +228,18 @@ dispatch:
     CASE(JMP) : JUMP_TO(r[ip->a]);
     CASE(JMPF) : JUMP_TO(OFFSET() + r[ip->a]);
     CASE(JMPB) : JUMP_TO(OFFSET() - r[ip->a]);
-    CASE(EQ) : flag = r[ip->a] == r[ip->b]; NEXT();
-    CASE(NEQ) : flag = r[ip->a] != r[ip->b]; NEXT();
-    CASE(GTE) : flag = r[ip->a] >= r[ip->b]; NEXT();
-    CASE(LTE) : flag = r[ip->a] <= r[ip->b]; NEXT();
-    CASE(LT) : flag = r[ip->a] < r[ip->b]; NEXT();
-    CASE(GT) : flag = r[ip->a] > r[ip->b]; NEXT();
+    CASE(EQ) : flag = r[ip->a] == r[ip->b];
+    NEXT();
+    CASE(NEQ) : flag = r[ip->a] != r[ip->b];
+    NEXT();
+    CASE(GTE) : flag = r[ip->a] >= r[ip->b];
+    NEXT();
+    CASE(LTE) : flag = r[ip->a] <= r[ip->b];
+    NEXT();
+    CASE(LT) : flag = r[ip->a] < r[ip->b];
+    NEXT();
+    CASE(GT) : flag = r[ip->a] > r[ip->b];
+    NEXT();
     CASE(JMPE) : {
       if (flag) JUMP_TO(r[ip->a]);
       NEXT();
@@ -227,15 +252,16 @@ dispatch:
       }
       if (s.heap.size() + static_cast<std::size_t>(bytes) > limits_.heap_cap) {
         FAIL(Fault::kHeapCap, index(),
-             "growing " + std::to_string(s.heap.size()) + " bytes by " +
-                        std::to_string(bytes) + " passes the cap of " +
-                        std::to_string(limits_.heap_cap));
+             "growing " + std::to_string(s.heap.size()) + " bytes by " + std::to_string(bytes) +
+                 " passes the cap of " + std::to_string(limits_.heap_cap));
       }
       s.heap.resize(s.heap.size() + static_cast<std::size_t>(bytes), 0);
       NEXT();
     }
-    CASE(INC) : r[ip->a] = wrap(int64_t{r[ip->a]} + 1); NEXT();
-    CASE(DEC) : r[ip->a] = wrap(int64_t{r[ip->a]} - 1); NEXT();
+    CASE(INC) : r[ip->a] = wrap(int64_t{r[ip->a]} + 1);
+    NEXT();
+    CASE(DEC) : r[ip->a] = wrap(int64_t{r[ip->a]} - 1);
+    NEXT();
     CASE(DJMPE) : {
       if (flag) {
         ip = base + ip->imm;
@@ -248,10 +274,10 @@ dispatch:
       const auto start = static_cast<std::size_t>(ip->imm);
       const void* nul = std::memchr(ro.data() + start, 0, ro.size() - start);
       if (nul == nullptr) {
-        FAIL(Fault::kStringWithoutNul, index(),
-             "read-only offset " + std::to_string(start));
+        FAIL(Fault::kStringWithoutNul, index(), "read-only offset " + std::to_string(start));
       }
-      const auto length = static_cast<std::size_t>(static_cast<const uint8_t*>(nul) - (ro.data() + start));
+      const auto length =
+          static_cast<std::size_t>(static_cast<const uint8_t*>(nul) - (ro.data() + start));
       if (output_) {
         SYNC_STATE();  // the output callback may look at the machine, even change it
         output_(std::string_view(reinterpret_cast<const char*>(ro.data() + start), length));
@@ -259,25 +285,46 @@ dispatch:
       }
       NEXT();
     }
-    CASE(LOADF64) : f[ip->a] = static_cast<double>(ip->imm); NEXT();
-    CASE(ADDF64) : f[ip->c] = f[ip->a] + f[ip->b]; NEXT();
-    CASE(SUBF64) : f[ip->c] = f[ip->a] - f[ip->b]; NEXT();
-    CASE(MULF64) : f[ip->c] = f[ip->a] * f[ip->b]; NEXT();
-    CASE(DIVF64) : f[ip->c] = f[ip->a] / f[ip->b]; NEXT();
-    CASE(EQF64) : flag = f[ip->a] == f[ip->b]; NEXT();
-    CASE(NEQF64) : flag = f[ip->a] != f[ip->b]; NEXT();
-    CASE(GTF64) : flag = f[ip->a] > f[ip->b]; NEXT();
-    CASE(GTEF64) : flag = f[ip->a] >= f[ip->b]; NEXT();
-    CASE(LTF64) : flag = f[ip->a] < f[ip->b]; NEXT();
-    CASE(LTEF64) : flag = f[ip->a] <= f[ip->b]; NEXT();
-    CASE(SHL) : r[ip->a] = static_cast<int32_t>(static_cast<uint32_t>(r[ip->a]) << ip->imm); NEXT();
-    CASE(SHR) : r[ip->a] = r[ip->a] >> ip->imm; NEXT();  // arithmetic since C++20
-    CASE(AND) : r[ip->c] = r[ip->a] & r[ip->b]; NEXT();
-    CASE(OR) : r[ip->c] = r[ip->a] | r[ip->b]; NEXT();
-    CASE(XOR) : r[ip->c] = r[ip->a] ^ r[ip->b]; NEXT();
-    CASE(NOT) : r[ip->b] = ~r[ip->a]; NEXT();
-    CASE(LUI) : r[ip->a] = static_cast<int32_t>(static_cast<uint32_t>(r[ip->a]) << 16 | static_cast<uint32_t>(ip->imm)); NEXT();
-    CASE(CLOOP) : s.loop_counter = static_cast<uint16_t>(ip->imm); NEXT();
+    CASE(LOADF64) : f[ip->a] = static_cast<double>(ip->imm);
+    NEXT();
+    CASE(ADDF64) : f[ip->c] = f[ip->a] + f[ip->b];
+    NEXT();
+    CASE(SUBF64) : f[ip->c] = f[ip->a] - f[ip->b];
+    NEXT();
+    CASE(MULF64) : f[ip->c] = f[ip->a] * f[ip->b];
+    NEXT();
+    CASE(DIVF64) : f[ip->c] = f[ip->a] / f[ip->b];
+    NEXT();
+    CASE(EQF64) : flag = f[ip->a] == f[ip->b];
+    NEXT();
+    CASE(NEQF64) : flag = f[ip->a] != f[ip->b];
+    NEXT();
+    CASE(GTF64) : flag = f[ip->a] > f[ip->b];
+    NEXT();
+    CASE(GTEF64) : flag = f[ip->a] >= f[ip->b];
+    NEXT();
+    CASE(LTF64) : flag = f[ip->a] < f[ip->b];
+    NEXT();
+    CASE(LTEF64) : flag = f[ip->a] <= f[ip->b];
+    NEXT();
+    CASE(SHL) : r[ip->a] = static_cast<int32_t>(static_cast<uint32_t>(r[ip->a]) << ip->imm);
+    NEXT();
+    CASE(SHR) : r[ip->a] = r[ip->a] >> ip->imm;
+    NEXT();  // arithmetic since C++20
+    CASE(AND) : r[ip->c] = r[ip->a] & r[ip->b];
+    NEXT();
+    CASE(OR) : r[ip->c] = r[ip->a] | r[ip->b];
+    NEXT();
+    CASE(XOR) : r[ip->c] = r[ip->a] ^ r[ip->b];
+    NEXT();
+    CASE(NOT) : r[ip->b] = ~r[ip->a];
+    NEXT();
+    CASE(LUI)
+        : r[ip->a] = static_cast<int32_t>(static_cast<uint32_t>(r[ip->a]) << 16 |
+                                          static_cast<uint32_t>(ip->imm));
+    NEXT();
+    CASE(CLOOP) : s.loop_counter = static_cast<uint16_t>(ip->imm);
+    NEXT();
     CASE(LOOP) : {
       if (s.loop_counter != 0) {
         --s.loop_counter;
@@ -335,12 +382,14 @@ dispatch:
       DISPATCH();
     }
     CASE(RET) : {
-      if (bp > sp || bp < 2) FAIL(Fault::kStackUnderflow, index(), "RET without a matching CALL frame");
+      if (bp > sp || bp < 2)
+        FAIL(Fault::kStackUnderflow, index(), "RET without a matching CALL frame");
       sp = bp;  // drop everything above the frame
       const int32_t saved_bp = stk[--sp];
       const int32_t return_to = stk[--sp];
       if (saved_bp < 0 || static_cast<std::size_t>(saved_bp) > sp) {
-        FAIL(Fault::kStackUnderflow, index(), "RET found a corrupt frame pointer " + std::to_string(saved_bp));
+        FAIL(Fault::kStackUnderflow, index(),
+             "RET found a corrupt frame pointer " + std::to_string(saved_bp));
       }
       bp = static_cast<std::size_t>(saved_bp);
       JUMP_TO(return_to);
@@ -348,13 +397,13 @@ dispatch:
 #if IRIDIUM_COMPUTED_GOTO
     // Superinstructions (fast path only): a comparison and the DJMPE after
     // it, exactly as the two would run one after the other. Neither can fault.
-#define IRIDIUM_FUSED(name, file, cmp)                     \
+#define IRIDIUM_FUSED(name, file, cmp)                    \
   op_##name##_DJMPE : flag = file[ip->a] cmp file[ip->b]; \
-  if (flag) {                                              \
-    ip = base + ip[1].imm;                                 \
-    DISPATCH();                                            \
-  }                                                        \
-  ip += 2;                                                 \
+  if (flag) {                                             \
+    ip = base + ip[1].imm;                                \
+    DISPATCH();                                           \
+  }                                                       \
+  ip += 2;                                                \
   DISPATCH();
     IRIDIUM_FUSED(EQ, r, ==)
     IRIDIUM_FUSED(NEQ, r, !=)
@@ -371,15 +420,15 @@ dispatch:
 #undef IRIDIUM_FUSED
 #endif
     CASE(IGL) : FAIL(Fault::kIllegalInstruction, index(), "IGL");
-    CASE_END : {
-      SYNC_STATE();
-      s.pc = static_cast<uint32_t>(code_length);
-      return RunResult{RunStatus::kEnded, std::nullopt};
-    }
+  CASE_END : {
+    SYNC_STATE();
+    s.pc = static_cast<uint32_t>(code_length);
+    return RunResult{RunStatus::kEnded, std::nullopt};
+  }
 #if IRIDIUM_COMPUTED_GOTO
   op_invalid:
 #else
-    default:
+  default:
 #endif
     FAIL(Fault::kIllegalInstruction, index(), "unverified opcode " + std::to_string(ip->op));
   }

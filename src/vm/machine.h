@@ -10,9 +10,9 @@
 namespace iridium::vm {
 
 struct Limits {
-  std::size_t heap_cap = 64u << 20;    // bytes
-  std::size_t stack_cap = 1u << 20;    // int32 entries
-  uint64_t max_steps = 0;              // instructions per run; 0 = unlimited
+  std::size_t heap_cap = 64u << 20;  // bytes
+  std::size_t stack_cap = 1u << 20;  // int32 entries
+  uint64_t max_steps = 0;            // instructions per run; 0 = unlimited
 };
 
 inline constexpr std::size_t kInitialHeapSize = 64;

@@ -14,73 +14,76 @@ namespace iridium::vm {
 
 // How an instruction's three operand bytes are used.
 enum class Form : uint8_t {
-  kNone,       // op 0 0 0
-  kR,          // op a 0 0
-  kRR,         // op a b 0
-  kRRR,        // op a b c
-  kRImm16,     // op a hi lo, immediate sign-extended
-  kRUImm16,    // op a hi lo, immediate zero-extended
-  kRShift,     // op a n 0, n in 0..31
-  kCodeAddr,   // op hi lo 0, byte offset into the code section
-  kCount,      // op hi lo 0, unsigned 16-bit count
-  kDataAddr,   // op hi lo 0, byte offset into the read-only section
+  kNone,      // op 0 0 0
+  kR,         // op a 0 0
+  kRR,        // op a b 0
+  kRRR,       // op a b c
+  kRImm16,    // op a hi lo, immediate sign-extended
+  kRUImm16,   // op a hi lo, immediate zero-extended
+  kRShift,    // op a n 0, n in 0..31
+  kCodeAddr,  // op hi lo 0, byte offset into the code section
+  kCount,     // op hi lo 0, unsigned 16-bit count
+  kDataAddr,  // op hi lo 0, byte offset into the read-only section
 };
 
-// X(MNEMONIC, opcode number, form). Opcode numbers are the bytecode's
-// identity: never renumber.
-#define IRIDIUM_OPCODES(X)      \
-  X(LOAD, 0, kRImm16)           \
-  X(ADD, 1, kRRR)               \
-  X(SUB, 2, kRRR)               \
-  X(MUL, 3, kRRR)               \
-  X(DIV, 4, kRRR)               \
-  X(HLT, 5, kNone)              \
-  X(JMP, 6, kR)                 \
-  X(JMPF, 7, kR)                \
-  X(JMPB, 8, kR)                \
-  X(EQ, 9, kRR)                 \
-  X(NEQ, 10, kRR)               \
-  X(GTE, 11, kRR)               \
-  X(LTE, 12, kRR)               \
-  X(LT, 13, kRR)                \
-  X(GT, 14, kRR)                \
-  X(JMPE, 15, kR)               \
-  X(NOP, 16, kNone)             \
-  X(ALOC, 17, kR)               \
-  X(INC, 18, kR)                \
-  X(DEC, 19, kR)                \
-  X(DJMPE, 20, kCodeAddr)       \
-  X(PRTS, 21, kDataAddr)        \
-  X(LOADF64, 22, kRImm16)       \
-  X(ADDF64, 23, kRRR)           \
-  X(SUBF64, 24, kRRR)           \
-  X(MULF64, 25, kRRR)           \
-  X(DIVF64, 26, kRRR)           \
-  X(EQF64, 27, kRR)             \
-  X(NEQF64, 28, kRR)            \
-  X(GTF64, 29, kRR)             \
-  X(GTEF64, 30, kRR)            \
-  X(LTF64, 31, kRR)             \
-  X(LTEF64, 32, kRR)            \
-  X(SHL, 33, kRShift)           \
-  X(SHR, 34, kRShift)           \
-  X(AND, 35, kRRR)              \
-  X(OR, 36, kRRR)               \
-  X(XOR, 37, kRRR)              \
-  X(NOT, 38, kRR)               \
-  X(LUI, 39, kRUImm16)          \
-  X(CLOOP, 40, kCount)          \
-  X(LOOP, 41, kCodeAddr)        \
-  X(LOADM, 42, kRR)             \
-  X(SETM, 43, kRR)              \
-  X(PUSH, 44, kR)               \
-  X(POP, 45, kR)                \
-  X(CALL, 46, kCodeAddr)        \
-  X(RET, 47, kNone)             \
-  X(IGL, 100, kNone)
+// X(MNEMONIC, opcode number, form, meaning). Opcode numbers are the
+// bytecode's identity: never renumber. The meaning is one line, in the
+// operands' terms ($a $b $c are the register operands in order); `!help
+// MNEMONIC` shows it.
+#define IRIDIUM_OPCODES(X)                                                                   \
+  X(LOAD, 0, kRImm16, "$a = imm, sign-extended 16 bits")                                     \
+  X(ADD, 1, kRRR, "$c = $a + $b (wraps)")                                                    \
+  X(SUB, 2, kRRR, "$c = $a - $b (wraps)")                                                    \
+  X(MUL, 3, kRRR, "$c = $a * $b (wraps)")                                                    \
+  X(DIV, 4, kRRR, "$c = $a / $b truncated, remainder = $a % $b; $b = 0 is an error")         \
+  X(HLT, 5, kNone, "halt the program")                                                       \
+  X(JMP, 6, kR, "jump to the code address in $a")                                            \
+  X(JMPF, 7, kR, "jump forward by $a bytes from this instruction")                           \
+  X(JMPB, 8, kR, "jump back by $a bytes from this instruction")                              \
+  X(EQ, 9, kRR, "flag = $a == $b")                                                           \
+  X(NEQ, 10, kRR, "flag = $a != $b")                                                         \
+  X(GTE, 11, kRR, "flag = $a >= $b")                                                         \
+  X(LTE, 12, kRR, "flag = $a <= $b")                                                         \
+  X(LT, 13, kRR, "flag = $a < $b")                                                           \
+  X(GT, 14, kRR, "flag = $a > $b")                                                           \
+  X(JMPE, 15, kR, "if flag, jump to the code address in $a")                                 \
+  X(NOP, 16, kNone, "do nothing")                                                            \
+  X(ALOC, 17, kR, "grow the heap by $a bytes")                                               \
+  X(INC, 18, kR, "$a = $a + 1")                                                              \
+  X(DEC, 19, kR, "$a = $a - 1")                                                              \
+  X(DJMPE, 20, kCodeAddr, "if flag, jump to the code address")                               \
+  X(PRTS, 21, kDataAddr, "print the NUL-terminated read-only string at the offset")          \
+  X(LOADF64, 22, kRImm16, "float $a = imm as a double")                                      \
+  X(ADDF64, 23, kRRR, "float $c = $a + $b")                                                  \
+  X(SUBF64, 24, kRRR, "float $c = $a - $b")                                                  \
+  X(MULF64, 25, kRRR, "float $c = $a * $b")                                                  \
+  X(DIVF64, 26, kRRR, "float $c = $a / $b")                                                  \
+  X(EQF64, 27, kRR, "flag = float $a == $b")                                                 \
+  X(NEQF64, 28, kRR, "flag = float $a != $b")                                                \
+  X(GTF64, 29, kRR, "flag = float $a > $b")                                                  \
+  X(GTEF64, 30, kRR, "flag = float $a >= $b")                                                \
+  X(LTF64, 31, kRR, "flag = float $a < $b")                                                  \
+  X(LTEF64, 32, kRR, "flag = float $a <= $b")                                                \
+  X(SHL, 33, kRShift, "$a <<= n (n 0..31; 16 when omitted)")                                 \
+  X(SHR, 34, kRShift, "$a >>= n, arithmetic (n 0..31; 16 when omitted)")                     \
+  X(AND, 35, kRRR, "$c = $a & $b")                                                           \
+  X(OR, 36, kRRR, "$c = $a | $b")                                                            \
+  X(XOR, 37, kRRR, "$c = $a ^ $b")                                                           \
+  X(NOT, 38, kRR, "$b = ~$a")                                                                \
+  X(LUI, 39, kRUImm16, "$a = ($a << 16) | imm, zero-extended 16 bits")                       \
+  X(CLOOP, 40, kCount, "loop counter = count")                                               \
+  X(LOOP, 41, kCodeAddr,                                                                     \
+    "if the loop counter is not 0, decrement it and jump to the code address")               \
+  X(LOADM, 42, kRR, "$b = the 4 heap bytes at the offset in $a (little-endian)")             \
+  X(SETM, 43, kRR, "the 4 heap bytes at the offset in $a = $b (little-endian)")              \
+  X(PUSH, 44, kR, "push $a on the stack")                                                    \
+  X(POP, 45, kR, "pop the stack into $a")                                                    \
+  X(CALL, 46, kCodeAddr, "push the return address and bp, set bp, jump to the code address") \
+  X(RET, 47, kNone, "drop the frame, pop bp and the return address, jump there")             \
+  X(IGL, 100, kNone, "illegal: always a runtime error")
 
 enum class Op : uint8_t {
-#define IRIDIUM_X(name, number, form) name = number,
+#define IRIDIUM_X(name, number, form, meaning) name = number,
   IRIDIUM_OPCODES(IRIDIUM_X)
 #undef IRIDIUM_X
 };
@@ -89,6 +92,7 @@ struct OpInfo {
   std::string_view mnemonic;  // upper case, as in the table
   Op op;
   Form form;
+  std::string_view meaning;  // one line, for people
 };
 
 inline constexpr std::size_t kInstructionSize = 4;
@@ -96,7 +100,7 @@ inline constexpr int kRegisterCount = 32;
 
 namespace detail {
 inline constexpr std::array kAllOps = {
-#define IRIDIUM_X(name, number, form) OpInfo{#name, Op::name, Form::form},
+#define IRIDIUM_X(name, number, form, meaning) OpInfo{#name, Op::name, Form::form, meaning},
     IRIDIUM_OPCODES(IRIDIUM_X)
 #undef IRIDIUM_X
 };

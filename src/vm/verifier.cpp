@@ -70,16 +70,15 @@ Status verify(const Image& image) {
     if (info->form == Form::kCodeAddr) {
       if (imm16 % kInstructionSize != 0 || imm16 > code_length) {
         return Error{where(image, offset, info) + ": jump target " + std::to_string(imm16) +
-                     (imm16 % kInstructionSize != 0
-                          ? " is not a multiple of 4"
-                          : " is past the end of the code (" + std::to_string(code_length) +
-                                " bytes)")};
+                     (imm16 % kInstructionSize != 0 ? " is not a multiple of 4"
+                                                    : " is past the end of the code (" +
+                                                          std::to_string(code_length) + " bytes)")};
       }
     }
     if (info->form == Form::kDataAddr && imm16 >= image.read_only.size()) {
       return Error{where(image, offset, info) + ": read-only offset " + std::to_string(imm16) +
-                   " is outside the read-only section (" +
-                   std::to_string(image.read_only.size()) + " bytes)"};
+                   " is outside the read-only section (" + std::to_string(image.read_only.size()) +
+                   " bytes)"};
     }
   }
   return ok_status();

@@ -9,25 +9,38 @@ namespace iridium::vm {
 
 std::string_view fault_name(Fault fault) {
   switch (fault) {
-    case Fault::kDivisionByZero: return "division by zero";
-    case Fault::kBadJumpTarget: return "bad jump target";
-    case Fault::kHeapOutOfBounds: return "heap access out of bounds";
-    case Fault::kBadAllocation: return "bad allocation size";
-    case Fault::kHeapCap: return "heap cap exceeded";
-    case Fault::kStackOverflow: return "stack overflow";
-    case Fault::kStackUnderflow: return "stack underflow";
-    case Fault::kStringWithoutNul: return "string without NUL terminator";
-    case Fault::kIllegalInstruction: return "illegal instruction";
-    case Fault::kStepLimit: return "step limit reached";
+    case Fault::kDivisionByZero:
+      return "division by zero";
+    case Fault::kBadJumpTarget:
+      return "bad jump target";
+    case Fault::kHeapOutOfBounds:
+      return "heap access out of bounds";
+    case Fault::kBadAllocation:
+      return "bad allocation size";
+    case Fault::kHeapCap:
+      return "heap cap exceeded";
+    case Fault::kStackOverflow:
+      return "stack overflow";
+    case Fault::kStackUnderflow:
+      return "stack underflow";
+    case Fault::kStringWithoutNul:
+      return "string without NUL terminator";
+    case Fault::kIllegalInstruction:
+      return "illegal instruction";
+    case Fault::kStepLimit:
+      return "step limit reached";
   }
   return "unknown fault";
 }
 
 std::string_view run_status_name(RunStatus status) {
   switch (status) {
-    case RunStatus::kHalted: return "halted";
-    case RunStatus::kEnded: return "ended";
-    case RunStatus::kError: return "error";
+    case RunStatus::kHalted:
+      return "halted";
+    case RunStatus::kEnded:
+      return "ended";
+    case RunStatus::kError:
+      return "error";
   }
   return "unknown";
 }
@@ -41,13 +54,24 @@ Vm::Decoded decode(const uint8_t* bytes) {
   const uint16_t imm16 = static_cast<uint16_t>(bytes[2] << 8 | bytes[3]);
   const uint16_t addr16 = static_cast<uint16_t>(bytes[1] << 8 | bytes[2]);
   switch (info.form) {
-    case Form::kRImm16: d.imm = static_cast<int16_t>(imm16); break;
-    case Form::kRUImm16: d.imm = imm16; break;
-    case Form::kRShift: d.imm = bytes[2]; break;
-    case Form::kCodeAddr: d.imm = addr16 / static_cast<int32_t>(kInstructionSize); break;
+    case Form::kRImm16:
+      d.imm = static_cast<int16_t>(imm16);
+      break;
+    case Form::kRUImm16:
+      d.imm = imm16;
+      break;
+    case Form::kRShift:
+      d.imm = bytes[2];
+      break;
+    case Form::kCodeAddr:
+      d.imm = addr16 / static_cast<int32_t>(kInstructionSize);
+      break;
     case Form::kCount:
-    case Form::kDataAddr: d.imm = addr16; break;
-    default: break;
+    case Form::kDataAddr:
+      d.imm = addr16;
+      break;
+    default:
+      break;
   }
   return d;
 }

@@ -73,10 +73,12 @@ TEST_CASE("syntax: case, labels on their own line, hex, escapes, commas", "[asm]
 
 TEST_CASE("every assembler error class, each located", "[asm][errors]") {
   CHECK(errors_of("foo $1\n") == "t.iasm:1:1: error: unknown instruction 'foo'\n");
-  CHECK_THAT(errors_of(".bogus\n"), Catch::Contains("t.iasm:1:1: error: unknown directive '.bogus'"));
+  CHECK_THAT(errors_of(".bogus\n"),
+             Catch::Contains("t.iasm:1:1: error: unknown directive '.bogus'"));
   CHECK_THAT(errors_of("  add $1 $2\n"), Catch::Contains("1:3: error: ADD takes 3 operands"));
   CHECK_THAT(errors_of("hlt $1\n"), Catch::Contains("HLT takes 0 operands"));
-  CHECK_THAT(errors_of("inc #1\n"), Catch::Contains("1:5: error: operand 1 of INC must be a register"));
+  CHECK_THAT(errors_of("inc #1\n"),
+             Catch::Contains("1:5: error: operand 1 of INC must be a register"));
   CHECK_THAT(errors_of("inc $32\n"), Catch::Contains("register '$32' out of range"));
   CHECK_THAT(errors_of("inc $x\n"), Catch::Contains("bad register"));
   CHECK_THAT(errors_of("load $0 #4294967296\n"), Catch::Contains("out of range"));
@@ -84,12 +86,16 @@ TEST_CASE("every assembler error class, each located", "[asm][errors]") {
   CHECK_THAT(errors_of("cloop #65536\n"), Catch::Contains("out of range (0..65535)"));
   CHECK_THAT(errors_of("lui $0 #70000\n"), Catch::Contains("out of range"));
   CHECK_THAT(errors_of("loadf64 $0 #1.5\n"), Catch::Contains("whole numbers"));
-  CHECK_THAT(errors_of("djmpe @nowhere\n"), Catch::Contains("1:7: error: undefined label 'nowhere'"));
-  CHECK_THAT(errors_of("a: hlt\na: hlt\n"), Catch::Contains("2:1: error: duplicate label 'a' (first defined on line 1)"));
-  CHECK_THAT(errors_of(".data\nhlt\n"), Catch::Contains("2:1: error: instruction 'hlt' in the data section"));
+  CHECK_THAT(errors_of("djmpe @nowhere\n"),
+             Catch::Contains("1:7: error: undefined label 'nowhere'"));
+  CHECK_THAT(errors_of("a: hlt\na: hlt\n"),
+             Catch::Contains("2:1: error: duplicate label 'a' (first defined on line 1)"));
+  CHECK_THAT(errors_of(".data\nhlt\n"),
+             Catch::Contains("2:1: error: instruction 'hlt' in the data section"));
   CHECK_THAT(errors_of("s: .asciiz 'open\n"), Catch::Contains("1:12: error: unterminated string"));
   CHECK_THAT(errors_of("s: .asciiz 'a\\q'\n"), Catch::Contains("unknown escape"));
-  CHECK_THAT(errors_of(".data\nd: .integer #1\n.code\ndjmpe @d\n"), Catch::Contains("is a data label"));
+  CHECK_THAT(errors_of(".data\nd: .integer #1\n.code\ndjmpe @d\n"),
+             Catch::Contains("is a data label"));
   CHECK_THAT(errors_of("c: hlt\nprts @c\n"), Catch::Contains("is a code label"));
   CHECK_THAT(errors_of("load $0 $1\n"), Catch::Contains("must be an integer or a label"));
   CHECK_THAT(errors_of("$1 load\n"), Catch::Contains("expected an instruction"));

@@ -25,9 +25,11 @@ TEST_CASE("random images are rejected or run to a clean stop", "[fuzz]") {
       const int ro = length(rng()) % 8;
       header[64] = static_cast<uint8_t>(ro);
       bytes = header;
-      for (int i = 0; i < ro + 4 * (length(rng()) % 12); ++i) bytes.push_back(static_cast<uint8_t>(byte(rng())));
+      for (int i = 0; i < ro + 4 * (length(rng()) % 12); ++i)
+        bytes.push_back(static_cast<uint8_t>(byte(rng())));
       // Bias opcodes towards real ones.
-      for (std::size_t i = 68 + ro; i < bytes.size(); i += 4) bytes[i] = static_cast<uint8_t>(byte(rng()) % 48);
+      for (std::size_t i = 68 + ro; i < bytes.size(); i += 4)
+        bytes[i] = static_cast<uint8_t>(byte(rng()) % 48);
     } else {
       for (int i = 0; i < length(rng()); ++i) bytes.push_back(static_cast<uint8_t>(byte(rng())));
     }
@@ -48,10 +50,11 @@ TEST_CASE("random images are rejected or run to a clean stop", "[fuzz]") {
 
 TEST_CASE("random text never crashes the assembler", "[fuzz]") {
   const std::vector<std::string> pieces = {
-      "load", "add",   "djmpe", "prts", ".data", ".code", ".asciiz", ".integer", ".byte", "$",
-      "$1",   "$31",   "$32",   "#",    "#-",    "#0x",   "#1.5",    "#99999999999", "@",   "@x",
-      "x:",   ":",     "'",     "'ab",  "\\",    "\\x",   ";",       "\n",      " ",     ",",
-      "\t",   "\x01",  "\xff",  "hlt",  "shl",   "cloop", "lui",     "@top",    "top:",  "'\\n'"};
+      "load", "add",  "djmpe", "prts", ".data", ".code", ".asciiz", ".integer", ".byte",
+      "$",    "$1",   "$31",   "$32",  "#",     "#-",    "#0x",     "#1.5",     "#99999999999",
+      "@",    "@x",   "x:",    ":",    "'",     "'ab",   "\\",      "\\x",      ";",
+      "\n",   " ",    ",",     "\t",   "\x01",  "\xff",  "hlt",     "shl",      "cloop",
+      "lui",  "@top", "top:",  "'\\n'"};
   std::uniform_int_distribution<std::size_t> pick(0, pieces.size() - 1);
   std::uniform_int_distribution<int> count(0, 40);
   std::uniform_int_distribution<int> byte(0, 255);

@@ -230,7 +230,8 @@ TEST_CASE("a restart seen first through a heartbeat also replaces the old instan
   CHECK(r.member("a")->instance == "a2");
 }
 
-TEST_CASE("a join admits its sender without an answer, and duplicates are ignored", "[membership]") {
+TEST_CASE("a join admits its sender without an answer, and duplicates are ignored",
+          "[membership]") {
   Rig r;
   const Peer a = peer("a", 2001);
   r.receive(a.make(MessageType::kJoin));

@@ -1,10 +1,10 @@
-#include "cluster/protocol.h"
-
 #include <catch2/catch.hpp>
-#include <msgpack.hpp>
 #include <map>
+#include <msgpack.hpp>
 #include <random>
 #include <variant>
+
+#include "cluster/protocol.h"
 
 using iridium::cluster::decode;
 using iridium::cluster::encode;
@@ -13,7 +13,9 @@ using iridium::cluster::MessageType;
 using iridium::cluster::NodeAddress;
 
 namespace {
-std::vector<uint8_t> bytes(const std::string& s) { return {s.begin(), s.end()}; }
+std::vector<uint8_t> bytes(const std::string& s) {
+  return {s.begin(), s.end()};
+}
 
 using Value = std::variant<int64_t, std::string>;
 using Fields = std::map<std::string, Value>;
@@ -31,8 +33,9 @@ std::vector<uint8_t> pack(const Fields& fields) {
 }  // namespace
 
 TEST_CASE("every message type round-trips", "[protocol]") {
-  for (auto type : {MessageType::kHello, MessageType::kHelloAck, MessageType::kHelloNack, MessageType::kJoin,
-                    MessageType::kHeartbeat, MessageType::kLeave, MessageType::kMembers}) {
+  for (auto type :
+       {MessageType::kHello, MessageType::kHelloAck, MessageType::kHelloNack, MessageType::kJoin,
+        MessageType::kHeartbeat, MessageType::kLeave, MessageType::kMembers}) {
     Message m;
     m.type = type;
     m.sender = NodeAddress{"node-1", "10.0.0.7", 2254};
@@ -71,7 +74,8 @@ TEST_CASE("the wire form is a map with the documented keys", "[protocol]") {
 }
 
 TEST_CASE("malformed frames are rejected with a reason", "[protocol]") {
-  Fields good{{"v", int64_t{1}}, {"type", "heartbeat"}, {"alias", "a"}, {"host", "h"}, {"port", int64_t{1}}, {"instance", "i"}};
+  Fields good{{"v", int64_t{1}}, {"type", "heartbeat"}, {"alias", "a"},
+              {"host", "h"},     {"port", int64_t{1}},  {"instance", "i"}};
   REQUIRE(decode(pack(good)).ok());
   auto without = [&](const std::string& key) {
     Fields f = good;
@@ -95,7 +99,8 @@ TEST_CASE("malformed frames are rejected with a reason", "[protocol]") {
   CHECK_FALSE(with("alias", "").ok());
   CHECK_FALSE(with("alias", std::string(65, 'a')).ok());
   CHECK_FALSE(with("type", "members").ok());  // members without nodes
-  CHECK_FALSE(with("alias", std::string("\xff\xfe")).ok());  // not a plain name (was a crash in JSON output)
+  CHECK_FALSE(with("alias", std::string("\xff\xfe"))
+                  .ok());  // not a plain name (was a crash in JSON output)
   CHECK_FALSE(with("alias", "a b").ok());
   CHECK_FALSE(with("host", "h\n").ok());
   CHECK_FALSE(with("instance", "").ok());
@@ -124,8 +129,10 @@ TEST_CASE("random bytes never crash the decoder", "[protocol][fuzz]") {
     for (int k = 0; k < flips; ++k) b[rng() % b.size()] = static_cast<uint8_t>(rng());
     if (i % 3 == 0) b.resize(rng() % (b.size() + 1));
     auto decoded = decode(b);
-    if (decoded) ++accepted;
-    else CHECK_FALSE(decoded.message().empty());
+    if (decoded)
+      ++accepted;
+    else
+      CHECK_FALSE(decoded.message().empty());
   }
   CHECK(accepted < 20000);
 }

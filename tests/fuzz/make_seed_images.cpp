@@ -21,13 +21,15 @@ int main(int argc, char** argv) {
   int written = 0;
   for (int i = 2; i < argc; ++i) {
     std::ifstream in(argv[i], std::ios::binary);
-    const std::string source((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string source((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
     const auto assembly = iridium::assembler::assemble(source, argv[i]);
     if (!assembly.ok()) continue;
     const auto bytes = iridium::vm::serialize_image(assembly.image);
     const auto path = out_dir / (std::filesystem::path(argv[i]).stem().string() + ".pie");
     std::ofstream out(path, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
     ++written;
   }
   std::printf("%d seed images in %s\n", written, out_dir.c_str());

@@ -109,11 +109,41 @@ class PipeShell(ShellTestCase):
         r = self.shell("!help")
         self.assertClean(r)
         self.assertTrue(r.stdout.startswith("Commands:\n"), r.stdout)
-        for usage in ["!help", "!quit", "!history", "!program", "!clear_program", "!clear_registers",
+        for usage in ["!help [WORD]", "!quit", "!history", "!program", "!clear_program", "!clear_registers",
                       "!registers", "!symbols", "!load_file PATH", "!spawn PATH", "!jobs [--json]",
                       "!job JOB", "!kill JOB", "!block", "!end", "!start_cluster",
                       "!join_cluster HOST PORT", "!cluster_members [--json]"]:
             self.assertRegex(r.stdout, rf"(?m)^  {re.escape(usage)}\s+\S")
+
+    def test_help_on_one_instruction_or_command(self):
+        r = self.shell("!help load", "!help DJMPE", "!help shl", "!help !jobs", "!help kill")
+        self.assertClean(r)
+        self.assertEqual(r.stdout,
+                         "load $REG #IMM|@LABEL\n  $a = imm, sign-extended 16 bits (opcode 0)\n"
+                         "djmpe @LABEL\n  if flag, jump to the code address (opcode 20)\n"
+                         "shl $REG [#0..31]\n  $a <<= n (n 0..31; 16 when omitted) (opcode 33)\n"
+                         "!jobs [--json]\n  list every spawned job on this node\n"
+                         "!kill JOB\n  cancel a queued or running job\n")
+
+    def test_every_instruction_has_a_meaning_in_help(self):
+        # The opcode table's meaning column, one line per mnemonic.
+        from_spec = ["LOAD", "ADD", "SUB", "MUL", "DIV", "HLT", "JMP", "JMPF", "JMPB", "EQ", "NEQ", "GTE", "LTE",
+                     "LT", "GT", "JMPE", "NOP", "ALOC", "INC", "DEC", "DJMPE", "PRTS", "LOADF64", "ADDF64",
+                     "SUBF64", "MULF64", "DIVF64", "EQF64", "NEQF64", "GTF64", "GTEF64", "LTF64", "LTEF64", "SHL",
+                     "SHR", "AND", "OR", "XOR", "NOT", "LUI", "CLOOP", "LOOP", "LOADM", "SETM", "PUSH", "POP",
+                     "CALL", "RET", "IGL"]
+        r = self.shell(*[f"!help {m}" for m in from_spec])
+        self.assertClean(r)
+        answers = r.stdout.splitlines()
+        self.assertEqual(len(answers), 2 * len(from_spec), r.stdout)
+        for i, mnemonic in enumerate(from_spec):
+            self.assertTrue(answers[2 * i].startswith(mnemonic.lower()), answers[2 * i])
+            self.assertRegex(answers[2 * i + 1], r"^  \S.* \(opcode \d+\)$")
+
+    def test_help_on_an_unknown_word_suggests_the_nearest(self):
+        self.assertFailsThenContinues("!help lod", r"^no command or instruction 'lod'; did you mean load\?\n$")
+        self.assertFailsThenContinues("!help !regsiters", r"^unknown command '!regsiters'; did you mean !registers\?\n$")
+        self.assertFailsThenContinues("!help a b", r"^usage: !help \[COMMAND\|MNEMONIC\]\n$")
 
     def test_crlf_line_endings(self):
         data = tempfile.mkdtemp(dir=self.tmp)

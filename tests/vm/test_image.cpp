@@ -1,5 +1,4 @@
 #include "vm/image.h"
-
 #include "vm/verifier.h"
 #include "vm_harness.h"
 
@@ -65,7 +64,8 @@ TEST_CASE("the verifier rejects every bad instruction with its offset", "[image]
              Catch::Contains("read-only offset 3"));
   CHECK_THAT(verify_error(code_image({insn(Op::HLT, 0, 0, 1)})),
              Catch::Contains("unused operand byte 3 must be zero"));
-  CHECK_THAT(verify_error(code_image({insn(Op::INC, 1, 5)})), Catch::Contains("unused operand byte 2"));
+  CHECK_THAT(verify_error(code_image({insn(Op::INC, 1, 5)})),
+             Catch::Contains("unused operand byte 2"));
   CHECK_THAT(verify_error(code_image({insn(Op::DJMPE, 0, 0, 9)})), Catch::Contains("byte 3"));
   // Reports the file byte too: 68 header bytes + 2 read-only + 4.
   CHECK_THAT(verify_error(code_image({insn(Op::HLT), {99, 0, 0, 0}}, {0, 0})),

@@ -12,8 +12,9 @@ using iridium::vm::Op;
 using iridium::vm::RunStatus;
 
 TEST_CASE("LOAD sign-extends, LUI builds 32-bit constants", "[vm][load]") {
-  auto o = run_asm("load $0 #-1\nload $1 #32767\nload $2 #100000\nload $3 #-100000\n"
-                   "load $4 #0x7FFFFFFF\nload $5 #-2147483648\nload $6 #0xFFFFFFFF\n");
+  auto o = run_asm(
+      "load $0 #-1\nload $1 #32767\nload $2 #100000\nload $3 #-100000\n"
+      "load $4 #0x7FFFFFFF\nload $5 #-2147483648\nload $6 #0xFFFFFFFF\n");
   CHECK(o->result.status == RunStatus::kEnded);
   CHECK(o->reg(0) == -1);
   CHECK(o->reg(1) == 32767);
@@ -27,8 +28,9 @@ TEST_CASE("LOAD sign-extends, LUI builds 32-bit constants", "[vm][load]") {
 }
 
 TEST_CASE("integer arithmetic wraps", "[vm][arith]") {
-  auto o = run_asm("load $0 #0x7FFFFFFF\nload $1 #1\nadd $0 $1 $2\nsub $2 $1 $3\n"
-                   "mul $0 $0 $4\nload $5 #-2147483648\ndec $5\ninc $0\n");
+  auto o = run_asm(
+      "load $0 #0x7FFFFFFF\nload $1 #1\nadd $0 $1 $2\nsub $2 $1 $3\n"
+      "mul $0 $0 $4\nload $5 #-2147483648\ndec $5\ninc $0\n");
   CHECK(o->reg(2) == INT32_MIN);
   CHECK(o->reg(3) == INT32_MAX);
   CHECK(o->reg(4) == 1);  // (2^31-1)^2 mod 2^32
@@ -57,10 +59,10 @@ TEST_CASE("comparisons set the equal flag", "[vm][compare]") {
     int a, b;
     bool expect;
   };
-  const Case cases[] = {{"eq", 3, 3, true},   {"eq", 3, 4, false}, {"neq", 3, 4, true},
-                        {"neq", 3, 3, false}, {"gt", 4, 3, true},  {"gt", 3, 3, false},
+  const Case cases[] = {{"eq", 3, 3, true},   {"eq", 3, 4, false},  {"neq", 3, 4, true},
+                        {"neq", 3, 3, false}, {"gt", 4, 3, true},   {"gt", 3, 3, false},
                         {"gte", 3, 3, true},  {"gte", 2, 3, false}, {"lt", -1, 0, true},
-                        {"lt", 0, 0, false},  {"lte", 0, 0, true}, {"lte", 1, 0, false}};
+                        {"lt", 0, 0, false},  {"lte", 0, 0, true},  {"lte", 1, 0, false}};
   for (const Case& c : cases) {
     auto o = run_asm("load $0 #" + std::to_string(c.a) + "\nload $1 #" + std::to_string(c.b) +
                      "\n" + c.op + " $0 $1\n");
@@ -70,9 +72,10 @@ TEST_CASE("comparisons set the equal flag", "[vm][compare]") {
 }
 
 TEST_CASE("float arithmetic and exact comparisons", "[vm][float]") {
-  auto o = run_asm("loadf64 $0 #7\nloadf64 $1 #2\naddf64 $0 $1 $2\nsubf64 $0 $1 $3\n"
-                   "mulf64 $0 $1 $4\ndivf64 $0 $1 $5\nloadf64 $6 #0\ndivf64 $0 $6 $7\n"
-                   "loadf64 $8 #-3\n");
+  auto o = run_asm(
+      "loadf64 $0 #7\nloadf64 $1 #2\naddf64 $0 $1 $2\nsubf64 $0 $1 $3\n"
+      "mulf64 $0 $1 $4\ndivf64 $0 $1 $5\nloadf64 $6 #0\ndivf64 $0 $6 $7\n"
+      "loadf64 $8 #-3\n");
   CHECK(o->freg(2) == 9.0);
   CHECK(o->freg(3) == 5.0);
   CHECK(o->freg(4) == 14.0);
@@ -80,8 +83,9 @@ TEST_CASE("float arithmetic and exact comparisons", "[vm][float]") {
   CHECK(std::isinf(o->freg(7)));  // IEEE 754: no fault
   CHECK(o->freg(8) == -3.0);
   CHECK(o->reg(0) == 0);  // the integer file is untouched
-  const std::pair<const char*, bool> cmp[] = {{"eqf64", false}, {"neqf64", true}, {"gtf64", true},
-                                              {"gtef64", true}, {"ltf64", false}, {"ltef64", false}};
+  const std::pair<const char*, bool> cmp[] = {{"eqf64", false}, {"neqf64", true},
+                                              {"gtf64", true},  {"gtef64", true},
+                                              {"ltf64", false}, {"ltef64", false}};
   for (auto [op, expect] : cmp) {
     auto c = run_asm(std::string("loadf64 $0 #2\nloadf64 $1 #1\n") + op + " $0 $1\n");
     INFO(op);
@@ -90,9 +94,10 @@ TEST_CASE("float arithmetic and exact comparisons", "[vm][float]") {
 }
 
 TEST_CASE("bitwise operations and shifts", "[vm][bits]") {
-  auto o = run_asm("load $0 #12\nload $1 #10\nand $0 $1 $2\nor $0 $1 $3\nxor $0 $1 $4\nnot $0 $5\n"
-                   "load $6 #1\nshl $6 #31\nload $7 #-16\nshr $7 #2\nload $8 #1\nshl $8\n"
-                   "load $9 #5\nshr $9 #0\n");
+  auto o = run_asm(
+      "load $0 #12\nload $1 #10\nand $0 $1 $2\nor $0 $1 $3\nxor $0 $1 $4\nnot $0 $5\n"
+      "load $6 #1\nshl $6 #31\nload $7 #-16\nshr $7 #2\nload $8 #1\nshl $8\n"
+      "load $9 #5\nshr $9 #0\n");
   CHECK(o->reg(2) == 8);
   CHECK(o->reg(3) == 14);
   CHECK(o->reg(4) == 6);
@@ -125,8 +130,9 @@ TEST_CASE("register jumps: JMP, JMPF, JMPB, JMPE", "[vm][jump]") {
   auto fall = run_asm("load $0 #4\njmpf $0\nload $1 #1\n");
   CHECK(fall->reg(1) == 1);
   // JMPB loops back: count $1 down from 3.
-  auto back = run_asm("load $1 #3\nload $2 #0\nload $3 #16\ntop: dec $1\ninc $4\neq $1 $2\n"
-                      "djmpe @out\njmpb $3\nout: hlt\n");
+  auto back = run_asm(
+      "load $1 #3\nload $2 #0\nload $3 #16\ntop: dec $1\ninc $4\neq $1 $2\n"
+      "djmpe @out\njmpb $3\nout: hlt\n");
   CHECK(back->reg(4) == 3);
   auto jmpe = run_asm("load $0 #20\nload $1 #1\neq $1 $1\njmpe $0\nload $5 #9\n");
   CHECK(jmpe->reg(5) == 0);
@@ -139,12 +145,12 @@ TEST_CASE("register jumps: JMP, JMPF, JMPB, JMPE", "[vm][jump]") {
 
 TEST_CASE("every kind of bad jump target faults with its offset", "[vm][jump]") {
   const char* programs[] = {
-      "load $0 #6\njmp $0\n",       // not a multiple of 4
-      "load $0 #100\njmp $0\n",     // past the end
-      "load $0 #-4\njmp $0\n",      // negative
-      "load $0 #100\njmpf $0\n",    // relative, past the end
-      "load $0 #8\njmpb $0\n",      // relative, before the start
-      "load $0 #2\njmpf $0\n",      // relative, misaligned
+      "load $0 #6\njmp $0\n",     // not a multiple of 4
+      "load $0 #100\njmp $0\n",   // past the end
+      "load $0 #-4\njmp $0\n",    // negative
+      "load $0 #100\njmpf $0\n",  // relative, past the end
+      "load $0 #8\njmpb $0\n",    // relative, before the start
+      "load $0 #2\njmpf $0\n",    // relative, misaligned
       "load $0 #99\neq $0 $0\njmpe $0\n",
   };
   for (const char* program : programs) {
