@@ -244,8 +244,16 @@ def project_containers(engine, project):
     ids = run(["docker", "ps", "-q", "--no-trunc", "--filter", f"label={label}"], 60).stdout.split()
     if not ids:
         return []
-    infos = json.loads(run(["docker", "inspect", *ids], 120).stdout)
-    return [Container(i) for i in infos if i["State"]["Running"]]
+    infos = json.loads(run(["docker", "inspect", *ids], 120).stdout or "[]")
+    out = []
+    for info in infos:
+        if not info["State"]["Running"]:
+            continue
+        try:
+            out.append(Container(info))
+        except OSError:  # it exited after docker ps (Swarm replaces failing tasks)
+            pass
+    return out
 
 
 def cluster_cmd(engine, project, *args, timeout, log):
