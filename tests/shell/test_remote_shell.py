@@ -584,6 +584,18 @@ class RemoteShell(ShellTestCase):
         wait_until(lambda: cpu_seconds(node.proc.pid) - before >= 0.15, TIMEOUT,
                    "the node to run the loop")
 
+    def attach_running_the_loop(self, node):
+        """An interactive attach whose last line, LOOP's endless loop, is
+        running on the node (its CPU time is seen to grow)."""
+        a = self.attach_interactive(node.port)
+        for line in self.LOOP[:2]:
+            self.assertEqual(self.run_line(a, line), "")
+        before = cpu_seconds(node.proc.pid)
+        a.sendline(self.LOOP[2])
+        a.expect_exact(self.LOOP[2] + "\r\n")
+        self.wait_for_the_loop(node, before)
+        return a
+
     def test_sigint_to_attach_c_interrupts_the_remote_line(self):
         node = self.daemon(env=clean_env(IRIDIUM_LOG="debug"))
         before = cpu_seconds(node.proc.pid)
@@ -607,13 +619,7 @@ class RemoteShell(ShellTestCase):
 
     def test_ctrl_c_in_interactive_attach_interrupts_the_line(self):
         node = self.daemon()
-        a = self.attach_interactive(node.port)
-        for line in self.LOOP[:2]:
-            self.assertEqual(self.run_line(a, line), "")
-        before = cpu_seconds(node.proc.pid)
-        a.sendline(self.LOOP[2])
-        a.expect_exact(self.LOOP[2] + "\r\n")
-        self.wait_for_the_loop(node, before)
+        a = self.attach_running_the_loop(node)
         started = time.monotonic()
         a.sendintr()
         a.expect_exact("interrupted at code offset ")
@@ -736,13 +742,7 @@ class RemoteShell(ShellTestCase):
         # The stopping server interrupts the lines still running instead of
         # waiting for their step limit, here one that would take hours.
         node = self.daemon("--max-steps", str(10**13), env=clean_env(IRIDIUM_LOG="debug"))
-        a = self.attach_interactive(node.port)
-        for line in self.LOOP[:2]:
-            self.assertEqual(self.run_line(a, line), "")
-        before = cpu_seconds(node.proc.pid)
-        a.sendline(self.LOOP[2])
-        a.expect_exact(self.LOOP[2] + "\r\n")
-        self.wait_for_the_loop(node, before)
+        a = self.attach_running_the_loop(node)
         node.proc.send_signal(signal.SIGTERM)
         self.assertEqual(node.proc.wait(timeout=TIMEOUT), 0)
         self.assertIn("received SIGTERM, shutting down", node.log())
