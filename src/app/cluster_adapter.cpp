@@ -27,3 +27,42 @@ std::string describe_join_error(const Error& error, const cluster::Endpoint& dia
 }
 
 }  // namespace iridium::app
+
+namespace iridium::app {
+
+shell::RemoteRun remote_run_of(const cluster::RunReply& reply) {
+  shell::RemoteRun run;
+  run.node = reply.alias;
+  if (!reply.result) {
+    run.failure = reply.result.message();
+    return run;
+  }
+  const cluster::RunOutcome& o = *reply.result;
+  run.status = std::string(cluster::run_status_name(o.status));
+  run.code = o.code;
+  run.error = o.error;
+  run.output = o.output;
+  run.output_truncated = o.truncated;
+  for (const cluster::IntRegister& r : o.registers) run.registers.registers[r.index] = r.value;
+  for (const cluster::FloatRegister& r : o.float_registers)
+    run.registers.float_registers[r.index] = r.value;
+  run.job = o.job;
+  run.elapsed_ms = o.elapsed_ms;
+  return run;
+}
+
+Result<std::vector<shell::RemoteRun>> ClusterAdapter::run(const std::vector<std::string>& nodes,
+                                                          const std::string& name,
+                                                          const std::vector<uint8_t>& image,
+                                                          const shell::RemoteRunWait& wait) {
+  std::optional<std::vector<std::string>> targets;
+  if (!nodes.empty()) targets = nodes;
+  auto replies = node_.run(std::move(targets), name, std::string(image.begin(), image.end()),
+                           cluster::RunWait{wait.timeout, wait.interrupted});
+  if (!replies) return Error{"cannot run: " + replies.message(), replies.kind()};
+  std::vector<shell::RemoteRun> runs;
+  for (const cluster::RunReply& reply : *replies) runs.push_back(remote_run_of(reply));
+  return runs;
+}
+
+}  // namespace iridium::app

@@ -12,6 +12,8 @@ namespace iridium::app {
 std::string describe_start(const cluster::StartInfo& info);
 std::string describe_join(const cluster::JoinInfo& info);
 std::string describe_join_error(const Error& error, const cluster::Endpoint& dialed);
+// One target's answer as the shell shows it.
+shell::RemoteRun remote_run_of(const cluster::RunReply& reply);
 
 class ClusterAdapter : public shell::ClusterCommands {
  public:
@@ -36,6 +38,10 @@ class ClusterAdapter : public shell::ClusterCommands {
                                                   nlohmann::json::error_handler_t::replace);
     return cluster::members_table(snapshot);
   }
+  Result<std::vector<shell::RemoteRun>> run(const std::vector<std::string>& nodes,
+                                            const std::string& name,
+                                            const std::vector<uint8_t>& image,
+                                            const shell::RemoteRunWait& wait) override;
 
  private:
   cluster::Node& node_;

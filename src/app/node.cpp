@@ -15,6 +15,7 @@
 #include "app/keygen_command.h"
 #include "app/metrics.h"
 #include "app/run_command.h"
+#include "app/run_executor.h"
 #include "cluster/node.h"
 #include "shell/console.h"
 #include "shell/remote_client.h"
@@ -146,7 +147,12 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
       return kExitUsage;
     }
   }
+  // Images members send run on this node's workers. Declared before the
+  // node, which calls it until it stops; the pool outlives both (a job that
+  // finishes after the node is gone is dropped by the node's relay).
+  PoolRunExecutor run_executor(workers);
   cluster::Node cluster_node(context, cluster_config);
+  cluster_node.set_run_executor(&run_executor);
   ClusterAdapter cluster_commands(cluster_node);
 
   vm::Limits shell_limits = program_limits;

@@ -88,6 +88,9 @@ std::vector<Action> Membership::take_actions() {
 std::vector<Event> Membership::take_events() {
   return std::exchange(events_, {});
 }
+std::vector<Message> Membership::take_run_frames() {
+  return std::exchange(run_frames_, {});
+}
 
 Message Membership::message(MessageType type) const {
   Message m;
@@ -132,6 +135,12 @@ std::vector<MemberView> Membership::members(TimePoint now) const {
     out.push_back(MemberView{m.address, m.instance, m.state, since(m.last_direct, now)});
   }
   return out;
+}
+
+std::optional<std::string> Membership::member_instance(const std::string& alias) const {
+  auto it = members_.find(alias);
+  if (it == members_.end()) return std::nullopt;
+  return it->second.instance;
 }
 
 std::vector<NodeAddress> Membership::known_addresses() const {
@@ -383,9 +392,35 @@ void Membership::dispatch(const Message& m, const Source& source, TimePoint now)
       return on_ping_req(m, now);
     case MessageType::kIndirectAck:
       return on_indirect_ack(m, now);
+    case MessageType::kRunRequest:
+    case MessageType::kRunAccepted:
+    case MessageType::kRunResult:
+    case MessageType::kRunCancel:
+      return on_run_frame(m, now);
     default:
       return;
   }
+}
+
+// Remote runs are for members only: a stranger may not make this node run
+// anything, nor answer runs in a member's name.
+void Membership::on_run_frame(const Message& m, TimePoint now) {
+  Member* sender = member_from(m);
+  if (sender == nullptr) {
+    return drop(std::string(message_type_name(m.type)) + " from " + m.sender.alias +
+                ", not a member");
+  }
+  heard_directly(*sender, now);
+  run_frames_.push_back(m);
+}
+
+bool Membership::send_to_member(const std::string& alias, Message m) {
+  auto it = members_.find(alias);
+  if (it == members_.end() || left_) return false;
+  m.sender = config_.self;
+  m.instance = config_.instance;
+  send(endpoint_of(it->second.address), std::move(m));
+  return true;
 }
 
 void Membership::on_hello(const Message& m, const Source& source, TimePoint now) {

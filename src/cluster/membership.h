@@ -160,14 +160,23 @@ class Membership {
                   TimePoint now);
   // Tells every member we leave. Afterwards nothing more is sent.
   void leave(TimePoint now);
+  // Sends a run_* frame (type and run fields set by the caller; sender and
+  // instance filled in here) to the member `alias`. False, and nothing sent,
+  // when it is not a member.
+  bool send_to_member(const std::string& alias, Message m);
 
   // ---- outputs ----
   std::vector<Action> take_actions();
   std::vector<Event> take_events();
+  // run_* frames received from members since the last call, in order. Those
+  // from anyone else were dropped (and counted) on arrival.
+  std::vector<Message> take_run_frames();
 
   // ---- queries ----
   std::vector<MemberView> members(TimePoint now) const;  // sorted by alias
   bool is_member(const std::string& alias) const { return members_.contains(alias); }
+  // The member's current instance, or nullopt when `alias` is not a member.
+  std::optional<std::string> member_instance(const std::string& alias) const;
   // Members and members lost without a leave: what a restart should try.
   std::vector<NodeAddress> known_addresses() const;
   const NodeAddress& self() const { return config_.self; }
@@ -257,6 +266,7 @@ class Membership {
   void on_indirect_ack(const Message& m, TimePoint now);
   void on_hello_ack(const Message& m, const Endpoint& from, TimePoint now);
   void on_hello_nack(const Message& m, const Endpoint& from, TimePoint now);
+  void on_run_frame(const Message& m, TimePoint now);  // run_request, _accepted, _result, _cancel
 
   // ---- helpers ----
   void dispatch(const Message& m, const Source& source, TimePoint now);  // receive's switch
@@ -302,6 +312,7 @@ class Membership {
   bool left_ = false;
   std::vector<Action> actions_;
   std::vector<Event> events_;
+  std::vector<Message> run_frames_;
   Counters counters_;
 };
 

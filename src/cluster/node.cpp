@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -30,16 +32,104 @@ constexpr Millis kPollInterval{10};            // the membership's tick resoluti
 constexpr Millis kMembersFileDelay{500};       // batch membership changes before saving them
 constexpr Millis kLeaveLinger{300};            // let leave frames go out before sockets close
 constexpr Millis kRefusalLogInterval{60'000};  // one line per refused peer and reason per minute
+constexpr Millis kRunPoll{20};                 // how often run() looks at its cancel check
+constexpr Millis kRunBackstop{3'000};          // run() gives up on a silent I/O thread after this
+
+std::string seconds(Millis d) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g s", static_cast<double>(d.count()) / 1000.0);
+  return text;
+}
+
+// A run_result frame: the outcome, cut to what one frame may carry.
+Message result_frame(uint64_t run, RunOutcome outcome) {
+  Message m;
+  m.type = MessageType::kRunResult;
+  m.run = run;
+  m.job = outcome.job;
+  m.run_status = outcome.status;
+  m.code = outcome.code.substr(0, 64);
+  m.error = outcome.error.substr(0, kMaxRunErrorBytes);
+  if (outcome.output.size() > kMaxRunOutputBytes) {
+    outcome.output.resize(kMaxRunOutputBytes);
+    outcome.truncated = true;
+  }
+  m.output = std::move(outcome.output);
+  m.truncated = outcome.truncated;
+  m.registers = std::move(outcome.registers);
+  m.float_registers = std::move(outcome.float_registers);
+  m.elapsed_ms = outcome.elapsed_ms;
+  return m;
+}
+
+RunOutcome outcome_of(const Message& m) {
+  return RunOutcome{m.run_status,      m.code, m.error,     m.output, m.truncated, m.registers,
+                    m.float_registers, m.job,  m.elapsed_ms};
+}
+
+RunOutcome refusal(std::string_view code, std::string error) {
+  RunOutcome o;
+  o.status = RunStatus::kRefused;
+  o.code = std::string(code);
+  o.error = std::move(error);
+  return o;
+}
+
+// What an executor's error means on the wire.
+RunOutcome refusal_of(const Error& error) {
+  switch (error.kind) {
+    case ErrorKind::kInvalid:
+      return refusal(kRefusedBadImage, error.message);
+    case ErrorKind::kUnavailable:
+      return refusal(kRefusedPoolFull, error.message);
+    default:
+      return refusal(kRefusedUnavailable, error.message);
+  }
+}
 
 }  // namespace
+
+// One run() call: a reply per target, filled in by the I/O thread.
+struct Node::RunBatch {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<RunReply> replies;  // guarded by mutex
+  std::vector<bool> settled;      // guarded by mutex
+  std::size_t open = 0;           // replies not settled yet; guarded by mutex
+  bool started = false;           // the I/O thread has chosen the targets; guarded by mutex
+  bool cancel = false;            // the caller wants every run stopped; guarded by mutex
+
+  void settle(std::size_t index, Result<RunOutcome> result) {
+    {
+      std::lock_guard lock(mutex);
+      if (settled[index]) return;
+      settled[index] = true;
+      replies[index].result = std::move(result);
+      --open;
+    }
+    changed.notify_all();
+  }
+  bool cancelled() {
+    std::lock_guard lock(mutex);
+    return cancel;
+  }
+};
+
+void Node::Relay::post(Task task) {
+  std::lock_guard lock(mutex);
+  if (node != nullptr) node->submit(std::move(task));
+}
 
 // ---------------------------------------------------------------------------
 // The I/O thread's world. Everything here runs on that thread only.
 class Node::Loop {
  public:
   Loop(Node& owner, std::unique_ptr<Transport> transport, ZapAuthenticator* zap, zmq::socket_t wake,
-       const MembershipConfig& config, std::string members_file)
+       const MembershipConfig& config, std::string members_file, RunExecutor* executor,
+       std::shared_ptr<Relay> relay)
       : owner_(owner),
+        executor_(executor),
+        relay_(std::move(relay)),
         transport_(std::move(transport)),
         zap_(zap),
         wake_(std::move(wake)),
@@ -84,8 +174,10 @@ class Node::Loop {
         membership_.link_changed(change.endpoint, change.event, now);
       }
       if (!leaving_) membership_.tick(now);
-      carry_out();
+      for (const Message& m : membership_.take_run_frames()) on_run_frame(m);
       report(now);
+      if (!leaving_) tick_runs(now);
+      carry_out();
       report_refusals(now);
     }
   }
@@ -112,6 +204,12 @@ class Node::Loop {
   Snapshot snapshot() const { return snapshot_of(membership_, Clock::now()); }
 
   void leave() {
+    for (auto& [id, run] : outgoing_) {
+      if (run.local) executor_->cancel(run.job);
+      run.batch->settle(run.index, Error{"this node left the cluster", ErrorKind::kUnavailable});
+    }
+    outgoing_.clear();
+    for (const auto& [job, in] : incoming_) executor_->cancel(job);
     save_members(true);
     const std::size_t told = membership_.members(Clock::now()).size();
     membership_.leave(Clock::now());
@@ -119,6 +217,238 @@ class Node::Loop {
     transport_->set_linger(kLeaveLinger);
     spdlog::info("left the cluster ({} members told)", told);
     leaving_ = true;
+  }
+
+  void set_executor(RunExecutor* executor) { executor_ = executor; }
+
+  // ---- remote runs: the requester's side ------------------------------------
+  void start_runs(const std::shared_ptr<RunBatch>& batch,
+                  const std::optional<std::vector<std::string>>& targets, const std::string& name,
+                  const std::string& image, Millis timeout) {
+    const TimePoint now = Clock::now();
+    const std::string& self = membership_.self().alias;
+    std::vector<std::string> aliases;
+    if (targets) {
+      aliases = *targets;
+    } else {
+      for (const MemberView& m : membership_.members(now)) aliases.push_back(m.address.alias);
+      aliases.push_back(self);
+      std::sort(aliases.begin(), aliases.end());
+    }
+    {
+      std::lock_guard lock(batch->mutex);
+      for (const std::string& alias : aliases) batch->replies.push_back(RunReply{alias});
+      batch->settled.assign(aliases.size(), false);
+      batch->open = aliases.size();
+      batch->started = true;
+    }
+    batch->changed.notify_all();
+    for (std::size_t i = 0; i < aliases.size(); ++i) {
+      const std::string& alias = aliases[i];
+      const uint64_t id = next_run_++;
+      Outgoing run{batch, i, alias, {}, alias == self, 0, false, now, now + timeout, {}};
+      if (run.local) {
+        if (executor_ == nullptr) {
+          batch->settle(i, refusal(kRefusedUnavailable, "this node runs no jobs"));
+          continue;
+        }
+        auto job = executor_->start(RunRequest{self, name, image}, finished_callback());
+        if (!job) {
+          batch->settle(i, refusal_of(job.error()));
+          continue;
+        }
+        run.job = *job;
+        run.accepted = true;
+        local_jobs_[*job] = id;
+      } else {
+        auto instance = membership_.member_instance(alias);
+        if (!instance) {
+          batch->settle(i, Error{"'" + alias +
+                                     "' is not a member of this cluster (!cluster_members "
+                                     "lists them)",
+                                 ErrorKind::kInvalid});
+          continue;
+        }
+        run.instance = *instance;
+        Message request;
+        request.type = MessageType::kRunRequest;
+        request.run = id;
+        request.name = name;
+        request.image = image;
+        membership_.send_to_member(alias, std::move(request));
+      }
+      outgoing_.emplace(id, std::move(run));
+    }
+  }
+
+  // ---- remote runs: everything that happens on this thread ------------------
+  // Jobs (ours or a member's) finish on worker threads and come back here.
+  RunDone finished_callback() {
+    return [relay = relay_](RunOutcome outcome) {
+      relay->post([outcome = std::move(outcome)](Loop& loop) mutable {
+        loop.job_finished(std::move(outcome));
+      });
+    };
+  }
+
+  void job_finished(RunOutcome outcome) {
+    if (auto in = incoming_.find(outcome.job); in != incoming_.end()) {
+      const Incoming run = in->second;
+      incoming_.erase(in);
+      spdlog::debug("job {} for {} {}", outcome.job, run.alias, run_status_name(outcome.status));
+      // Only to the instance that asked: a successor under its alias did not.
+      if (membership_.member_instance(run.alias) == run.instance)
+        membership_.send_to_member(run.alias, result_frame(run.run, std::move(outcome)));
+      return;
+    }
+    if (auto local = local_jobs_.find(outcome.job); local != local_jobs_.end()) {
+      auto run = outgoing_.find(local->second);
+      local_jobs_.erase(local);
+      if (run == outgoing_.end()) return;
+      run->second.batch->settle(run->second.index, std::move(outcome));
+      outgoing_.erase(run);
+    }
+  }
+
+ private:
+  struct Outgoing {  // a run we asked a member (or our own executor) for
+    std::shared_ptr<RunBatch> batch;
+    std::size_t index = 0;  // in batch->replies
+    std::string alias;
+    std::string instance;  // the member's when asked: an answer from another is not its answer
+    bool local = false;    // this node runs it itself
+    uint64_t job = 0;      // the runner's job id, once accepted
+    bool accepted = false;
+    TimePoint sent;
+    TimePoint deadline;
+    std::optional<TimePoint> cancel_by;  // cancel sent: confirm by then
+  };
+  struct Incoming {  // a run a member asked us for, by our job id
+    std::string alias;
+    std::string instance;
+    uint64_t run = 0;
+    bool orphaned = false;  // its requester is gone: cancelled, result not sent
+  };
+
+  void on_run_frame(const Message& m) {
+    switch (m.type) {
+      case MessageType::kRunRequest:
+        return on_run_request(m);
+      case MessageType::kRunCancel:
+        for (auto& [job, in] : incoming_) {
+          if (in.alias == m.sender.alias && in.instance == m.instance && in.run == m.run) {
+            spdlog::info("{} cancels job {}", in.alias, job);
+            executor_->cancel(job);
+          }
+        }
+        return;
+      default:
+        break;
+    }
+    // run_accepted, run_result: answers to our own runs, from that member only.
+    auto it = outgoing_.find(m.run);
+    if (it == outgoing_.end() || it->second.local || it->second.alias != m.sender.alias ||
+        it->second.instance != m.instance) {
+      spdlog::debug("{} for no run of ours ({} from {})", message_type_name(m.type), m.run,
+                    m.sender.alias);
+      return;
+    }
+    Outgoing& run = it->second;
+    if (m.type == MessageType::kRunAccepted) {
+      run.accepted = true;
+      run.job = m.job;
+      return;
+    }
+    run.batch->settle(run.index, outcome_of(m));
+    outgoing_.erase(it);
+  }
+
+  void on_run_request(const Message& m) {
+    for (const auto& [job, in] : incoming_) {
+      if (in.alias == m.sender.alias && in.instance == m.instance && in.run == m.run) return;
+    }
+    auto refuse = [&](RunOutcome why) {
+      spdlog::info("refused a run of {} for {}: {}", m.name, m.sender.alias, why.error);
+      membership_.send_to_member(m.sender.alias, result_frame(m.run, std::move(why)));
+    };
+    // Checked again here, whatever the sender checked.
+    if (m.image.size() > kMaxRunImageBytes) {
+      return refuse(refusal(kRefusedTooBig, "the image is " + std::to_string(m.image.size()) +
+                                                " bytes; remote runs take at most " +
+                                                std::to_string(kMaxRunImageBytes)));
+    }
+    if (executor_ == nullptr) return refuse(refusal(kRefusedUnavailable, "this node runs no jobs"));
+    auto job = executor_->start(RunRequest{m.sender.alias, m.name, m.image}, finished_callback());
+    if (!job) return refuse(refusal_of(job.error()));
+    spdlog::debug("running {} for {} as job {}", m.name, m.sender.alias, *job);
+    incoming_[*job] = Incoming{m.sender.alias, m.instance, m.run, false};
+    Message accepted;
+    accepted.type = MessageType::kRunAccepted;
+    accepted.run = m.run;
+    accepted.job = *job;
+    membership_.send_to_member(m.sender.alias, std::move(accepted));
+  }
+
+  void cancel_run(uint64_t id, const Outgoing& run) {
+    if (run.local) {
+      executor_->cancel(run.job);
+      return;
+    }
+    Message cancel;
+    cancel.type = MessageType::kRunCancel;
+    cancel.run = id;
+    membership_.send_to_member(run.alias, std::move(cancel));
+  }
+
+  // Every turn: targets that are gone, answers that are late, cancels asked
+  // for; and members' jobs whose requester is gone.
+  void tick_runs(TimePoint now) {
+    for (auto it = outgoing_.begin(); it != outgoing_.end();) {
+      Outgoing& run = it->second;
+      std::optional<Error> failure;
+      if (!run.local && membership_.member_instance(run.alias) != run.instance) {
+        failure = Error{gone_reason(run.alias), ErrorKind::kUnreachable};
+      } else if (run.cancel_by) {
+        if (now >= *run.cancel_by) {
+          failure = Error{
+              "cancelled; " + run.alias + " did not confirm within " + seconds(kRunCancelGrace),
+              ErrorKind::kUnreachable};
+        }
+      } else if (!run.accepted && now - run.sent >= kRunAcceptTimeout) {
+        failure = Error{run.alias + " did not take the run within " + seconds(kRunAcceptTimeout) +
+                            " (unreachable, or an iridium without remote runs)",
+                        ErrorKind::kUnreachable};
+      } else if (now >= run.deadline) {
+        cancel_run(it->first, run);
+        failure = Error{"no result from " + run.alias + " within " +
+                            seconds(std::chrono::duration_cast<Millis>(run.deadline - run.sent)) +
+                            "; asked it to cancel the run",
+                        ErrorKind::kUnreachable};
+      } else if (run.batch->cancelled()) {
+        cancel_run(it->first, run);
+        run.cancel_by = now + kRunCancelGrace;
+      }
+      if (!failure) {
+        ++it;
+        continue;
+      }
+      run.batch->settle(run.index, std::move(*failure));
+      if (run.local) local_jobs_.erase(run.job);
+      it = outgoing_.erase(it);
+    }
+    for (auto& [job, in] : incoming_) {
+      if (in.orphaned || membership_.member_instance(in.alias) == in.instance) continue;
+      spdlog::info("{} is gone: cancelling its job {}", in.alias, job);
+      in.orphaned = true;
+      executor_->cancel(job);
+    }
+  }
+
+  // Why a member we ran something on is not one any more, from the last
+  // event about it.
+  std::string gone_reason(const std::string& alias) const {
+    if (auto it = departures_.find(alias); it != departures_.end()) return alias + " " + it->second;
+    return alias + " is no longer a member";
   }
 
  private:
@@ -143,6 +473,17 @@ class Node::Loop {
   void report(TimePoint now) {
     for (Event& e : membership_.take_events()) {
       log(e);
+      if (e.kind == EventKind::kDead) {
+        departures_[e.node.alias] =
+            e.cause == DeathCause::kConnectionRefused
+                ? "died before it answered (its connection closed and reconnecting was refused)"
+                : "died before it answered (silent for " + std::to_string(e.silent.count()) +
+                      " ms)";
+      } else if (e.kind == EventKind::kLeft) {
+        departures_[e.node.alias] = "left the cluster before it answered";
+      } else if (e.kind == EventKind::kRestarted) {
+        departures_[e.node.alias] = "restarted before it answered (the run is lost)";
+      }
       switch (e.kind) {
         case EventKind::kJoined:
         case EventKind::kRestarted:
@@ -275,6 +616,13 @@ class Node::Loop {
   }
 
   Node& owner_;
+  RunExecutor* executor_;  // null: every run is refused ("unavailable")
+  std::shared_ptr<Relay> relay_;
+  std::map<uint64_t, Outgoing> outgoing_;    // by run id
+  std::map<uint64_t, uint64_t> local_jobs_;  // our executor's job id -> run id, for our own runs
+  std::map<uint64_t, Incoming> incoming_;    // by job id
+  std::map<std::string, std::string> departures_;  // alias -> how it last stopped being a member
+  uint64_t next_run_ = 1;
   std::unique_ptr<Transport> transport_;
   ZapAuthenticator* zap_;  // null in plain mode; the Node owns it
   RepeatLimiter refusals_{kRefusalLogInterval};
@@ -354,10 +702,25 @@ std::optional<Error> check_listen_security(const NodeConfig& config) {
 }
 
 Node::Node(zmq::context_t& context, NodeConfig config)
-    : context_(context), config_(std::move(config)), instance_(random_instance()) {}
+    : context_(context),
+      config_(std::move(config)),
+      instance_(random_instance()),
+      relay_(std::make_shared<Relay>()) {
+  relay_->node = this;
+}
 
 Node::~Node() {
   leave_and_stop();
+  std::lock_guard lock(relay_->mutex);
+  relay_->node = nullptr;
+}
+
+void Node::set_run_executor(RunExecutor* executor) {
+  {
+    std::lock_guard lock(mutex_);
+    executor_ = executor;
+  }
+  submit([executor](Loop& loop) { loop.set_executor(executor); });
 }
 
 bool Node::started() const {
@@ -414,7 +777,7 @@ Result<StartInfo> Node::start() {
   MembershipConfig membership{NodeAddress{config_.alias, advertise, *port}, instance_,
                               config_.timers, std::random_device{}()};
   loop_ = std::make_unique<Loop>(*this, std::move(transport), zap_.get(), std::move(wake),
-                                 membership, config_.members_file);
+                                 membership, config_.members_file, executor_, relay_);
   thread_ = std::thread([this] { loop_->run(mutex_, tasks_); });
   return StartInfo{Endpoint{config_.bind_host, *port}, membership.self, false,
                    *port != config_.bind_port};
@@ -474,6 +837,50 @@ Snapshot Node::snapshot() {
   submit([done](Loop& loop) { done->set_value(loop.snapshot()); });
   if (future.wait_for(Millis(2000)) != std::future_status::ready) return Snapshot{};
   return future.get();
+}
+
+Result<std::vector<RunReply>> Node::run(std::optional<std::vector<std::string>> targets,
+                                        std::string name, std::string image, const RunWait& wait) {
+  if (image.size() > kMaxRunImageBytes) {
+    return Error{"the image is " + std::to_string(image.size()) +
+                     " bytes; remote runs take at most " + std::to_string(kMaxRunImageBytes) +
+                     " (48 KiB)",
+                 ErrorKind::kInvalid};
+  }
+  if (!started()) {
+    return Error{"this node is not in a cluster (!start_cluster or !join_cluster first)",
+                 ErrorKind::kUnavailable};
+  }
+  if (name.empty()) name = "(unnamed)";
+  if (name.size() > kMaxRunNameBytes) name.resize(kMaxRunNameBytes);
+  auto batch = std::make_shared<RunBatch>();
+  const Millis timeout = wait.timeout;
+  submit([batch, targets = std::move(targets), name = std::move(name), image = std::move(image),
+          timeout](Loop& loop) { loop.start_runs(batch, targets, name, image, timeout); });
+  // The I/O thread settles every reply by the timeout plus the cancel grace;
+  // the backstop only matters if that thread has stopped.
+  const auto backstop = Clock::now() + timeout + kRunCancelGrace + kRunBackstop;
+  std::unique_lock lock(batch->mutex);
+  while (!batch->started || batch->open > 0) {
+    if (Clock::now() >= backstop) {
+      for (std::size_t i = 0; i < batch->replies.size(); ++i) {
+        if (!batch->settled[i])
+          batch->replies[i].result =
+              Error{"the cluster thread did not answer", ErrorKind::kUnavailable};
+      }
+      if (!batch->started)
+        return Error{"the cluster thread did not answer", ErrorKind::kUnavailable};
+      break;
+    }
+    batch->changed.wait_for(lock, kRunPoll);
+    if (!batch->cancel && wait.cancelled) {
+      lock.unlock();
+      const bool cancel = wait.cancelled();
+      lock.lock();
+      batch->cancel = batch->cancel || cancel;
+    }
+  }
+  return batch->replies;
 }
 
 void Node::leave_and_stop() {

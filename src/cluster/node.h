@@ -4,8 +4,11 @@
 // only through submit(), a task queue woken over inproc://.
 //
 // Thread-safety: every public method may be called from any thread.
-// `mutex_` guards loop_, zap_, tasks_, stopped_ and fatal_; everything inside
-// the loop belongs to the I/O thread (the ZAP handler has its own thread).
+// `mutex_` guards loop_, zap_, tasks_, stopped_, fatal_ and executor_;
+// everything inside the loop belongs to the I/O thread (the ZAP handler has
+// its own thread). Remote runs (run()) wait on a batch of their own, which
+// the I/O thread fills under that batch's mutex; jobs that finish on other
+// threads reach the loop through `relay_`, which outlives the node.
 #pragma once
 
 #include <chrono>
@@ -23,6 +26,7 @@
 #include "cluster/config.h"
 #include "cluster/membership.h"
 #include "cluster/protocol.h"
+#include "cluster/remote_run.h"
 #include "common/curve_key.h"
 #include "common/result.h"
 #include "common/zap_authenticator.h"
@@ -101,11 +105,32 @@ class Node {
   // Sends leave to every peer, closes every socket, stops the thread.
   void leave_and_stop();
 
+  // Who runs the images members send (run_request). Set it before start();
+  // it must outlive the node. Without one, every run_request is refused
+  // (code "unavailable").
+  void set_run_executor(RunExecutor* executor);
+  // Runs `image` on each target (`targets`; nullopt: every member and this
+  // node, sorted by alias) at once and waits for every answer, the timeout
+  // or wait.cancelled() (then each target is asked to cancel and has
+  // kRunCancelGrace to confirm). Blocks the calling thread, never the I/O
+  // thread. An error (and nothing sent) when the image is over
+  // kMaxRunImageBytes or the node is not started.
+  Result<std::vector<RunReply>> run(std::optional<std::vector<std::string>> targets,
+                                    std::string name, std::string image, const RunWait& wait);
+
   const std::string& instance() const { return instance_; }
 
  private:
-  class Loop;  // the I/O thread's state: node.cpp
+  class Loop;       // the I/O thread's state: node.cpp
+  struct RunBatch;  // one run() call's answers: node.cpp
   using Task = std::function<void(Loop&)>;
+  // Hands tasks to the node from threads that may outlive it (a worker
+  // finishing a job): after the node is gone, they are dropped.
+  struct Relay {
+    std::mutex mutex;
+    Node* node = nullptr;  // guarded by mutex; null once the node is destroyed
+    void post(Task task);
+  };
   void submit(Task task);
   void set_fatal(Error error);
 
@@ -121,6 +146,8 @@ class Node {
   std::thread thread_;
   bool stopped_ = false;
   std::optional<Error> fatal_;
+  RunExecutor* executor_ = nullptr;
+  std::shared_ptr<Relay> relay_;
 };
 
 // What snapshot() answers, taken from a running node's membership (also

@@ -23,9 +23,16 @@ constexpr TypeName kTypeNames[] = {
     {MessageType::kAck, "ack"},
     {MessageType::kPingReq, "ping_req"},
     {MessageType::kIndirectAck, "indirect_ack"},
+    {MessageType::kRunRequest, "run_request"},
+    {MessageType::kRunAccepted, "run_accepted"},
+    {MessageType::kRunResult, "run_result"},
+    {MessageType::kRunCancel, "run_cancel"},
 };
 static_assert(std::size(kTypeNames) == kMessageTypeCount, "kMessageTypeCount is out of date");
-static_assert(static_cast<std::size_t>(MessageType::kIndirectAck) + 1 == kMessageTypeCount);
+static_assert(static_cast<std::size_t>(MessageType::kRunCancel) + 1 == kMessageTypeCount);
+
+constexpr std::string_view kRunStatusNames[] = {"halted", "ended", "error", "cancelled", "refused"};
+static_assert(static_cast<std::size_t>(RunStatus::kRefused) + 1 == std::size(kRunStatusNames));
 
 // Aliases, hosts and instances are plain ASCII names: anything else is
 // refused on the wire, so no later printing or JSON can choke on it.
@@ -50,6 +57,31 @@ bool carries_seq(MessageType type) {
 }
 bool carries_target(MessageType type) {
   return type == MessageType::kPingReq || type == MessageType::kIndirectAck;
+}
+bool carries_run(MessageType type) {
+  return type == MessageType::kRunRequest || type == MessageType::kRunAccepted ||
+         type == MessageType::kRunResult || type == MessageType::kRunCancel;
+}
+bool carries_job(MessageType type) {
+  return type == MessageType::kRunAccepted || type == MessageType::kRunResult;
+}
+
+void pack_bin(msgpack::packer<msgpack::sbuffer>& pk, std::string_view key, std::string_view bytes) {
+  pk.pack(key);
+  pk.pack_bin(static_cast<uint32_t>(bytes.size()));
+  pk.pack_bin_body(bytes.data(), static_cast<uint32_t>(bytes.size()));
+}
+
+template <typename Register>
+void pack_registers(msgpack::packer<msgpack::sbuffer>& pk, std::string_view key,
+                    const std::vector<Register>& registers) {
+  pk.pack(key);
+  pk.pack_array(static_cast<uint32_t>(registers.size()));
+  for (const Register& r : registers) {
+    pk.pack_array(2);
+    pk.pack(r.index);
+    pk.pack(r.value);
+  }
 }
 
 void pack_node(msgpack::packer<msgpack::sbuffer>& pk, const NodeAddress& n) {
@@ -81,7 +113,123 @@ Result<NodeAddress> decode_node(const msgpack::object& o) {
   return node;
 }
 
+std::optional<uint64_t> unsigned_field(const wire::Frame& frame, std::string_view key) {
+  auto value = frame.integer(key);
+  if (!value || *value < 0) return std::nullopt;
+  return static_cast<uint64_t>(*value);
+}
+
+std::optional<std::string> bin_field(const wire::Frame& frame, std::string_view key) {
+  const msgpack::object* o = frame.get(key);
+  if (o == nullptr || o->type != msgpack::type::BIN) return std::nullopt;
+  return std::string(o->via.bin.ptr, o->via.bin.size);
+}
+
+// [[index, value], ...]: at most 32 pairs, indexes 0..31 in increasing order.
+// `value` checks and converts one value.
+template <typename Register, typename Value>
+Result<std::vector<Register>> decode_registers(const wire::Frame& frame, std::string_view key,
+                                               Value value) {
+  const msgpack::object* list = frame.get(key);
+  const std::string name(key);
+  if (list == nullptr || list->type != msgpack::type::ARRAY)
+    return invalid("\"" + name + "\" must be an array");
+  if (list->via.array.size > kRunRegisterCount) return invalid("too many " + name);
+  std::vector<Register> out;
+  for (uint32_t i = 0; i < list->via.array.size; ++i) {
+    const msgpack::object& e = list->via.array.ptr[i];
+    if (e.type != msgpack::type::ARRAY || e.via.array.size != 2 ||
+        e.via.array.ptr[0].type != msgpack::type::POSITIVE_INTEGER ||
+        e.via.array.ptr[0].via.u64 >= kRunRegisterCount) {
+      return invalid("an entry of \"" + name + "\" must be [index 0..31, value]");
+    }
+    const auto index = static_cast<uint8_t>(e.via.array.ptr[0].via.u64);
+    if (!out.empty() && index <= out.back().index)
+      return invalid("\"" + name + "\" must list each index once, in increasing order");
+    auto v = value(e.via.array.ptr[1]);
+    if (!v) return invalid("an entry of \"" + name + "\" has a bad value");
+    out.push_back(Register{index, *v});
+  }
+  return out;
+}
+
+std::optional<int32_t> int32_value(const msgpack::object& o) {
+  if (o.type == msgpack::type::POSITIVE_INTEGER && o.via.u64 <= INT32_MAX)
+    return static_cast<int32_t>(o.via.u64);
+  if (o.type == msgpack::type::NEGATIVE_INTEGER && o.via.i64 >= INT32_MIN)
+    return static_cast<int32_t>(o.via.i64);
+  return std::nullopt;
+}
+
+std::optional<double> float_value(const msgpack::object& o) {
+  if (o.type == msgpack::type::FLOAT64 || o.type == msgpack::type::FLOAT32) return o.via.f64;
+  return std::nullopt;
+}
+
+// The fields of run_request, run_accepted, run_result and run_cancel.
+Status decode_run_fields(const wire::Frame& frame, Message& m) {
+  auto run = unsigned_field(frame, "run");
+  if (!run) return invalid("\"run\" must be a non-negative integer");
+  m.run = *run;
+  if (m.type == MessageType::kRunRequest) {
+    auto name = frame.str("name");
+    if (!name || name->empty() || name->size() > kMaxRunNameBytes)
+      return invalid("\"name\" must be a string of 1..255 bytes");
+    auto image = bin_field(frame, "image");
+    if (!image) return invalid("\"image\" must be bin");
+    m.name = std::move(*name);
+    m.image = std::move(*image);
+  }
+  if (carries_job(m.type)) {
+    auto job = unsigned_field(frame, "job");
+    if (!job) return invalid("\"job\" must be a non-negative integer");
+    m.job = *job;
+  }
+  if (m.type != MessageType::kRunResult) return ok_status();
+  auto status_name = frame.str("status");
+  auto status = status_name ? run_status_from_name(*status_name) : std::nullopt;
+  if (!status) return invalid("\"status\" must be halted, ended, error, cancelled or refused");
+  m.run_status = *status;
+  auto code = frame.str("code");
+  if (!code || code->size() > 64) return invalid("\"code\" must be a string of 0..64 bytes");
+  if (m.run_status == RunStatus::kRefused && code->empty())
+    return invalid("a refused run_result needs a \"code\"");
+  m.code = std::move(*code);
+  auto error = frame.str("error");
+  if (!error || error->size() > kMaxRunErrorBytes)
+    return invalid("\"error\" must be a string of 0..1024 bytes");
+  m.error = std::move(*error);
+  auto output = bin_field(frame, "output");
+  if (!output || output->size() > kMaxRunOutputBytes)
+    return invalid("\"output\" must be bin of 0..57344 bytes");
+  m.output = std::move(*output);
+  auto truncated = frame.boolean("truncated");
+  if (!truncated) return invalid("\"truncated\" must be a boolean");
+  m.truncated = *truncated;
+  auto registers = decode_registers<IntRegister>(frame, "registers", int32_value);
+  if (!registers) return registers.error();
+  m.registers = std::move(*registers);
+  auto floats = decode_registers<FloatRegister>(frame, "float_registers", float_value);
+  if (!floats) return floats.error();
+  m.float_registers = std::move(*floats);
+  auto elapsed = unsigned_field(frame, "elapsed_ms");
+  if (!elapsed) return invalid("\"elapsed_ms\" must be a non-negative integer");
+  m.elapsed_ms = *elapsed;
+  return ok_status();
+}
+
 }  // namespace
+
+std::string_view run_status_name(RunStatus status) {
+  return kRunStatusNames[static_cast<std::size_t>(status)];
+}
+
+std::optional<RunStatus> run_status_from_name(std::string_view name) {
+  for (std::size_t i = 0; i < std::size(kRunStatusNames); ++i) {
+    if (kRunStatusNames[i] == name) return static_cast<RunStatus>(i);
+  }
+  return std::nullopt;
+}
 
 bool valid_alias(std::string_view alias) {
   return valid_name(alias, 64, "._-");
@@ -104,8 +252,12 @@ std::string encode(const Message& m) {
   const bool seq = carries_seq(m.type);
   const bool target = carries_target(m.type);
   const bool heard = m.type == MessageType::kIndirectAck;
+  const bool run = carries_run(m.type);
+  const bool request = m.type == MessageType::kRunRequest;
+  const bool job = carries_job(m.type);
+  const bool result = m.type == MessageType::kRunResult;
   w.begin(6 + (nodes ? 1 : 0) + (reason ? 2 : 0) + (seq ? 1 : 0) + (target ? 2 : 0) +
-          (heard ? 1 : 0))
+          (heard ? 1 : 0) + (run ? 1 : 0) + (request ? 2 : 0) + (job ? 1 : 0) + (result ? 8 : 0))
       .field("v", kProtocolVersion)
       .field("type", message_type_name(m.type))
       .field("alias", m.sender.alias)
@@ -126,6 +278,20 @@ std::string encode(const Message& m) {
     w.field("target_instance", m.target_instance);
   }
   if (heard) w.field("heard_ms_ago", m.heard_ms_ago);
+  if (run) w.field("run", m.run);
+  if (request) {
+    w.field("name", m.name);
+    pack_bin(pk, "image", m.image);
+  }
+  if (job) w.field("job", m.job);
+  if (result) {
+    w.field("status", run_status_name(m.run_status)).field("code", m.code).field("error", m.error);
+    pack_bin(pk, "output", m.output);
+    w.field("truncated", m.truncated);
+    pack_registers(pk, "registers", m.registers);
+    pack_registers(pk, "float_registers", m.float_registers);
+    w.field("elapsed_ms", m.elapsed_ms);
+  }
   return std::string(w.bytes());
 }
 
@@ -199,6 +365,9 @@ Result<Message> decode(std::span<const uint8_t> bytes) {
     if (!heard || *heard < 0 || *heard > UINT32_MAX)
       return invalid("\"heard_ms_ago\" must be an integer 0..2^32-1");
     m.heard_ms_ago = static_cast<uint32_t>(*heard);
+  }
+  if (carries_run(m.type)) {
+    if (auto status = decode_run_fields(*frame, m); !status) return status.error();
   }
   return m;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -29,8 +30,12 @@ enum class MessageType {
   kAck,          // answer to ping, same seq
   kPingReq,      // "please reach target for me": answered with indirect_ack
   kIndirectAck,  // "target is alive": answer to ping_req, same seq
+  kRunRequest,   // "run this image": answered with run_accepted, then run_result
+  kRunAccepted,  // "it runs here as job N": answer to run_request, same run id
+  kRunResult,    // how the run ended (or why it was refused), same run id
+  kRunCancel,    // "stop that run": answered by its run_result (status cancelled)
 };
-inline constexpr std::size_t kMessageTypeCount = 11;  // kHello .. kIndirectAck
+inline constexpr std::size_t kMessageTypeCount = 15;  // kHello .. kRunCancel
 // 0 .. kMessageTypeCount-1, in declaration order: an index for per-type counts.
 inline std::size_t message_type_index(MessageType type) {
   return static_cast<std::size_t>(type);
@@ -43,6 +48,36 @@ std::string_view message_type_name(MessageType type);
 // hello_nack codes.
 inline constexpr std::string_view kNackSelf = "self";                  // you said hello to yourself
 inline constexpr std::string_view kNackDuplicate = "duplicate_alias";  // a live node has your alias
+
+// Remote runs (!run_on, !run_all; docs/protocol.md section 4). An image and
+// a result each fit one frame with room for the other fields.
+inline constexpr std::size_t kMaxRunImageBytes = 48 * 1024;   // run_request's image
+inline constexpr std::size_t kMaxRunOutputBytes = 56 * 1024;  // run_result's output, cut to fit
+inline constexpr std::size_t kMaxRunNameBytes = 255;          // run_request's name
+inline constexpr std::size_t kMaxRunErrorBytes = 1024;        // run_result's error
+inline constexpr std::size_t kRunRegisterCount = 32;          // registers per file
+
+// How a run ended, as run_result says it.
+enum class RunStatus { kHalted, kEnded, kError, kCancelled, kRefused };
+std::string_view run_status_name(RunStatus status);
+std::optional<RunStatus> run_status_from_name(std::string_view name);
+
+// run_result's `code` when the status is refused.
+inline constexpr std::string_view kRefusedPoolFull = "pool_full";       // every worker is busy
+inline constexpr std::string_view kRefusedBadImage = "bad_image";       // it failed verification
+inline constexpr std::string_view kRefusedTooBig = "too_big";           // over kMaxRunImageBytes
+inline constexpr std::string_view kRefusedUnavailable = "unavailable";  // this node runs no jobs
+
+struct IntRegister {
+  uint8_t index = 0;  // 0..31
+  int32_t value = 0;
+  bool operator==(const IntRegister&) const = default;
+};
+struct FloatRegister {
+  uint8_t index = 0;  // 0..31
+  double value = 0;
+  bool operator==(const FloatRegister&) const = default;
+};
 
 struct NodeAddress {
   std::string alias;
@@ -63,6 +98,18 @@ struct Message {
   NodeAddress target;              // ping_req, indirect_ack: the probed node
   std::string target_instance;     // ping_req, indirect_ack
   uint32_t heard_ms_ago = 0;       // indirect_ack: how long since the helper last heard target
+  // Remote runs. `code` above is run_result's refusal code.
+  uint64_t run = 0;                            // every run_*: the id the requester chose
+  std::string name;                            // run_request: the job's name, 1..255 bytes
+  std::string image;                           // run_request: the image's bytes (bin)
+  uint64_t job = 0;                            // run_accepted, run_result: the runner's job id
+  RunStatus run_status = RunStatus::kEnded;    // run_result
+  std::string error;                           // run_result: why it failed ("" if it did not)
+  std::string output;                          // run_result: program output (bin), maybe cut
+  bool truncated = false;                      // run_result: output was cut to fit
+  std::vector<IntRegister> registers;          // run_result: the non-zero integer registers
+  std::vector<FloatRegister> float_registers;  // run_result: the non-zero float registers
+  uint64_t elapsed_ms = 0;                     // run_result: how long the job ran
 };
 
 // True for the names the wire accepts (docs/protocol.md section 3).

@@ -33,8 +33,11 @@ std::string aligned(const std::vector<Row>& rows) {
   return text;
 }
 
-std::string session_name(uint64_t owner, uint64_t viewer) {
-  return owner == viewer ? "you" : std::to_string(owner);
+// "you", another session's number, or "@ALIAS" for a job a cluster member
+// asked for (!run_on, !run_all).
+std::string session_name(const JobInfo& job, uint64_t viewer) {
+  if (!job.origin.empty()) return "@" + job.origin;
+  return job.owner == viewer ? "you" : std::to_string(job.owner);
 }
 
 std::string elapsed_text(const JobInfo& job, JobInfo::Clock::time_point now) {
@@ -70,7 +73,7 @@ std::string jobs_table(const std::vector<JobInfo>& jobs, uint64_t viewer,
   std::vector<Row> rows = {{"ID", "STATE", "ELAPSED", "SESSION", "NAME", "ERROR"}};
   for (const JobInfo& job : jobs) {
     rows.push_back({std::to_string(job.id), std::string(job_state_name(job.state)),
-                    elapsed_text(job, now), session_name(job.owner, viewer), job.name, job.error});
+                    elapsed_text(job, now), session_name(job, viewer), job.name, job.error});
   }
   return aligned(rows);
 }
@@ -80,7 +83,8 @@ nlohmann::json jobs_json(const std::vector<JobInfo>& jobs, JobInfo::Clock::time_
   for (const JobInfo& job : jobs) {
     const auto elapsed = job_elapsed(job, now);
     list.push_back({{"id", job.id},
-                    {"session", job.owner},
+                    {"session", job.origin.empty() ? nlohmann::json(job.owner) : nullptr},
+                    {"origin", job.origin.empty() ? nullptr : nlohmann::json(job.origin)},
                     {"name", job.name},
                     {"state", job_state_name(job.state)},
                     {"elapsed_ms", elapsed ? nlohmann::json(elapsed->count()) : nullptr},
@@ -92,7 +96,8 @@ nlohmann::json jobs_json(const std::vector<JobInfo>& jobs, JobInfo::Clock::time_
 std::string job_details(const JobInfo& job, uint64_t viewer, JobInfo::Clock::time_point now) {
   std::string text = "job " + std::to_string(job.id) + ": " + job.name + "\n";
   text += "state    " + std::string(job_state_name(job.state)) + "\n";
-  text += "session  " + session_name(job.owner, viewer) + "\n";
+  text += "session  " + session_name(job, viewer) +
+          (job.origin.empty() ? "" : " (run for cluster member " + job.origin + ")") + "\n";
   text += "elapsed  " + elapsed_text(job, now) + "\n";
   if (!job.error.empty()) text += "error    " + job.error + "\n";
   if (job.output.empty()) {

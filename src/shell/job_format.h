@@ -24,10 +24,11 @@ std::string format_elapsed(std::chrono::milliseconds elapsed);
 
 // A header (ID STATE ELAPSED SESSION NAME ERROR), then one row per job, each
 // column as wide as its widest cell; SESSION reads "you" for the viewer's
-// own jobs. No trailing spaces.
+// own jobs and "@ALIAS" for jobs a cluster member asked for. No trailing spaces.
 std::string jobs_table(const std::vector<JobInfo>& jobs, uint64_t viewer,
                        JobInfo::Clock::time_point now);
-// {"jobs": [{"id", "session", "name", "state", "elapsed_ms" (null while
+// {"jobs": [{"id", "session" (null for a member's job), "origin" (that
+// member's alias, else null), "name", "state", "elapsed_ms" (null while
 // queued), "error" (null unless there is one)}]}
 nlohmann::json jobs_json(const std::vector<JobInfo>& jobs, JobInfo::Clock::time_point now);
 // The job's name, state, session, elapsed time, error, captured output and,

@@ -10,6 +10,8 @@
 #include "shell/completion.h"
 #include "shell/job_format.h"
 #include "shell/register_format.h"
+#include "shell/run_format.h"
+#include "vm/image.h"
 #include "vm/opcodes.h"
 #include "vm/verifier.h"
 
@@ -117,6 +119,11 @@ const std::vector<Shell::Command>& Shell::commands() {
        &Shell::cmd_join_cluster},
       {"!cluster_members", "!cluster_members [--json]", "list every other node in the cluster",
        &Shell::cmd_cluster_members},
+      {"!run_on", "!run_on [--json] [--timeout S] NODE PATH",
+       "run a file in a fresh VM on cluster node NODE; show its output and registers",
+       &Shell::cmd_run_on},
+      {"!run_all", "!run_all [--json] [--timeout S] PATH",
+       "run a file on every node of the cluster, this one too, at once", &Shell::cmd_run_all},
   };
   return table;
 }
@@ -482,6 +489,10 @@ Reply Shell::cmd_kill(const Args& args) {
   const uint64_t id = job->id;
   const std::string number = std::to_string(id);
   const std::string label = "job " + number + " (" + job->name + ")";
+  if (!job->origin.empty() && !env_.may_kill_any_job) {
+    return failure("job " + number + " runs for cluster member " + job->origin +
+                   "; only this node's own console, or Ctrl-C on " + job->origin + ", can stop it");
+  }
   if (job->owner != session_id_ && !env_.may_kill_any_job) {
     return failure("job " + number + " belongs to session " + std::to_string(job->owner) +
                    "; a remote session can kill only the jobs it spawned");
@@ -561,6 +572,65 @@ Reply Shell::cmd_cluster_members(const Args& args) {
   if (!args.empty() && !json) return failure("usage: !cluster_members [--json]");
   auto result = env_.cluster->members(json);
   return result ? success(*result) : failure(result.message());
+}
+
+Reply Shell::cmd_run_on(const Args& args) {
+  return run_remote("!run_on", args, false);
+}
+
+Reply Shell::cmd_run_all(const Args& args) {
+  return run_remote("!run_all", args, true);
+}
+
+// !run_on and !run_all: assemble here, run there, wait (interruptibly).
+Reply Shell::run_remote(std::string_view command, const Args& args, bool all) {
+  if (env_.cluster == nullptr) return failure("clustering is not available here");
+  const std::string usage = "usage: " + std::string(command) + " [--json] [--timeout SECONDS] " +
+                            (all ? "PATH" : "NODE PATH");
+  bool json = false;
+  RemoteRunWait wait;
+  Args rest;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--json") {
+      json = true;
+    } else if (args[i] == "--timeout") {
+      char* end = nullptr;
+      const double seconds = i + 1 < args.size() ? std::strtod(args[i + 1].c_str(), &end) : 0;
+      if (end == nullptr || *end != '\0' || !(seconds > 0 && seconds <= 3600))
+        return failure("--timeout takes seconds, more than 0 and at most 3600");
+      wait.timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+      ++i;
+    } else if (args[i].size() > 1 && args[i].rfind("--", 0) == 0) {
+      return failure("unknown option " + args[i] + "; " + usage);
+    } else {
+      rest.push_back(args[i]);
+    }
+  }
+  if (rest.size() != (all ? 1u : 2u)) return failure(usage);
+  const std::string& path = rest.back();
+  auto bytes = vm::read_file_bytes(path);
+  if (!bytes) return failure(bytes.message());
+  if (vm::looks_like_image(*bytes)) {
+    // An image goes as it is: the node that runs it verifies it, as it
+    // trusts no sender. Only its layout is checked here, for a clear error.
+    if (auto parsed = vm::parse_image(*bytes); !parsed)
+      return failure(path + ": " + parsed.message());
+  } else {
+    auto image = assembler::load_program_file(path);
+    if (!image) return failure(image.message());
+    *bytes = vm::serialize_image(*image);
+  }
+  wait.interrupted = env_.interrupt_requested;
+  const std::vector<std::string> nodes = all ? std::vector<std::string>{} : Args{rest[0]};
+  auto runs = env_.cluster->run(nodes, path, *bytes, wait);
+  if (!runs) return failure(runs.message());
+  const bool ok =
+      std::all_of(runs->begin(), runs->end(), [](const RemoteRun& r) { return r.ok(); });
+  std::string text = json ? run_results_json(*runs).dump(-1, ' ', false,
+                                                         nlohmann::json::error_handler_t::replace) +
+                                "\n"
+                          : run_results_text(*runs, all);
+  return Reply{std::move(text), ok, false, {}};
 }
 
 // "unknown command '!regsiters'; did you mean !registers?", or, when no

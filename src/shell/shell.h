@@ -114,6 +114,9 @@ class Shell {
   Reply cmd_start_cluster(const Args&);
   Reply cmd_join_cluster(const Args&);
   Reply cmd_cluster_members(const Args&);
+  Reply cmd_run_on(const Args&);
+  Reply cmd_run_all(const Args&);
+  Reply run_remote(std::string_view command, const Args& args, bool all);
 
   Environment env_;
   uint64_t session_id_;

@@ -59,6 +59,40 @@ uint64_t WorkerPool::submit(uint64_t owner, std::string name, vm::Image image) {
   return id;
 }
 
+std::optional<uint64_t> WorkerPool::submit_if_free(std::string origin, std::string name,
+                                                   vm::Image image, FinishedFn on_finished) {
+  uint64_t id;
+  {
+    std::lock_guard lock(mutex_);
+    std::size_t busy = queue_.size();
+    for (const auto& [job_id, info] : jobs_) {
+      if (info.state == JobState::kRunning) ++busy;
+    }
+    if (stopping_ || busy >= threads_.size()) return std::nullopt;
+    id = next_id_++;
+    JobInfo info;
+    info.id = id;
+    info.owner = kClusterOwner;
+    info.origin = std::move(origin);
+    info.name = std::move(name);
+    jobs_.emplace(id, std::move(info));
+    on_finished_.emplace(id, std::move(on_finished));
+    queue_.emplace_back(id, std::move(image));
+  }
+  changed_.notify_all();
+  return id;
+}
+
+void WorkerPool::publish_locked(const JobInfo& info,
+                                std::vector<std::pair<FinishedFn, JobInfo>>& calls) {
+  if (auto it = on_finished_.find(info.id); it != on_finished_.end()) {
+    calls.emplace_back(std::move(it->second), info);
+    on_finished_.erase(it);
+    return;
+  }
+  finished_[info.owner].push_back(info.id);
+}
+
 std::vector<JobInfo> WorkerPool::jobs() const {
   std::lock_guard lock(mutex_);
   std::vector<JobInfo> out;
@@ -83,6 +117,7 @@ std::optional<JobInfo> WorkerPool::job(uint64_t id) const {
 
 CancelOutcome WorkerPool::cancel(uint64_t id) {
   CancelOutcome outcome;
+  std::vector<std::pair<FinishedFn, JobInfo>> calls;
   {
     std::lock_guard lock(mutex_);
     auto it = jobs_.find(id);
@@ -93,7 +128,7 @@ CancelOutcome WorkerPool::cancel(uint64_t id) {
         std::erase_if(queue_, [id](const auto& entry) { return entry.first == id; });
         info.state = JobState::kCancelled;
         info.finished = JobInfo::Clock::now();
-        finished_[info.owner].push_back(id);
+        publish_locked(info, calls);
         outcome = CancelOutcome::kCancelled;
         break;
       case JobState::kRunning:
@@ -105,6 +140,7 @@ CancelOutcome WorkerPool::cancel(uint64_t id) {
     }
   }
   changed_.notify_all();
+  for (auto& [call, info] : calls) call(info);
   return outcome;
 }
 
@@ -153,12 +189,16 @@ void WorkerPool::work() {
       std::unique_lock lock(mutex_);
       changed_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (stopping_) {
+        std::vector<std::pair<FinishedFn, JobInfo>> calls;
         for (auto& [id, image] : queue_) {
           JobInfo& info = jobs_.at(id);
           info.state = JobState::kCancelled;
           info.finished = JobInfo::Clock::now();
+          publish_locked(info, calls);
         }
         queue_.clear();
+        lock.unlock();
+        for (auto& [call, info] : calls) call(info);
         return;
       }
       next = std::move(queue_.front());
@@ -214,6 +254,7 @@ void WorkerPool::run_job(uint64_t id, vm::Image image) {
   const std::size_t stack_entries = final_state.stack.size();
   final_state.heap = {};  // keep finished jobs small
   final_state.stack = {};
+  std::vector<std::pair<FinishedFn, JobInfo>> calls;
   {
     std::lock_guard lock(mutex_);
     JobInfo& info = jobs_.at(id);
@@ -225,9 +266,10 @@ void WorkerPool::run_job(uint64_t id, vm::Image image) {
     info.final_stack_entries = stack_entries;
     info.finished = JobInfo::Clock::now();
     cancel_requested_.erase(id);
-    finished_[info.owner].push_back(id);
+    publish_locked(info, calls);
   }
   changed_.notify_all();
+  for (auto& [call, info] : calls) call(info);
 }
 
 }  // namespace iridium::shell

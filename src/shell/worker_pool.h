@@ -3,7 +3,8 @@
 // written to the terminal directly.
 //
 // Thread safety: every public method may be called from any thread. mutex_
-// guards queue_, jobs_, finished_, cancel_requested_ and next_id_; a worker
+// guards queue_, jobs_, finished_, on_finished_, cancel_requested_ and
+// next_id_; a worker
 // runs a job's VM without holding it and takes it only to publish the
 // outcome and, between slices of kSlice steps, to look for a cancel request.
 // limits_ and threads_ are set in the constructor and read-only afterwards.
@@ -15,6 +16,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -39,6 +41,7 @@ struct JobInfo {
 
   uint64_t id = 0;
   uint64_t owner = 0;  // the shell session that spawned it
+  std::string origin;  // set: a cluster member asked for it (!run_on); owner is then kClusterOwner
   std::string name;    // usually the file it came from
   JobState state = JobState::kQueued;
   std::string error;   // set when state is kError
@@ -66,8 +69,13 @@ enum class CancelOutcome {
   kAlreadyFinished,  // it had already halted, ended, failed or been cancelled
 };
 
+// The owner of the jobs cluster members ask for: no shell session.
+inline constexpr uint64_t kClusterOwner = UINT64_MAX;
+
 class WorkerPool {
  public:
+  using FinishedFn = std::function<void(const JobInfo&)>;
+
   static constexpr std::size_t kOutputCap = 64 * 1024;
   // Steps a job runs between looks at cancel requests and shutdown; about
   // 25 ms of an optimised build's time.
@@ -79,6 +87,14 @@ class WorkerPool {
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   uint64_t submit(uint64_t owner, std::string name, vm::Image image);
+  // For jobs cluster members ask for: queues the job only when a worker is
+  // free for it now (fewer jobs queued and running than threads), else
+  // nullopt, so such a job never waits behind others. `on_finished` is
+  // called once, after the outcome is published, on the thread that
+  // finished the job (a worker, a canceller or the destructor), without
+  // mutex_ held; such jobs are not reported by take_finished().
+  std::optional<uint64_t> submit_if_free(std::string origin, std::string name, vm::Image image,
+                                         FinishedFn on_finished);
   std::vector<JobInfo> jobs() const;
   std::optional<JobInfo> job(uint64_t id) const;
   JobCounts counts() const;
@@ -99,6 +115,9 @@ class WorkerPool {
   void work();
   void run_job(uint64_t id, vm::Image image);
   bool should_stop(uint64_t id) const;  // takes mutex_
+  // A job has finished (mutex_ held): its notice for take_finished(), or
+  // its on_finished callback, added to `calls` for after the lock.
+  void publish_locked(const JobInfo& info, std::vector<std::pair<FinishedFn, JobInfo>>& calls);
 
   const vm::Limits limits_;
   mutable std::mutex mutex_;
@@ -106,6 +125,7 @@ class WorkerPool {
   std::deque<std::pair<uint64_t, vm::Image>> queue_;
   std::map<uint64_t, JobInfo> jobs_;
   std::map<uint64_t, std::vector<uint64_t>> finished_;  // owner -> job ids
+  std::map<uint64_t, FinishedFn> on_finished_;          // jobs from submit_if_free
   std::set<uint64_t> cancel_requested_;                 // running jobs asked to stop
   uint64_t next_id_ = 1;
   std::atomic<bool> stopping_{false};  // written under mutex_ so waiters see it
