@@ -10,11 +10,11 @@ namespace iridium::app {
 Result<uint64_t> PoolRunExecutor::start(cluster::RunRequest request, cluster::RunDone done) {
   const auto* data = reinterpret_cast<const uint8_t*>(request.image.data());
   auto image = vm::load_image(std::span(data, request.image.size()));
-  if (!image) return Error{"the image failed verification: " + image.message(), ErrorKind::kInvalid};
-  auto job = pool_.submit_if_free(std::move(request.origin), std::move(request.name),
-                                  std::move(*image), [done = std::move(done)](const shell::JobInfo& info) {
-                                    done(run_outcome(info));
-                                  });
+  if (!image)
+    return Error{"the image failed verification: " + image.message(), ErrorKind::kInvalid};
+  auto job = pool_.submit_if_free(
+      std::move(request.origin), std::move(request.name), std::move(*image),
+      [done = std::move(done)](const shell::JobInfo& info) { done(run_outcome(info)); });
   if (!job) {
     const unsigned threads = pool_.threads();
     return Error{"pool full: " + std::to_string(threads) +

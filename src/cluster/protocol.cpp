@@ -1,5 +1,6 @@
 #include "cluster/protocol.h"
 
+#include <cstring>
 #include <iterator>
 
 #include "common/wire.h"
@@ -72,6 +73,19 @@ void pack_bin(msgpack::packer<msgpack::sbuffer>& pk, std::string_view key, std::
   pk.pack_bin_body(bytes.data(), static_cast<uint32_t>(bytes.size()));
 }
 
+// A float64, always: msgpack-c's pack(double) writes 2.0 as the integer 2,
+// which a float register's value must not be.
+void pack_value(msgpack::packer<msgpack::sbuffer>& pk, double value) {
+  uint64_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  char bytes[9] = {static_cast<char>(0xcb)};
+  for (int i = 0; i < 8; ++i) bytes[1 + i] = static_cast<char>(bits >> (56 - 8 * i));
+  pk.pack_bin_body(bytes, sizeof bytes);  // appends the bytes as they are
+}
+void pack_value(msgpack::packer<msgpack::sbuffer>& pk, int32_t value) {
+  pk.pack(value);
+}
+
 template <typename Register>
 void pack_registers(msgpack::packer<msgpack::sbuffer>& pk, std::string_view key,
                     const std::vector<Register>& registers) {
@@ -80,7 +94,7 @@ void pack_registers(msgpack::packer<msgpack::sbuffer>& pk, std::string_view key,
   for (const Register& r : registers) {
     pk.pack_array(2);
     pk.pack(r.index);
-    pk.pack(r.value);
+    pack_value(pk, r.value);
   }
 }
 

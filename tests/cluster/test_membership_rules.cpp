@@ -725,3 +725,60 @@ TEST_CASE("a detection slower than the last bucket is counted but in no bucket",
   for (uint64_t n : h.in_bucket) in_buckets += n;
   CHECK(in_buckets == 2);
 }
+
+TEST_CASE("run frames are taken from members only, a stranger's are dropped and counted",
+          "[membership][run]") {
+  Rig r;
+  const Peer a = peer("a", 2001);
+  r.admit(a);
+  Message request = a.make(MessageType::kRunRequest);
+  request.run = 5;
+  request.name = "x";
+  r.receive(request);
+  auto taken = r.m.take_run_frames();
+  REQUIRE(taken.size() == 1);
+  CHECK(taken[0].run == 5);
+  CHECK(r.m.counters().frames_dropped == 0);
+
+  // Not a member: dropped by type, never handed to the node.
+  const Peer stranger = peer("stranger", 2002);
+  for (auto type : {MessageType::kRunRequest, MessageType::kRunAccepted, MessageType::kRunResult,
+                    MessageType::kRunCancel}) {
+    r.receive(stranger.make(type));
+  }
+  // A member's alias with another instance is not that member either.
+  r.receive(peer("a", 2001, "other").make(MessageType::kRunRequest));
+  CHECK(r.m.take_run_frames().empty());
+  const Counters& c = r.m.counters();
+  CHECK(c.frames_dropped == 5);
+  CHECK(c.dropped_by_type[message_type_index(MessageType::kRunRequest)] == 2);
+  CHECK(c.dropped_by_type[message_type_index(MessageType::kRunCancel)] == 1);
+  CHECK_FALSE(r.m.is_member("stranger"));
+  CHECK(r.happened(EventKind::kDropped).size() == 5);
+
+  // On a dealer, where only replies arrive, a run frame is dropped too.
+  r.receive_on_dealer(a.make(MessageType::kRunResult), a.endpoint());
+  CHECK(r.m.take_run_frames().empty());
+  CHECK(r.m.counters().frames_dropped == 6);
+}
+
+TEST_CASE("run frames go to members only, with our name on them", "[membership][run]") {
+  Rig r;
+  const Peer a = peer("a", 2001);
+  r.admit(a);
+  Message request;
+  request.type = MessageType::kRunRequest;
+  request.run = 9;
+  CHECK(r.m.send_to_member("a", request));
+  CHECK_FALSE(r.m.send_to_member("nobody", request));
+  r.collect();
+  const auto sent = r.sent(MessageType::kRunRequest);
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].to == a.endpoint());
+  CHECK(sent[0].message.sender.alias == "me");
+  CHECK(sent[0].message.instance == "me1");
+  CHECK(sent[0].message.run == 9);
+  CHECK(r.m.counters().sent_by_type[message_type_index(MessageType::kRunRequest)] == 1);
+  CHECK(r.m.member_instance("a") == "a1");
+  CHECK_FALSE(r.m.member_instance("nobody").has_value());
+}

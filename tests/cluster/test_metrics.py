@@ -97,7 +97,7 @@ class MetricsOfACluster(ClusterTestCase):
             self.assertEqual(types["iridium_cluster_frames_sent_total"], "counter")
             self.assertEqual(types["iridium_cluster_detection_seconds"], "histogram")
             # One series per message type, zeros too.
-            self.assertEqual(len(samples["iridium_cluster_frames_sent_total"]), 11)
+            self.assertEqual(len(samples["iridium_cluster_frames_sent_total"]), 15)
             self.assertEqual(value(samples, "iridium_cluster_joins_total"), 2)
             self.assertEqual(total(samples, "iridium_cluster_deaths_total"), 0)
             self.assertEqual(value(samples, "iridium_cluster_detection_seconds_count"), 0)

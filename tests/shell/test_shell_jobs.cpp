@@ -108,6 +108,7 @@ TEST_CASE("jobs_json gives each job's fields, null where there is nothing") {
   REQUIRE(json["jobs"].size() == 2);
   CHECK(json["jobs"][0] == nlohmann::json{{"id", 1},
                                           {"session", 0},
+                                          {"origin", nullptr},
                                           {"name", "a.iasm"},
                                           {"state", "error"},
                                           {"elapsed_ms", 1500},
@@ -115,6 +116,21 @@ TEST_CASE("jobs_json gives each job's fields, null where there is nothing") {
   CHECK(json["jobs"][1]["elapsed_ms"].is_null());
   CHECK(json["jobs"][1]["error"].is_null());
   CHECK(json["jobs"][1]["session"] == 4);
+}
+
+TEST_CASE("a job a cluster member asked for shows that member as its session") {
+  const auto t0 = Clock::time_point{} + 1h;
+  JobInfo job =
+      made_job(3, iridium::shell::kClusterOwner, "hello.iasm", JobState::kHalted, "", t0, 4ms);
+  job.origin = "seed";
+  const auto json = iridium::shell::jobs_json({job}, t0 + 1s);
+  CHECK(json["jobs"][0]["session"].is_null());
+  CHECK(json["jobs"][0]["origin"] == "seed");
+  const auto table = lines_of(iridium::shell::jobs_table({job}, 0, t0 + 1s));
+  REQUIRE(table.size() == 2);
+  CHECK(table[1] == " 3  halted   0.004s  @seed    hello.iasm");
+  CHECK_THAT(iridium::shell::job_details(job, 0, t0 + 1s),
+             Catch::Contains("session  @seed (run for cluster member seed)"));
 }
 
 TEST_CASE("the job commands reject a bad argument, an unknown job and a finished one") {

@@ -5,7 +5,9 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "job_polling.h"
 #include "shell/worker_pool.h"
@@ -184,4 +186,69 @@ TEST_CASE("cancel racing a job's own end leaves one consistent outcome") {
       CHECK(job.final_state.registers[0] == (job.name == "quick" ? 42 : 3'333'334));
     }
   }
+}
+
+TEST_CASE("a member's job is queued only while a worker is free, and reported by callback",
+          "[run]") {
+  WorkerPool pool(1, {});
+  std::mutex mutex;
+  std::vector<JobInfo> finished;
+  auto record = [&](const JobInfo& job) {
+    std::lock_guard lock(mutex);
+    finished.push_back(job);
+  };
+  auto finished_count = [&] {
+    std::lock_guard lock(mutex);
+    return finished.size();
+  };
+  const auto busy = pool.submit_if_free("seed", "endless", assemble_ok(kEndless), record);
+  REQUIRE(busy.has_value());
+  wait_running(pool, *busy);
+  CHECK(pool.job(*busy)->origin == "seed");
+  CHECK(pool.job(*busy)->owner == iridium::shell::kClusterOwner);
+  // The one worker is busy: refused at once, nothing queued.
+  CHECK_FALSE(pool.submit_if_free("seed", "quick", assemble_ok(kQuick), record).has_value());
+  CHECK(pool.jobs().size() == 1);
+
+  CHECK(pool.cancel(*busy) == CancelOutcome::kStopping);
+  const auto deadline = Clock::now() + 20s;
+  while (finished_count() == 0 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  REQUIRE(finished_count() == 1);
+  CHECK(finished[0].id == *busy);
+  CHECK(finished[0].state == JobState::kCancelled);
+  CHECK(finished[0].output == "hi\n");
+  CHECK(pool.take_finished(iridium::shell::kClusterOwner).empty());
+
+  // Free again: taken, and reported once.
+  const auto quick = pool.submit_if_free("b", "quick", assemble_ok(kQuick), record);
+  REQUIRE(quick.has_value());
+  while (finished_count() < 2 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  REQUIRE(finished_count() == 2);
+  CHECK(finished[1].state == JobState::kHalted);
+  CHECK(finished[1].final_state.registers[0] == 42);
+  CHECK(pool.wait_idle(5s));
+  CHECK(finished_count() == 2);
+}
+
+TEST_CASE("a member's job still queued when the pool stops is reported cancelled", "[run]") {
+  std::atomic<int> calls{0};
+  std::atomic<bool> cancelled{false};
+  {
+    WorkerPool pool(1, {});
+    const uint64_t busy = pool.submit(1, "endless", assemble_ok(kEndless));
+    wait_running(pool, busy);
+    // The worker is busy with a session's job, so a member's job is refused...
+    CHECK_FALSE(pool.submit_if_free("a", "quick", assemble_ok(kQuick), [](const JobInfo&) {}));
+    CHECK(pool.cancel(busy) == CancelOutcome::kStopping);
+    REQUIRE(pool.wait_finished(busy, 20s)->state == JobState::kCancelled);
+    // ... and taken once it is free; a cancel while queued or running reports it once.
+    const auto id =
+        pool.submit_if_free("a", "endless", assemble_ok(kEndless), [&](const JobInfo& j) {
+          ++calls;
+          cancelled = j.state == JobState::kCancelled;
+        });
+    REQUIRE(id.has_value());
+  }  // the destructor cancels it, wherever it is
+  CHECK(calls == 1);
+  CHECK(cancelled);
 }
