@@ -215,6 +215,26 @@ class ClusterEndToEnd(RecordsFailures):
         logs = run("docker", "logs", name, check=False)
         self.assertNotIn("shutting down", logs.stdout + logs.stderr)
 
+    def test_03c_run_all_runs_a_program_on_every_node_of_five(self):
+        # Issue 12's "done when": one greeting per node (the node itself
+        # included) and the summary, over the cluster's own sockets.
+        cluster("up", "5")
+        nodes = ["seed"] + [f"node-{i}" for i in range(1, 5)]
+        wait_until(lambda: full_mesh(nodes), 120, "a 5-node full mesh", interval=0.2)
+        r = cluster("exec", "seed", "!run_all examples/hello.iasm", timeout=60)
+        self.assertEqual(r.stdout.count("Hello, Iridium!"), 5, r.stdout)
+        self.assertEqual(len(re.findall(r"^\[\S+\] halted \(job \d+", r.stdout, re.M)), 5, r.stdout)
+        self.assertTrue(r.stdout.endswith("5 ok, 0 failed\n"), r.stdout)
+        answer = json.loads(cluster("exec", "seed", "!run_all --json examples/hello.iasm",
+                                    timeout=60).stdout.strip().splitlines()[-1])
+        self.assertEqual((answer["ok"], answer["failed"]), (5, 0))
+        self.assertEqual(sorted(x["node"] for x in answer["results"]), sorted(alias_of(n) for n in nodes))
+        self.assertTrue(all(x["ok"] and x["output"] == "Hello, Iridium!\n" for x in answer["results"]), answer)
+        # One node to another, from a node that is not the seed.
+        r = cluster("exec", "node-2", f"!run_on {alias_of('node-4')} examples/fib.iasm", timeout=60)
+        self.assertRegex(r.stdout, r"^\[\S+\] halted \(job \d+")
+        self.assertRegex(r.stdout, r"\$0\s+610\s")
+
     def test_04_scale_to_eight(self):
         cluster("up", "8")
         nodes = ["seed"] + [f"node-{i}" for i in range(1, 8)]
