@@ -143,6 +143,11 @@ std::optional<std::string> Membership::member_instance(const std::string& alias)
   return it->second.instance;
 }
 
+bool Membership::member_at(const Endpoint& endpoint) const {
+  return std::any_of(members_.begin(), members_.end(),
+                     [&](const auto& kv) { return endpoint_of(kv.second.address) == endpoint; });
+}
+
 std::vector<NodeAddress> Membership::known_addresses() const {
   std::vector<NodeAddress> out;
   for (const auto& [alias, m] : members_) out.push_back(m.address);

@@ -177,6 +177,8 @@ class Membership {
   bool is_member(const std::string& alias) const { return members_.contains(alias); }
   // The member's current instance, or nullopt when `alias` is not a member.
   std::optional<std::string> member_instance(const std::string& alias) const;
+  // True when a member listens at `endpoint`.
+  bool member_at(const Endpoint& endpoint) const;
   // Members and members lost without a leave: what a restart should try.
   std::vector<NodeAddress> known_addresses() const;
   const NodeAddress& self() const { return config_.self; }

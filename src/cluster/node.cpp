@@ -34,6 +34,12 @@ constexpr Millis kLeaveLinger{300};            // let leave frames go out before
 constexpr Millis kRefusalLogInterval{60'000};  // one line per refused peer and reason per minute
 constexpr Millis kRunPoll{20};                 // how often run() looks at its cancel check
 constexpr Millis kRunBackstop{3'000};          // run() gives up on a silent I/O thread after this
+constexpr Millis kRunSendRetry{3'000};         // how long a run frame waits for its connection
+
+bool is_run_frame(MessageType type) {
+  return type == MessageType::kRunRequest || type == MessageType::kRunAccepted ||
+         type == MessageType::kRunResult || type == MessageType::kRunCancel;
+}
 
 std::string seconds(Millis d) {
   char text[32];
@@ -177,6 +183,7 @@ class Node::Loop {
       for (const Message& m : membership_.take_run_frames()) on_run_frame(m);
       report(now);
       if (!leaving_) tick_runs(now);
+      resend_unsent(now);
       carry_out();
       report_refusals(now);
     }
@@ -323,6 +330,11 @@ class Node::Loop {
     TimePoint deadline;
     std::optional<TimePoint> cancel_by;  // cancel sent: confirm by then
   };
+  struct Unsent {  // a run frame the transport could not send yet
+    Endpoint to;
+    std::string frame;
+    TimePoint give_up;
+  };
   struct Incoming {  // a run a member asked us for, by our job id
     std::string alias;
     std::string instance;
@@ -400,6 +412,19 @@ class Node::Loop {
     membership_.send_to_member(run.alias, std::move(cancel));
   }
 
+  // Run frames that could not go when sent (no connection yet: right after
+  // a join, or during a reconnect) are tried again every turn, while a
+  // member listens there, for up to kRunSendRetry.
+  void resend_unsent(TimePoint now) {
+    std::erase_if(unsent_, [&](const Unsent& u) {
+      if (now >= u.give_up || !membership_.member_at(u.to)) {
+        spdlog::debug("gave up sending a remote-run frame to {}", u.to.text());
+        return true;
+      }
+      return transport_->send(u.to, u.frame);
+    });
+  }
+
   // Every turn: targets that are gone, answers that are late, cancels asked
   // for; and members' jobs whose requester is gone.
   void tick_runs(TimePoint now) {
@@ -461,7 +486,11 @@ class Node::Loop {
   void carry_out() {
     for (Action& action : membership_.take_actions()) {
       if (auto* send = std::get_if<SendTo>(&action)) {
-        transport_->send(send->to, encode(send->message));
+        std::string frame = encode(send->message);
+        // A DEALER drops what it cannot send now (ZMQ_IMMEDIATE): the
+        // membership's frames repeat anyway, a remote run's do not.
+        if (!transport_->send(send->to, frame) && is_run_frame(send->message.type))
+          unsent_.push_back(Unsent{send->to, std::move(frame), Clock::now() + kRunSendRetry});
       } else if (auto* reply = std::get_if<ReplyTo>(&action)) {
         transport_->reply(reply->routing_id, encode(reply->message));
       } else if (auto* release = std::get_if<Release>(&action)) {
@@ -622,6 +651,7 @@ class Node::Loop {
   std::map<uint64_t, uint64_t> local_jobs_;  // our executor's job id -> run id, for our own runs
   std::map<uint64_t, Incoming> incoming_;    // by job id
   std::map<std::string, std::string> departures_;  // alias -> how it last stopped being a member
+  std::vector<Unsent> unsent_;
   uint64_t next_run_ = 1;
   std::unique_ptr<Transport> transport_;
   ZapAuthenticator* zap_;  // null in plain mode; the Node owns it
