@@ -11,36 +11,14 @@
 #include <thread>
 
 #include "cluster/node.h"
+#include "node_support.h"
 
 using namespace iridium::cluster;
 using namespace std::chrono_literals;
+using iridium::testing::eventually;
+const auto config = iridium::testing::loopback_config;
 
 namespace {
-
-template <typename Predicate>
-bool eventually(Predicate p, std::chrono::milliseconds limit = 5000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (p()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return p();
-}
-
-// Like the app, set up logging before any thread logs (spdlog's registry is
-// created on first use).
-const bool kLogging = [] {
-  spdlog::set_level(spdlog::level::warn);
-  return true;
-}();
-
-NodeConfig config(const std::string& alias) {
-  NodeConfig c;
-  c.alias = alias;
-  c.bind_port = 0;  // any free port (port_fallback is not needed)
-  c.port_fallback = true;
-  return c;
-}
 
 std::set<std::string> aliases(Node& node) {
   std::set<std::string> out;

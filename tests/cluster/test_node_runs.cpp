@@ -13,36 +13,17 @@
 #include <thread>
 
 #include "cluster/node.h"
+#include "node_support.h"
 
 using namespace iridium::cluster;
 using namespace std::chrono_literals;
+using iridium::testing::eventually;
+const auto config = iridium::testing::loopback_config;
 using iridium::Error;
 using iridium::ErrorKind;
 using iridium::Result;
 
 namespace {
-
-const bool kLogging = [] {
-  spdlog::set_level(spdlog::level::warn);
-  return true;
-}();
-
-template <typename Predicate>
-bool eventually(Predicate p, std::chrono::milliseconds limit = 5000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (p()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return p();
-}
-
-NodeConfig config(const std::string& alias) {
-  NodeConfig c;
-  c.alias = alias;
-  c.bind_port = 0;
-  return c;
-}
 
 // Finishes jobs on a thread of its own, as a worker pool would: at once
 // ("halted", output "ran NAME for ORIGIN", $0 = 42), or, with `hold`, only
