@@ -3,7 +3,7 @@ editing and history through libedit, the history file in the data directory,
 the question for a missing !load_file path, job notices, Tab completion and
 pasted tabs, blocks (!block ... !end) typed at the `... ` prompt, and the keys:
 Ctrl-C (interrupts a line, clears the input line, never ends a node), Ctrl-D
-and SIGTERM."""
+and SIGTERM; and Ctrl-C cancelling a !run_all."""
 import os
 import re
 import signal
@@ -251,6 +251,27 @@ class PtyShell(ShellTestCase):
         after = self.registers(child)
         self.assertEqual((after[0], after[1], after[5]), (regs[0], 4, 7))
         self.end_with_ctrl_d(child)
+
+    def test_ctrl_c_cancels_a_remote_run(self):
+        # !run_all runs on this node too (the only member here); Ctrl-C on
+        # the console cancels the run as it would on another node (issue 12).
+        loop = self.write("forever.iasm", "load $1 #4\ntop: inc $0\njmpb $1\n")
+        child, _ = self.spawn("--node-alias", "solo", "--start-cluster")
+        child.expect_exact(PROMPT)
+        child.sendline(f"!run_all {loop}")
+        child.expect_exact(f"!run_all {loop}\r\n")
+        wait_until(lambda: cpu_seconds(child.pid) >= 0.3, TIMEOUT, "the run to use the CPU")
+        started = time.monotonic()
+        child.sendintr()
+        child.expect(r"\[solo\] cancelled \(job 1, ")
+        child.expect_exact("0 ok, 1 failed")
+        child.expect_exact(PROMPT)
+        self.assertLess(time.monotonic() - started, 10)
+        self.assertRegex(self.run_line(child, "!jobs"), r"1  cancelled +\S+  @solo ")
+        child.sendline("!quit")  # a node serving its cluster stays on Ctrl-D
+        child.expect(pexpect.EOF)
+        child.close()
+        self.assertEqual(child.exitstatus, 0)
 
     def test_ctrl_c_clears_a_half_typed_line(self):
         child, _ = self.spawn()
