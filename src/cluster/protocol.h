@@ -63,6 +63,8 @@ struct Message {
   NodeAddress target;              // ping_req, indirect_ack: the probed node
   std::string target_instance;     // ping_req, indirect_ack
   uint32_t heard_ms_ago = 0;       // indirect_ack: how long since the helper last heard target
+
+  bool operator==(const Message&) const = default;
 };
 
 // True for the names the wire accepts (docs/protocol.md section 3).
