@@ -228,25 +228,15 @@ class Pods(unittest.TestCase):
               f"({old_address} -> {self.address(1)})", flush=True)
         self.assertNotEqual(self.snapshot(1)["self"]["instance"], old_instance)
 
-    def test_4_replacing_all_three_seeds_at_once_needs_one_join_to_merge(self):
+    def test_4_replacing_all_three_seeds_at_once_heals_by_itself(self):
         # docs/deploy.md, "Seeds": pods 3 and 4 took the seeds' leave and
-        # nobody tells the new seeds about them. Say what happened, then
-        # check that the documented remedy merges the cluster.
+        # dropped them for good; their own hello to each seed that is not a
+        # member (once a second) is what finds the new seeds.
         self.remove(0, 1, 2, witness=3)
         for i in range(3):
             self.create(i)
-        try:
-            took = self.wait_mesh(range(5), bound=15)
-            print(f"seeds replaced together: full mesh again by itself in {took:.2f} s", flush=True)
-            return
-        except AssertionError:
-            print(f"seeds replaced together: no full mesh within 15 s, as documented: "
-                  f"{({i: self.seen(i) for i in range(5)})}", flush=True)
-        joined = docker("exec", self.name_of(3), "iridium", "attach", "127.0.0.1:2244", "-c",
-                        f"!join_cluster {self.dns_name(0)} 2254", check=False)
-        self.assertEqual(joined.returncode, 0, joined.stdout + joined.stderr)
-        print(f"after !join_cluster from iridium-3: full mesh in {self.wait_mesh(range(5)):.2f} s", flush=True)
-
+        took = self.wait_mesh(range(5), bound=15)
+        print(f"seeds replaced together: full mesh again by itself in {took:.2f} s", flush=True)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

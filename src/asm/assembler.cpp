@@ -592,9 +592,7 @@ Assembly assemble(std::string_view source, std::string_view file, const Context&
 }
 
 std::string instruction_syntax(const vm::OpInfo& op) {
-  std::string lower(op.mnemonic);
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return expected_form(op, lower);
+  return expected_form(op, vm::lower_mnemonic(op));
 }
 
 }  // namespace iridium::assembler

@@ -110,9 +110,7 @@ std::string disassemble(const vm::Image& image, const DisassemblyOptions& option
     if (info == nullptr) {
       line += ".byte #" + std::to_string(b[0]) + " ; not an opcode";
     } else {
-      std::string mnemonic(info->mnemonic);
-      for (char& c : mnemonic) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      line += mnemonic;
+      line += vm::lower_mnemonic(*info);
       const auto reg = [](uint8_t r) { return " $" + std::to_string(r); };
       const uint16_t imm16 = static_cast<uint16_t>(b[2] << 8 | b[3]);
       const uint16_t addr16 = static_cast<uint16_t>(b[1] << 8 | b[2]);

@@ -204,7 +204,8 @@ bool Membership::endpoint_in_use(const Endpoint& endpoint) const {
          std::any_of(contacts_.begin(), contacts_.end(),
                      [&](const auto& kv) { return uses(kv.second.address); }) ||
          std::any_of(joins_.begin(), joins_.end(),
-                     [&](const PendingJoin& j) { return j.to == endpoint; });
+                     [&](const PendingJoin& j) { return j.to == endpoint; }) ||
+         std::any_of(seeds_.begin(), seeds_.end(), [&](const Seed& s) { return s.at == endpoint; });
 }
 
 void Membership::maybe_release(const Endpoint& endpoint) {
@@ -614,6 +615,11 @@ void Membership::on_hello_ack(const Message& m, const Endpoint& from, TimePoint 
     become_alive(m.sender, m.instance, now);
     learn(m.nodes, now);
   }
+  if (!failure) {
+    for (Seed& seed : seeds_) {
+      if (seed.at == from) seed.alias = m.sender.alias;
+    }
+  }
   bool seed_answered = false;
   for (PendingJoin& join : joins_) {
     if (join.to != from || now < join.start) continue;
@@ -629,6 +635,7 @@ void Membership::on_hello_nack(const Message& m, const Endpoint& from, TimePoint
   const bool self = m.code == kNackSelf;
   const Error why = self ? Error{"that address is this node itself", ErrorKind::kSelf}
                          : Error{m.reason, ErrorKind::kRefused};
+  if (self) std::erase_if(seeds_, [&](const Seed& seed) { return seed.at == from; });
   for (PendingJoin& join : joins_) {
     if (join.to != from || now < join.start) continue;
     if (join.kind == JoinKind::kOnce || self) {
@@ -787,6 +794,7 @@ void Membership::tick(TimePoint now) {
   if (now >= next_gossip_) gossip(now);
   tick_joins(now);
   tick_lost(now);
+  tick_seeds(now);
   tick_expiry(now);
 }
 
@@ -889,6 +897,25 @@ void Membership::tick_lost(TimePoint now) {
   for (const Endpoint& e : forgotten) maybe_release(e);
 }
 
+// Seeds that are not members (and not being joined already) get a hello at
+// the lost-probe pace. A seed that answered is matched by its alias, so a
+// seed named differently from how it advertises itself costs nothing once
+// it is a member.
+void Membership::tick_seeds(TimePoint now) {
+  for (Seed& seed : seeds_) {
+    if (now < seed.next_hello) continue;
+    seed.next_hello = now + timers_.lost_probe;
+    const bool joining = std::any_of(joins_.begin(), joins_.end(),
+                                     [&](const PendingJoin& j) { return j.to == seed.at; });
+    const bool member =
+        seed.alias.empty()
+            ? std::any_of(members_.begin(), members_.end(),
+                          [&](const auto& kv) { return endpoint_of(kv.second.address) == seed.at; })
+            : members_.contains(seed.alias);
+    if (!joining && !member) send(seed.at, message(MessageType::kHello));
+  }
+}
+
 void Membership::tick_expiry(TimePoint now) {
   std::vector<Endpoint> dropped;
   for (auto it = contacts_.begin(); it != contacts_.end();) {
@@ -921,6 +948,8 @@ uint64_t Membership::join(const Endpoint& to, TimePoint now) {
 void Membership::join_seeds(const std::vector<Endpoint>& seeds,
                             const std::vector<NodeAddress>& remembered, TimePoint now) {
   for (const Endpoint& seed : seeds) {
+    if (std::none_of(seeds_.begin(), seeds_.end(), [&](const Seed& s) { return s.at == seed; }))
+      seeds_.push_back(Seed{seed, {}, now + timers_.lost_probe});
     joins_.push_back(PendingJoin{next_join_id_++,
                                  JoinKind::kSeed,
                                  seed,
@@ -954,6 +983,7 @@ void Membership::leave(TimePoint now) {
   const Message bye = message(MessageType::kLeave);
   for (const auto& [alias, m] : members_) send(endpoint_of(m.address), bye);
   joins_.clear();
+  seeds_.clear();
   left_ = true;
 }
 

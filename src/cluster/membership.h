@@ -212,6 +212,14 @@ class Membership {
     Endpoint at;
     TimePoint until;
   };
+  // A --join seed, watched for as long as we run: a seed that left and was
+  // replaced comes back knowing only the other seeds, and its old peers
+  // dropped it for good, so only our hello tells it of us.
+  struct Seed {
+    Endpoint at;
+    std::string alias;  // who answered hello there last ("" until someone did)
+    TimePoint next_hello;
+  };
   enum class JoinKind { kOnce, kSeed, kRemembered };
   struct PendingJoin {
     uint64_t id;
@@ -281,6 +289,7 @@ class Membership {
   void tick_members(TimePoint now);
   void tick_joins(TimePoint now);
   void tick_lost(TimePoint now);
+  void tick_seeds(TimePoint now);
   void tick_expiry(TimePoint now);
   void gossip(TimePoint now);
   void maybe_release(const Endpoint& endpoint);
@@ -303,6 +312,7 @@ class Membership {
   std::map<std::string, Departed> departed_;
   std::map<Endpoint, TimePoint> contacted_at_;  // last join sent to a second-hand node
   std::vector<PendingJoin> joins_;
+  std::vector<Seed> seeds_;
   std::map<uint64_t, Probe> probes_;
   std::map<uint64_t, Relay> relays_;
   uint64_t view_version_ = 0;

@@ -3,6 +3,7 @@
 // docs/protocol.md is the reference for every field.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -76,7 +77,12 @@ struct IntRegister {
 struct FloatRegister {
   uint8_t index = 0;  // 0..31
   double value = 0;
-  bool operator==(const FloatRegister&) const = default;
+  // The same bits: a NaN a program left equals itself, so decode(encode(m))
+  // == m holds for every frame (tests/fuzz/fuzz_frames.cpp).
+  bool operator==(const FloatRegister& other) const {
+    return index == other.index &&
+           std::bit_cast<uint64_t>(value) == std::bit_cast<uint64_t>(other.value);
+  }
 };
 
 struct NodeAddress {
@@ -110,6 +116,8 @@ struct Message {
   std::vector<IntRegister> registers;          // run_result: the non-zero integer registers
   std::vector<FloatRegister> float_registers;  // run_result: the non-zero float registers
   uint64_t elapsed_ms = 0;                     // run_result: how long the job ran
+
+  bool operator==(const Message&) const = default;
 };
 
 // True for the names the wire accepts (docs/protocol.md section 3).

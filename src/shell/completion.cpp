@@ -49,12 +49,7 @@ std::vector<std::string> mnemonic_completions(std::string_view prefix) {
   std::vector<std::string> found;
   for (const vm::OpInfo& info : vm::all_ops()) {
     if (!starts_with_ignoring_case(info.mnemonic, prefix)) continue;
-    std::string word(info.mnemonic);
-    if (!upper) {
-      std::transform(word.begin(), word.end(), word.begin(),
-                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    }
-    found.push_back(std::move(word));
+    found.push_back(upper ? std::string(info.mnemonic) : vm::lower_mnemonic(info));
   }
   return found;
 }

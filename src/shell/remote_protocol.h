@@ -34,6 +34,8 @@ struct Request {
   enum class Type { kOpen, kExec, kPing, kClose, kInterrupt } type = Type::kExec;
   std::string token;  // open
   std::string line;   // exec
+
+  bool operator==(const Request&) const = default;
 };
 
 struct Response {
@@ -52,6 +54,7 @@ struct Response {
   static Response refused(std::string error) {
     return {Type::kRefused, std::move(error), false, false, {}, 0};
   }
+  bool operator==(const Response&) const = default;
 };
 
 std::string encode(const Request& request);

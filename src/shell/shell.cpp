@@ -341,11 +341,7 @@ Reply Shell::help_on(std::string_view word) {
   std::vector<std::string_view> words;
   for (const Command& c : commands()) words.push_back(c.name.substr(1));
   std::vector<std::string> lower_mnemonics;
-  for (const vm::OpInfo& info : vm::all_ops()) {
-    std::string lower(info.mnemonic);
-    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    lower_mnemonics.push_back(std::move(lower));
-  }
+  for (const vm::OpInfo& info : vm::all_ops()) lower_mnemonics.push_back(vm::lower_mnemonic(info));
   for (const std::string& m : lower_mnemonics) words.push_back(m);
   std::string text = "no command or instruction '" + std::string(word) + "'";
   if (auto best = nearest_word(name, words))

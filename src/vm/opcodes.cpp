@@ -16,4 +16,10 @@ const OpInfo* find_op(std::string_view mnemonic) {
   return nullptr;
 }
 
+std::string lower_mnemonic(const OpInfo& info) {
+  std::string lower(info.mnemonic);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower;
+}
+
 }  // namespace iridium::vm

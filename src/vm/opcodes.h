@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace iridium::vm {
@@ -130,6 +131,8 @@ inline constexpr const OpInfo& op_info(Op op) {
 
 // Case-insensitive lookup by mnemonic; nullptr when unknown.
 const OpInfo* find_op(std::string_view mnemonic);
+// The mnemonic in lower case, as assembly is written and shown ("load").
+std::string lower_mnemonic(const OpInfo& info);
 
 // What one assembly operand is. The assembler checks operands against these
 // and its messages and hints name them (see operand_syntax).

@@ -611,6 +611,45 @@ TEST_CASE("seed hellos back off, and remembered members are tried when seeds are
   CHECK(r.sent(MessageType::kHello, dead_seed).size() <= 6);
 }
 
+TEST_CASE("a seed that left and was replaced is found again by our hello", "[membership]") {
+  // Kubernetes: pods 0..2 (everyone's seeds) deleted together. Their peers
+  // drop them for good on their leave; the new pods know only each other.
+  Rig r;
+  const Peer seed = peer("s", 2003);
+  r.m.join_seeds({seed.endpoint()}, {}, r.now);
+  r.receive_on_dealer(seed.make(MessageType::kHelloAck), seed.endpoint());
+  REQUIRE(r.m.is_member("s"));
+  r.receive(seed.make(MessageType::kLeave));
+  REQUIRE_FALSE(r.m.is_member("s"));
+  r.clear();
+  r.advance(Millis(1100));
+  CHECK_FALSE(r.sent(MessageType::kHello, seed.endpoint()).empty());
+  const Peer replaced = peer("s", 2003, "s2");
+  r.receive_on_dealer(replaced.make(MessageType::kHelloAck), seed.endpoint());
+  CHECK(r.m.is_member("s"));
+}
+
+TEST_CASE("a seed that is a member, or is this node, gets no further hello", "[membership]") {
+  Rig r;
+  const Peer seed = peer("s", 2003);
+  const Endpoint self{"127.0.0.1", 1000};
+  r.m.join_seeds({seed.endpoint(), self}, {}, r.now);
+  r.receive_on_dealer(seed.make(MessageType::kHelloAck), seed.endpoint());
+  Message nack = seed.make(MessageType::kHelloNack);
+  nack.sender = NodeAddress{"me", "127.0.0.1", 1000};
+  nack.instance = "me1";
+  nack.code = std::string(kNackSelf);
+  r.receive_on_dealer(nack, self);
+  REQUIRE(r.m.is_member("s"));
+  r.clear();
+  for (int i = 0; i < 15; ++i) {
+    r.advance(Millis(200));
+    r.beat(seed);
+  }
+  CHECK(r.sent(MessageType::kHello, seed.endpoint()).empty());
+  CHECK(r.sent(MessageType::kHello, self).empty());
+}
+
 TEST_CASE("after leave nothing more is sent", "[membership]") {
   Rig r;
   const Peer a = peer("a", 2001);

@@ -2,8 +2,10 @@
 // round trips with every field, the wire form, and every malformed or
 // oversized variant rejected by decode() (docs/protocol.md section 4).
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <map>
 #include <msgpack.hpp>
 #include <set>
@@ -370,4 +372,16 @@ TEST_CASE("encode() writes the bytes of docs/protocol.md's remote-run example", 
       "\x72\x75\x6e\x01",
       84);
   CHECK(encode(cancel) == cancel_bytes);
+}
+
+TEST_CASE("a NaN or infinite float register survives the wire", "[protocol][run]") {
+  Message m = sample(MessageType::kRunResult);
+  m.float_registers = {{0, std::numeric_limits<double>::quiet_NaN()},
+                       {1, std::numeric_limits<double>::infinity()},
+                       {2, -std::numeric_limits<double>::infinity()}};
+  auto decoded = decode(bytes(encode(m)));
+  REQUIRE(decoded.ok());
+  CHECK(std::isnan(decoded->float_registers[0].value));
+  CHECK(decoded->float_registers == m.float_registers);  // the same bits
+  CHECK(*decoded == m);
 }
