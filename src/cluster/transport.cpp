@@ -394,6 +394,7 @@ void Transport::drain_monitor(const Endpoint& from, Dealer& d, std::vector<LinkC
       failures_.push_back(HandshakeFailure{false, from, e->event, e->value, expected});
     } else if (e->event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && key_) {
       peer_keys_[from] = PeerKey{d.server_key, 0};
+      d.replace_at.reset();
     }
     if (auto change = d.watch.on_event(e->event, now)) links.push_back(LinkChange{from, *change});
   }
@@ -403,8 +404,11 @@ void Transport::drain_monitor(const Endpoint& from, Dealer& d, std::vector<LinkC
 // handler refused our key (AUTH): libzmq will not redial, so a new DEALER
 // tries again a second later. Any other failure, with several keys
 // installed: the listener may hold another of them (a rotation is rolling
-// out), so try the next one, at once until each was tried, then once a
-// second. The first failure of a DEALER decides; it is replaced anyway.
+// out), so try the next one. Twice round the ring at once, then once a
+// second: a listener that was just replaced may fail one handshake with the
+// right key (its old ROUTER accepted the connection before it closed). The
+// first failure of a DEALER decides; it is replaced anyway. A handshake that
+// succeeds meanwhile (libzmq redials by itself) cancels the replacement.
 void Transport::on_dealer_handshake_failure(const Endpoint& to, Dealer& d, uint16_t event,
                                             TimePoint now, bool& expected) {
   if (d.replace_at) return;
@@ -419,7 +423,7 @@ void Transport::on_dealer_handshake_failure(const Endpoint& to, Dealer& d, uint1
   PeerKey& peer = peer_keys_[to];
   peer.failures += 1;
   peer.server_key = keys_[(index + 1) % keys_.size()];
-  expected = peer.failures < keys_.size();
+  expected = peer.failures < 2 * keys_.size();
   d.replace_at = expected ? now : now + kRedialAfterDenial;
   d.replace_key = peer.server_key;
 }

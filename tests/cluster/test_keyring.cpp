@@ -35,7 +35,7 @@ TEST_CASE("the starting key is the only key and the primary", "[keyring]") {
   CHECK(ring.public_keys() == std::vector<std::string>{k1.public_z85});
 }
 
-TEST_CASE("install adds a key after the others; installing it again changes nothing",
+TEST_CASE("install adds a key after the others, and installing it again changes nothing",
           "[keyring]") {
   const CurveKey k1 = new_key(), k2 = new_key();
   Keyring ring(k1, "k1.key");
@@ -69,7 +69,7 @@ TEST_CASE("a full keyring refuses another key", "[keyring]") {
   CHECK(ring.list().size() == Keyring::kMaxKeys);
 }
 
-TEST_CASE("use makes an installed key primary; the old primary is tried second", "[keyring]") {
+TEST_CASE("use makes an installed key primary, and the old primary is tried second", "[keyring]") {
   const CurveKey k1 = new_key(), k2 = new_key(), k3 = new_key();
   Keyring ring(k1, "k1.key");
   REQUIRE(ring.install(k2, "k2.key").ok());
