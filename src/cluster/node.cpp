@@ -557,10 +557,12 @@ Result<KeyChange> Node::change_keys(const KeyOp& op) {
   submit([done, primary, installed](Loop& loop) mutable {
     done->set_value(loop.set_keys(primary, std::move(installed)));
   });
-  Status applied =
-      future.wait_for(kKeyChangeWait) == std::future_status::ready
-          ? future.get()
-          : Status(Error{"the cluster thread did not answer", ErrorKind::kUnavailable});
+  Status applied = Error{"the cluster thread did not answer", ErrorKind::kUnavailable};
+  try {
+    if (future.wait_for(kKeyChangeWait) == std::future_status::ready) applied = future.get();
+  } catch (const std::future_error&) {
+    // The loop ended without running the task (the node is leaving).
+  }
   if (applied) return change;
   lock.lock();
   *keyring_ = before;

@@ -70,16 +70,31 @@ Transport::~Transport() {
   if (listen_fd_ >= 0) ::close(listen_fd_);
 }
 
-void Transport::secure(zmq::socket_t& s, bool server) {
-  if (!key_) return;
-  if (server) make_curve_server(s, *key_, kZapDomain);
+void Transport::secure_listener(zmq::socket_t& s) {
+  if (key_) make_curve_server(s, *key_, kZapDomain);
 }
 
 Result<zmq::socket_t> Transport::open_router_monitor(zmq::socket_t& router) {
   const std::string endpoint = "inproc://iridium-listener-" +
                                std::to_string(reinterpret_cast<uintptr_t>(this)) + "-" +
                                std::to_string(++monitor_serial_);
-  return open_monitor(context_, router, endpoint, kHandshakeFailureEvents | ZMQ_EVENT_LISTENING);
+  return open_monitor(context_, router, endpoint,
+                      kHandshakeFailureEvents | ZMQ_EVENT_LISTENING | ZMQ_EVENT_CLOSED);
+}
+
+// Waits (briefly) for the listener's CLOSED event after an unbind; the
+// handshake failures seen meanwhile are kept.
+void Transport::await_listener_closed() {
+  zmq::pollitem_t item{router_monitor_.handle(), 0, ZMQ_POLLIN, 0};
+  const auto deadline = Clock::now() + Millis(1000);
+  while (Clock::now() < deadline) {
+    (void)zmq::poll(&item, 1, Millis(10));
+    while (auto e = read_monitor_event(router_monitor_)) {
+      if (e->event == ZMQ_EVENT_CLOSED) return;
+      if (is_handshake_failure(e->event))
+        failures_.push_back(HandshakeFailure{true, bound_, e->event, e->value, false});
+    }
+  }
 }
 
 Result<uint16_t> Transport::listen(const std::string& host, uint16_t port, bool fallback) {
@@ -87,7 +102,7 @@ Result<uint16_t> Transport::listen(const std::string& host, uint16_t port, bool 
     router_ = zmq::socket_t(context_, zmq::socket_type::router);
     common_options(router_, host);
     router_.set(zmq::sockopt::rcvhwm, 10000);
-    secure(router_, true);
+    secure_listener(router_);
     auto monitor = open_router_monitor(router_);
     if (!monitor) return monitor.error();
     router_monitor_ = std::move(*monitor);
@@ -145,7 +160,7 @@ Status Transport::replace_listener() {
     fresh = zmq::socket_t(context_, zmq::socket_type::router);
     common_options(fresh, bound_.host);
     fresh.set(zmq::sockopt::rcvhwm, 10000);
-    secure(fresh, true);
+    secure_listener(fresh);
     auto monitor = open_router_monitor(fresh);
     if (!monitor) {
       ::close(fd);
@@ -158,17 +173,36 @@ Status Transport::replace_listener() {
     if (fresh) close_monitor(fresh, fresh_monitor);
     return Error{std::string("cannot replace the cluster listener: ") + e.what(), ErrorKind::kIo};
   }
+  // The old ROUTER stops accepting first, and the new one binds only once
+  // the old listener has closed its copy of the socket: meanwhile the
+  // kernel queues new connections (a peer's redial among them) for the new
+  // listener. Accepted by the old ROUTER, they would fail their handshake
+  // when it closes. Frames the old one had read are kept.
+  std::vector<Error> errors;
+  drain_router(carried_, errors);
+  const std::string old_uri = router_.get(zmq::sockopt::last_endpoint);
+  try {
+    router_.unbind(old_uri);
+    await_listener_closed();
+  } catch (const zmq::error_t&) {
+    // Not bound as we thought: the new listener takes over all the same.
+  }
   try {
     fresh.bind(bound_uri_);  // the address is not resolved: the listener takes `fd` as it is
   } catch (const zmq::error_t& e) {
     ::close(fd);
     close_monitor(fresh, fresh_monitor);
+    // The old ROUTER, with its old key, listens again: nothing changed.
+    const int again = ::fcntl(listen_fd_, F_DUPFD_CLOEXEC, 0);
+    try {
+      router_.set(zmq::sockopt::use_fd, again);
+      router_.bind(bound_uri_);
+    } catch (const zmq::error_t&) {
+      ::close(again);
+    }
     return Error{std::string("cannot replace the cluster listener: ") + e.what(), ErrorKind::kIo};
   }
-  // Both listen on the port now; the old one's waiting frames are kept, then
-  // it closes with every connection it accepted (their peers redial).
-  std::vector<Error> errors;
-  drain_router(carried_, errors);
+  // It closes with every connection it accepted: their peers redial.
   close_monitor(router_, router_monitor_);
   router_.close();
   router_ = std::move(fresh);

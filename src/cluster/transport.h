@@ -21,12 +21,14 @@
 // dead while a redial in the gap before the next bind is refused (what a
 // crash looks like; tests/cluster/test_transport_security.cpp shows both).
 // So the transport keeps its own duplicate of the listening TCP socket and
-// replaces the whole ROUTER: the new one is bound to another duplicate
-// (ZMQ_USE_FD) before the old one closes. The port never stops listening,
-// so no redial is refused; the old ROUTER's connections close, their peers
-// redial at once and meet the new key. A DEALER whose handshake fails while
+// replaces the whole ROUTER: the old one stops accepting (unbind, then its
+// listener's CLOSED event), the new one is bound to another duplicate
+// (ZMQ_USE_FD), then the old one closes. The port never stops listening
+// (connections wait in the kernel's backlog meanwhile), so no redial is
+// refused; the old ROUTER's connections close, their peers redial at once
+// and meet the new key. A DEALER whose handshake fails while
 // several keys are installed is replaced by one that expects the next key:
-// at once until every key was tried, then at most once per second.
+// twice round the ring at once, then at most once per second.
 //
 // Not thread-safe: the node's I/O thread creates, uses and closes it.
 #pragma once
@@ -74,6 +76,10 @@ class Transport {
  public:
   // `key`: the cluster key (every socket CURVE), or none (plain ZMTP).
   Transport(zmq::context_t& context, std::optional<CurveKey> key);
+  ~Transport();
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
   // Secure mode: `primary` becomes this node's key (the listener's, and our
   // DEALERs' own pair), and `installed` (primary first) the keys a listener
   // may hold. A new primary, or a key dropped from `installed`, replaces the
@@ -81,9 +87,6 @@ class Transport {
   // peer against the new keys) and the DEALERs concerned. On an error
   // (kIo: no new listener) nothing changed. kUnavailable in plain mode.
   Status set_keys(const CurveKey& primary, std::vector<std::string> installed);
-  ~Transport();
-  Transport(const Transport&) = delete;
-  Transport& operator=(const Transport&) = delete;
 
   // Binds the ROUTER; with `fallback`, a busy port is replaced by a free one.
   // Returns the bound port.
@@ -133,6 +136,7 @@ class Transport {
                                    bool& expected);
   std::string first_server_key(const Endpoint& to) const;
   Status replace_listener();
+  void await_listener_closed();
   Result<zmq::socket_t> open_router_monitor(zmq::socket_t& router);
   void close_dealer(Dealer& d);
   void drain_router(std::vector<Inbound>& frames, std::vector<Error>& errors);
@@ -140,7 +144,7 @@ class Transport {
                     std::vector<Error>& errors);
   void drain_monitor(const Endpoint& from, Dealer& d, std::vector<LinkChange>& links);
   void drain_router_monitor();
-  void secure(zmq::socket_t& s, bool server);
+  void secure_listener(zmq::socket_t& s);
 
   zmq::context_t& context_;
   std::optional<CurveKey> key_;    // the primary
