@@ -4,8 +4,11 @@
 // only through submit(), a task queue woken over inproc://.
 //
 // Thread-safety: every public method may be called from any thread.
-// `mutex_` guards loop_, zap_, tasks_, stopped_ and fatal_; everything inside
-// the loop belongs to the I/O thread (the ZAP handler has its own thread).
+// `mutex_` guards loop_, zap_, tasks_, stopped_, fatal_ and keyring_;
+// everything inside the loop belongs to the I/O thread (the ZAP handler has
+// its own thread). `key_change_mutex_` makes key changes (install, use,
+// remove) one at a time, each until the I/O thread has applied it; it is
+// taken before `mutex_`, never the other way.
 #pragma once
 
 #include <chrono>
@@ -21,6 +24,7 @@
 #include <zmq.hpp>
 
 #include "cluster/config.h"
+#include "cluster/keyring.h"
 #include "cluster/membership.h"
 #include "cluster/protocol.h"
 #include "common/curve_key.h"
@@ -41,6 +45,7 @@ struct NodeConfig {
   // peers holding it are admitted (docs/security.md). A secure node needs a
   // context of its own: the ZAP handler takes the context's one ZAP endpoint.
   std::optional<CurveKey> cluster_key;
+  std::string cluster_key_path;  // where it was read from, for !cluster_keys list
   // Plain mode off loopback (anyone who reaches the port may join) only with this.
   bool insecure = false;
 };
@@ -101,6 +106,15 @@ class Node {
   // Sends leave to every peer, closes every socket, stops the thread.
   void leave_and_stop();
 
+  // The keyring (keyring.h; docs/security.md, "Rotate a key"). In plain
+  // mode each is an error (kUnavailable). A change returns once the
+  // listener and the connections use it (or with the error that stopped
+  // it, and then nothing changed).
+  Result<std::vector<KeyInfo>> keys() const;
+  Result<KeyChange> install_key(const std::string& path);  // reads and checks the file
+  Result<KeyChange> use_key(const std::string& name);
+  Result<KeyChange> remove_key(const std::string& name);
+
   const std::string& instance() const { return instance_; }
 
  private:
@@ -108,6 +122,10 @@ class Node {
   using Task = std::function<void(Loop&)>;
   void submit(Task task);
   void set_fatal(Error error);
+  using KeyOp = std::function<Result<KeyChange>(Keyring&)>;
+  Result<KeyChange> change_keys(const KeyOp& op);
+  // Makes the ZAP handler admit exactly `ring`'s keys. Needs mutex_.
+  void sync_zap(const Keyring& ring);
 
   zmq::context_t& context_;
   NodeConfig config_;
@@ -121,6 +139,8 @@ class Node {
   std::thread thread_;
   bool stopped_ = false;
   std::optional<Error> fatal_;
+  std::optional<Keyring> keyring_;  // secure mode
+  std::mutex key_change_mutex_;
 };
 
 // What snapshot() answers, taken from a running node's membership (also

@@ -114,6 +114,7 @@ class Shell {
   Reply cmd_start_cluster(const Args&);
   Reply cmd_join_cluster(const Args&);
   Reply cmd_cluster_members(const Args&);
+  Reply cmd_cluster_keys(const Args&);
 
   Environment env_;
   uint64_t session_id_;
