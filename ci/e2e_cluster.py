@@ -1,7 +1,7 @@
 """End-to-end membership tests against real containers (compose.yaml).
 
 Drives scripts/cluster and docker the way a user would. The tests share one
-cluster and run in order (test_01 ... test_09); the cluster is always torn
+cluster and run in order (test_01 ... test_23); the cluster is always torn
 down, and on failure every container's logs are saved under build/e2e-logs/.
 The compose project is IRIDIUM_PROJECT (default iridium), as for
 scripts/cluster: a second run on the same Docker sets its own. The image is
@@ -9,6 +9,7 @@ IRIDIUM_IMAGE (default iridium:local). The cluster key goes to
 IRIDIUM_KEY_DIR when set, else to a temp directory removed at the end (so a
 run never replaces the key of a cluster of yours).
 """
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -413,6 +414,59 @@ class ClusterEndToEnd(RecordsFailures):
         r = run("docker", "exec", name, "env", "-u", "IRIDIUM_REMOTE_KEY", *attach, check=False)
         self.assertNotEqual(r.returncode, 0, r.stdout)
         self.assertIsNone(parse_snapshot(r))
+
+    def test_23_rotate_key_keeps_every_member_and_later_starts_use_the_new_key(self):
+        """scripts/cluster rotate-key on the running cluster (docs/security.md,
+        "Rotate a key"): sampled throughout, no node lists fewer than all the
+        others, and no log says one died or left; afterwards the host key is
+        new, every node holds only it, and a restarted node joins with it."""
+        nodes = sorted(containers())
+        wait_until(lambda: full_mesh(nodes), 60, "the full mesh before the rotation", interval=0.2)
+        old_text = self.key_text()
+        old_public = re.search(r'^public-key = "(.{40})"$', old_text, re.M).group(1)
+        since = run("date", "-u", "+%Y-%m-%dT%H:%M:%S").stdout.strip()
+        rotation = subprocess.Popen([CLUSTER, "rotate-key"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+        samples, short = 0, []
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+            while rotation.poll() is None:
+                for node, seen in zip(nodes, pool.map(members, nodes)):
+                    samples += 1
+                    if seen is None or len(seen) < len(nodes) - 1:
+                        short.append((node, seen))
+        out, err = rotation.communicate()
+        print(f"\n  rotate-key on {len(nodes)} nodes: {samples} member samples, {len(short)} short", file=sys.stderr)
+        self.assertEqual(rotation.returncode, 0, out + err)
+        self.assertGreater(samples, len(nodes))
+        self.assertEqual(short, [])
+        new_text = self.key_text()
+        new_public = re.search(r'^public-key = "(.{40})"$', new_text, re.M).group(1)
+        self.assertNotEqual(new_public, old_public)
+        self.assertIn(f"rotating the cluster key {old_public[:8]} -> {new_public[:8]}", out)
+        self.assertEqual(cluster("key").stdout.splitlines()[1], f"fingerprint {new_public[:8]}")
+        key_file = os.path.join(self.key_dir, "cluster.key")
+        self.assertEqual(stat.S_IMODE(os.stat(key_file).st_mode), 0o600)
+        self.assertFalse(os.path.exists(key_file + ".new"))
+        for node, name in containers().items():
+            listing = json.loads(cluster("exec", node, "!cluster_keys list --json").stdout.strip().splitlines()[-1])
+            self.assertEqual([(k["fingerprint"], k["primary"]) for k in listing["keys"]],
+                             [(new_public[:8], True)], node)
+            copy = listing["keys"][0]["path"]
+            self.assertTrue(copy.startswith("/dev/shm/"), copy)  # a tmpfs: not on disk, not in the volume
+            self.assertEqual(run("docker", "exec", name, "stat", "-c", "%a %U", copy).stdout.strip(), "600 iridium")
+            logs = run("docker", "logs", "--since", since, name, check=False)
+            for bad in (" is dead", " left\n", " error ["):
+                self.assertNotIn(bad, logs.stdout + logs.stderr, node)
+        # A restart mounts the new key file, and the node rejoins with it.
+        victim = nodes[-1]
+        alias = alias_of(victim)
+        cluster("stop", victim)
+        cluster("start", victim)
+        name = containers()[victim]
+        digest = hashlib.sha256(new_text.encode()).hexdigest()
+        self.assertEqual(run("docker", "exec", name, "sha256sum", SECRET).stdout.split()[0], digest)
+        wait_until(lambda: alias_of(victim) == alias and full_mesh(nodes), 60,
+                   "the restarted node in the full mesh, with the new key", interval=0.2)
 
 
 def docker_available():

@@ -26,6 +26,26 @@ std::string describe_join_error(const Error& error, const cluster::Endpoint& dia
   }
 }
 
+namespace {
+shell::ClusterKey shell_key(const cluster::KeyInfo& key) {
+  return shell::ClusterKey{key.fingerprint, key.path, key.primary};
+}
+}  // namespace
+
+Result<std::vector<shell::ClusterKey>> ClusterAdapter::keys() {
+  auto keys = node_.keys();
+  if (!keys) return keys.error();
+  std::vector<shell::ClusterKey> out;
+  for (const cluster::KeyInfo& key : *keys) out.push_back(shell_key(key));
+  return out;
+}
+
+Result<shell::ClusterKeyChange> ClusterAdapter::key_change(
+    const Result<cluster::KeyChange>& change) {
+  if (!change) return change.error();
+  return shell::ClusterKeyChange{shell_key(change->key), change->already};
+}
+
 }  // namespace iridium::app
 
 namespace iridium::app {

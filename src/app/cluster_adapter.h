@@ -31,6 +31,16 @@ class ClusterAdapter : public shell::ClusterCommands {
                    joined.kind()};
     return describe_join(*joined);
   }
+  Result<std::vector<shell::ClusterKey>> keys() override;
+  Result<shell::ClusterKeyChange> install_key(const std::string& path) override {
+    return key_change(node_.install_key(path));
+  }
+  Result<shell::ClusterKeyChange> use_key(const std::string& name) override {
+    return key_change(node_.use_key(name));
+  }
+  Result<shell::ClusterKeyChange> remove_key(const std::string& name) override {
+    return key_change(node_.remove_key(name));
+  }
   Result<std::string> members(bool as_json) override {
     const cluster::Snapshot snapshot = node_.snapshot();
     if (as_json)
@@ -44,6 +54,7 @@ class ClusterAdapter : public shell::ClusterCommands {
                                             const shell::RemoteRunWait& wait) override;
 
  private:
+  static Result<shell::ClusterKeyChange> key_change(const Result<cluster::KeyChange>& change);
   cluster::Node& node_;
 };
 

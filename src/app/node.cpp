@@ -140,6 +140,7 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
   cluster_config.members_file =
       (std::filesystem::path(*data_dir) / "cluster-members.json").string();
   cluster_config.cluster_key = cluster_key;
+  cluster_config.cluster_key_path = node.cluster_key;
   cluster_config.insecure = node.insecure;
   if (node.start_cluster || !seeds.empty()) {
     if (auto refusal = cluster::check_listen_security(cluster_config)) {

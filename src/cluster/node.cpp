@@ -210,6 +210,10 @@ class Node::Loop {
 
   Snapshot snapshot() const { return snapshot_of(membership_, Clock::now()); }
 
+  Status set_keys(const CurveKey& primary, std::vector<std::string> installed) {
+    return transport_->set_keys(primary, std::move(installed));
+  }
+
   void leave() {
     for (auto& [id, run] : outgoing_) {
       if (run.local) executor_->cancel(run.job);
@@ -609,6 +613,11 @@ class Node::Loop {
     for (const HandshakeFailure& f : transport_->take_handshake_failures()) {
       // The listener's AUTH failures are the ZAP handler's denials, logged below.
       if (f.on_listener && f.event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) continue;
+      if (f.expected) {
+        spdlog::debug("{} (a key change: trying the other installed keys)",
+                      describe_handshake_failure(f, zap_ != nullptr));
+        continue;
+      }
       warn_limited(describe_handshake_failure(f, zap_ != nullptr), now);
     }
     if (zap_ == nullptr) return;
@@ -737,6 +746,7 @@ Node::Node(zmq::context_t& context, NodeConfig config)
       instance_(random_instance()),
       relay_(std::make_shared<Relay>()) {
   relay_->node = this;
+  if (config_.cluster_key) keyring_.emplace(*config_.cluster_key, config_.cluster_key_path);
 }
 
 Node::~Node() {
@@ -791,13 +801,20 @@ Result<StartInfo> Node::start() {
                      NodeAddress{config_.alias, advertise, self_port_}, true, false};
   }
   if (auto refusal = check_listen_security(config_)) return *refusal;
-  if (config_.cluster_key && zap_ == nullptr) {
+  if (keyring_ && zap_ == nullptr) {
     // Before the listener exists, so that no handshake happens without it.
-    auto zap = ZapAuthenticator::start(context_, {config_.cluster_key->public_z85});
+    const std::vector<std::string> installed = keyring_->public_keys();
+    auto zap = ZapAuthenticator::start(context_, {installed.begin(), installed.end()});
     if (!zap) return zap.error();
     zap_ = std::move(*zap);
   }
-  auto transport = std::make_unique<Transport>(context_, config_.cluster_key);
+  std::unique_ptr<Transport> transport;
+  if (keyring_) {
+    transport = std::make_unique<Transport>(context_, keyring_->primary());
+    (void)transport->set_keys(keyring_->primary(), keyring_->public_keys());  // not listening yet
+  } else {
+    transport = std::make_unique<Transport>(context_, std::nullopt);
+  }
   auto port = transport->listen(config_.bind_host, config_.bind_port, config_.port_fallback);
   if (!port) return port.error();
   zmq::socket_t wake(context_, zmq::socket_type::pull);
@@ -926,6 +943,96 @@ void Node::leave_and_stop() {
   std::lock_guard lock(mutex_);
   stopped_ = true;
   loop_.reset();
+}
+
+// ---------------------------------------------------------------------------
+// The keyring
+
+namespace {
+Error plain_mode() {
+  return Error{"this node runs in plain mode; start it with --cluster-key FILE to use cluster keys",
+               ErrorKind::kUnavailable};
+}
+constexpr Millis kKeyChangeWait{5000};  // the I/O thread applies a key change within this
+}  // namespace
+
+Result<std::vector<KeyInfo>> Node::keys() const {
+  std::lock_guard lock(mutex_);
+  if (!keyring_) return plain_mode();
+  return keyring_->list();
+}
+
+void Node::sync_zap(const Keyring& ring) {
+  if (zap_ == nullptr) return;
+  const std::vector<std::string> wanted = ring.public_keys();
+  for (const std::string& k : wanted) zap_->allow(k);
+  for (const std::string& k : zap_->allowed()) {
+    if (std::find(wanted.begin(), wanted.end(), k) == wanted.end()) zap_->revoke(k);
+  }
+}
+
+// One change at a time: applied to the keyring and the ZAP handler here,
+// then to the transport by the I/O thread; undone if the transport fails.
+Result<KeyChange> Node::change_keys(const KeyOp& op) {
+  std::lock_guard one_at_a_time(key_change_mutex_);
+  std::unique_lock lock(mutex_);
+  if (!keyring_) return plain_mode();
+  const Keyring before = *keyring_;
+  auto change = op(*keyring_);
+  if (!change || change->already) return change;
+  // Admit a new key before anything presents it; refuse a removed one
+  // before the listener is replaced, so that its redials are refused.
+  sync_zap(*keyring_);
+  if (loop_ == nullptr || stopped_) return change;  // start() takes the ring as it is
+  const CurveKey primary = keyring_->primary();
+  std::vector<std::string> installed = keyring_->public_keys();
+  lock.unlock();
+  auto done = std::make_shared<std::promise<Status>>();
+  auto future = done->get_future();
+  submit([done, primary, installed](Loop& loop) mutable {
+    done->set_value(loop.set_keys(primary, std::move(installed)));
+  });
+  Status applied = Error{"the cluster thread did not answer", ErrorKind::kUnavailable};
+  try {
+    if (future.wait_for(kKeyChangeWait) == std::future_status::ready) applied = future.get();
+  } catch (const std::future_error&) {
+    // The loop ended without running the task (the node is leaving).
+  }
+  if (applied) return change;
+  lock.lock();
+  *keyring_ = before;
+  sync_zap(*keyring_);
+  return applied.error();
+}
+
+Result<KeyChange> Node::install_key(const std::string& path) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!keyring_) return plain_mode();
+  }
+  auto key = read_curve_key_file(path);
+  if (!key) return key.error();
+  return change_keys([&](Keyring& ring) { return ring.install(*key, path); });
+}
+
+namespace {
+// What the file `name` holds, if it is a key file: an installed key may be
+// named by another copy of its file. Read before any lock is taken.
+std::optional<CurveKey> key_in_file(const std::string& name) {
+  auto key = read_curve_key_file(name);
+  if (!key) return std::nullopt;
+  return *key;
+}
+}  // namespace
+
+Result<KeyChange> Node::use_key(const std::string& name) {
+  const std::optional<CurveKey> file_key = key_in_file(name);
+  return change_keys([&](Keyring& ring) { return ring.use(name, file_key); });
+}
+
+Result<KeyChange> Node::remove_key(const std::string& name) {
+  const std::optional<CurveKey> file_key = key_in_file(name);
+  return change_keys([&](Keyring& ring) { return ring.remove(name, file_key); });
 }
 
 }  // namespace iridium::cluster

@@ -4,11 +4,14 @@
 // only through submit(), a task queue woken over inproc://.
 //
 // Thread-safety: every public method may be called from any thread.
-// `mutex_` guards loop_, zap_, tasks_, stopped_, fatal_ and executor_;
-// everything inside the loop belongs to the I/O thread (the ZAP handler has
-// its own thread). Remote runs (run()) wait on a batch of their own, which
-// the I/O thread fills under that batch's mutex; jobs that finish on other
-// threads reach the loop through `relay_`, which outlives the node.
+// `mutex_` guards loop_, zap_, tasks_, stopped_, fatal_, keyring_ and
+// executor_; everything inside the loop belongs to the I/O thread (the ZAP
+// handler has its own thread). `key_change_mutex_` makes key changes
+// (install, use, remove) one at a time, each until the I/O thread has
+// applied it; it is taken before `mutex_`, never the other way. Remote runs
+// (run()) wait on a batch of their own, which the I/O thread fills under
+// that batch's mutex; jobs that finish on other threads reach the loop
+// through `relay_`, which outlives the node.
 #pragma once
 
 #include <chrono>
@@ -24,6 +27,7 @@
 #include <zmq.hpp>
 
 #include "cluster/config.h"
+#include "cluster/keyring.h"
 #include "cluster/membership.h"
 #include "cluster/protocol.h"
 #include "cluster/remote_run.h"
@@ -45,6 +49,7 @@ struct NodeConfig {
   // peers holding it are admitted (docs/security.md). A secure node needs a
   // context of its own: the ZAP handler takes the context's one ZAP endpoint.
   std::optional<CurveKey> cluster_key;
+  std::string cluster_key_path;  // where it was read from, for !cluster_keys list
   // Plain mode off loopback (anyone who reaches the port may join) only with this.
   bool insecure = false;
 };
@@ -117,6 +122,14 @@ class Node {
   // kMaxRunImageBytes or the node is not started.
   Result<std::vector<RunReply>> run(std::optional<std::vector<std::string>> targets,
                                     std::string name, std::string image, const RunWait& wait);
+  // The keyring (keyring.h; docs/security.md, "Rotate a key"). In plain
+  // mode each is an error (kUnavailable). A change returns once the
+  // listener and the connections use it (or with the error that stopped
+  // it, and then nothing changed).
+  Result<std::vector<KeyInfo>> keys() const;
+  Result<KeyChange> install_key(const std::string& path);  // reads and checks the file
+  Result<KeyChange> use_key(const std::string& name);
+  Result<KeyChange> remove_key(const std::string& name);
 
   const std::string& instance() const { return instance_; }
 
@@ -133,6 +146,10 @@ class Node {
   };
   void submit(Task task);
   void set_fatal(Error error);
+  using KeyOp = std::function<Result<KeyChange>(Keyring&)>;
+  Result<KeyChange> change_keys(const KeyOp& op);
+  // Makes the ZAP handler admit exactly `ring`'s keys. Needs mutex_.
+  void sync_zap(const Keyring& ring);
 
   zmq::context_t& context_;
   NodeConfig config_;
@@ -148,6 +165,8 @@ class Node {
   std::optional<Error> fatal_;
   RunExecutor* executor_ = nullptr;
   std::shared_ptr<Relay> relay_;
+  std::optional<Keyring> keyring_;  // secure mode
+  std::mutex key_change_mutex_;
 };
 
 // What snapshot() answers, taken from a running node's membership (also

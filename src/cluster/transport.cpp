@@ -1,5 +1,9 @@
 #include "cluster/transport.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstring>
 #include <iterator>
 #include <optional>
@@ -16,6 +20,9 @@ namespace {
 constexpr Millis kConnectTimeout{
     1000};  // a connect to a silent host gives up (and retries) after this
 constexpr Millis kRedialAfterDenial{1000};  // a DEALER the listener's ZAP refused is replaced after
+// Handshakes that fail on our new listener this soon after a key change are
+// peers still trying our old key: expected, not worth a warning.
+constexpr Millis kKeyChangeQuiet{3000};
 constexpr const char* kZapDomain = "iridium-cluster";
 
 std::string tcp_endpoint(const std::string& host, uint16_t port) {
@@ -51,21 +58,42 @@ std::string describe_handshake_failure(const HandshakeFailure& f, bool secure) {
 }
 
 Transport::Transport(zmq::context_t& context, std::optional<CurveKey> key)
-    : context_(context), key_(std::move(key)) {}
+    : context_(context), key_(std::move(key)) {
+  if (key_) keys_.push_back(key_->public_z85);
+}
 
 Transport::~Transport() {
   for (auto& [endpoint, d] : dealers_) close_dealer(*d);
   dealers_.clear();
   close_monitor(router_, router_monitor_);
   if (router_) router_.close();
+  if (listen_fd_ >= 0) ::close(listen_fd_);
 }
 
-void Transport::secure(zmq::socket_t& s, bool server) {
-  if (!key_) return;
-  if (server) {
-    make_curve_server(s, *key_, kZapDomain);
-  } else {
-    make_curve_client(s, *key_, key_->public_z85);  // the cluster pair on both ends
+void Transport::secure_listener(zmq::socket_t& s) {
+  if (key_) make_curve_server(s, *key_, kZapDomain);
+}
+
+Result<zmq::socket_t> Transport::open_router_monitor(zmq::socket_t& router) {
+  const std::string endpoint = "inproc://iridium-listener-" +
+                               std::to_string(reinterpret_cast<uintptr_t>(this)) + "-" +
+                               std::to_string(++monitor_serial_);
+  return open_monitor(context_, router, endpoint,
+                      kHandshakeFailureEvents | ZMQ_EVENT_LISTENING | ZMQ_EVENT_CLOSED);
+}
+
+// Waits (briefly) for the listener's CLOSED event after an unbind; the
+// handshake failures seen meanwhile are kept.
+void Transport::await_listener_closed() {
+  zmq::pollitem_t item{router_monitor_.handle(), 0, ZMQ_POLLIN, 0};
+  const auto deadline = Clock::now() + Millis(1000);
+  while (Clock::now() < deadline) {
+    (void)zmq::poll(&item, 1, Millis(10));
+    while (auto e = read_monitor_event(router_monitor_)) {
+      if (e->event == ZMQ_EVENT_CLOSED) return;
+      if (is_handshake_failure(e->event))
+        failures_.push_back(HandshakeFailure{true, bound_, e->event, e->value, false});
+    }
   }
 }
 
@@ -74,10 +102,8 @@ Result<uint16_t> Transport::listen(const std::string& host, uint16_t port, bool 
     router_ = zmq::socket_t(context_, zmq::socket_type::router);
     common_options(router_, host);
     router_.set(zmq::sockopt::rcvhwm, 10000);
-    secure(router_, true);
-    const std::string monitor_endpoint =
-        "inproc://iridium-listener-" + std::to_string(reinterpret_cast<uintptr_t>(this));
-    auto monitor = open_monitor(context_, router_, monitor_endpoint, kHandshakeFailureEvents);
+    secure_listener(router_);
+    auto monitor = open_router_monitor(router_);
     if (!monitor) return monitor.error();
     router_monitor_ = std::move(*monitor);
   } catch (const zmq::error_t& e) {
@@ -102,19 +128,132 @@ Result<uint16_t> Transport::listen(const std::string& host, uint16_t port, bool 
   const std::string last = router_.get(zmq::sockopt::last_endpoint);
   const auto bound_port = static_cast<uint16_t>(std::stoi(last.substr(last.rfind(':') + 1)));
   bound_ = Endpoint{host, bound_port};
+  bound_uri_ = last;
+  if (key_) {
+    // Keep the listening socket (its fd is the LISTENING event's value) for
+    // the life of the transport: a key change replaces the ROUTER on it.
+    zmq::pollitem_t item{router_monitor_.handle(), 0, ZMQ_POLLIN, 0};
+    const auto deadline = Clock::now() + Millis(1000);
+    while (listen_fd_ < 0 && Clock::now() < deadline) {
+      (void)zmq::poll(&item, 1, Millis(50));
+      while (auto e = read_monitor_event(router_monitor_)) {
+        if (e->event == ZMQ_EVENT_LISTENING && listen_fd_ < 0)
+          listen_fd_ = ::fcntl(e->value, F_DUPFD_CLOEXEC, 0);
+      }
+    }
+    if (listen_fd_ < 0) {
+      return Error{"cannot keep the cluster listener's socket for key changes", ErrorKind::kIo};
+    }
+  }
   return bound_port;
 }
 
-Transport::Dealer* Transport::dealer_for(const Endpoint& to) {
-  if (auto it = dealers_.find(to); it != dealers_.end()) {
-    Dealer& d = *it->second;
-    if (!d.denied_at || Clock::now() - *d.denied_at < kRedialAfterDenial) return &d;
-    release(to);  // refused by its ZAP handler: libzmq will not redial, so a new DEALER does
+Status Transport::replace_listener() {
+  const int fd = ::fcntl(listen_fd_, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) {
+    return Error{std::string("cannot replace the cluster listener: ") + std::strerror(errno),
+                 ErrorKind::kIo};
   }
+  zmq::socket_t fresh;
+  zmq::socket_t fresh_monitor;
+  try {
+    fresh = zmq::socket_t(context_, zmq::socket_type::router);
+    common_options(fresh, bound_.host);
+    fresh.set(zmq::sockopt::rcvhwm, 10000);
+    secure_listener(fresh);
+    auto monitor = open_router_monitor(fresh);
+    if (!monitor) {
+      ::close(fd);
+      return monitor.error();
+    }
+    fresh_monitor = std::move(*monitor);
+    fresh.set(zmq::sockopt::use_fd, fd);
+  } catch (const zmq::error_t& e) {
+    ::close(fd);
+    if (fresh) close_monitor(fresh, fresh_monitor);
+    return Error{std::string("cannot replace the cluster listener: ") + e.what(), ErrorKind::kIo};
+  }
+  // The old ROUTER stops accepting first, and the new one binds only once
+  // the old listener has closed its copy of the socket: meanwhile the
+  // kernel queues new connections (a peer's redial among them) for the new
+  // listener. Accepted by the old ROUTER, they would fail their handshake
+  // when it closes. Frames the old one had read are kept.
+  std::vector<Error> errors;
+  drain_router(carried_, errors);
+  const std::string old_uri = router_.get(zmq::sockopt::last_endpoint);
+  try {
+    router_.unbind(old_uri);
+    await_listener_closed();
+  } catch (const zmq::error_t&) {
+    // Not bound as we thought: the new listener takes over all the same.
+  }
+  try {
+    fresh.bind(bound_uri_);  // the address is not resolved: the listener takes `fd` as it is
+  } catch (const zmq::error_t& e) {
+    ::close(fd);
+    close_monitor(fresh, fresh_monitor);
+    // The old ROUTER, with its old key, listens again: nothing changed.
+    const int again = ::fcntl(listen_fd_, F_DUPFD_CLOEXEC, 0);
+    try {
+      router_.set(zmq::sockopt::use_fd, again);
+      router_.bind(bound_uri_);
+    } catch (const zmq::error_t&) {
+      ::close(again);
+    }
+    return Error{std::string("cannot replace the cluster listener: ") + e.what(), ErrorKind::kIo};
+  }
+  // It closes with every connection it accepted: their peers redial.
+  close_monitor(router_, router_monitor_);
+  router_.close();
+  router_ = std::move(fresh);
+  router_monitor_ = std::move(fresh_monitor);
+  listener_replaced_at_ = Clock::now();
+  return ok_status();
+}
+
+Status Transport::set_keys(const CurveKey& primary, std::vector<std::string> installed) {
+  if (!key_) return Error{"this node runs in plain mode", ErrorKind::kUnavailable};
+  if (installed.empty() || installed.front() != primary.public_z85) {
+    installed.insert(installed.begin(), primary.public_z85);
+  }
+  const bool new_primary = !(primary == *key_);
+  auto accepted = [&](const std::string& k) {
+    return std::find(installed.begin(), installed.end(), k) != installed.end();
+  };
+  const bool dropped =
+      std::any_of(keys_.begin(), keys_.end(), [&](const std::string& k) { return !accepted(k); });
+  const CurveKey old_key = *key_;
+  key_ = primary;
+  if ((new_primary || dropped) && router_) {
+    if (auto status = replace_listener(); !status) {
+      key_ = old_key;
+      return status;
+    }
+  }
+  keys_ = installed;  // a copy: `accepted` reads `installed`
+  std::erase_if(peer_keys_, [&](const auto& kv) { return !accepted(kv.second.server_key); });
+  // Our DEALERs present the primary: all of them change with it. Otherwise
+  // only those that expect a listener key no longer installed.
+  std::vector<Endpoint> stale;
+  for (const auto& [endpoint, d] : dealers_) {
+    if (new_primary || !accepted(d->server_key)) stale.push_back(endpoint);
+  }
+  for (const Endpoint& endpoint : stale) replace_dealer(endpoint, first_server_key(endpoint));
+  return ok_status();
+}
+
+std::string Transport::first_server_key(const Endpoint& to) const {
+  if (!key_) return {};
+  if (auto it = peer_keys_.find(to); it != peer_keys_.end()) return it->second.server_key;
+  return key_->public_z85;
+}
+
+std::unique_ptr<Transport::Dealer> Transport::open_dealer(const Endpoint& to,
+                                                          const std::string& server_key) {
   try {
     zmq::socket_t s(context_, zmq::socket_type::dealer);
     common_options(s, to.host);
-    secure(s, false);
+    if (key_) make_curve_client(s, *key_, server_key);
     s.set(zmq::sockopt::immediate, 1);  // never queue for a peer we are not connected to
     s.set(zmq::sockopt::sndhwm, 1000);
     s.set(zmq::sockopt::reconnect_ivl, 10);  // a dead peer's refusal is seen within ms
@@ -129,12 +268,47 @@ Transport::Dealer* Transport::dealer_for(const Endpoint& to) {
     auto monitor = open_monitor(context_, s, monitor_endpoint, events);
     if (!monitor) return nullptr;
     s.connect(tcp_endpoint(to.host, to.port));
-    auto d = std::make_unique<Dealer>(
-        Dealer{std::move(s), std::move(*monitor), LinkWatch(kConnectTimeout), std::nullopt});
-    return dealers_.emplace(to, std::move(d)).first->second.get();
+    return std::make_unique<Dealer>(Dealer{std::move(s), std::move(*monitor),
+                                           LinkWatch(kConnectTimeout), server_key, std::nullopt,
+                                           std::string()});
   } catch (const zmq::error_t&) {
     return nullptr;  // e.g. a name that does not resolve: the membership retries
   }
+}
+
+// Closes the DEALER to `to` (no link event: its monitor goes first) and
+// opens a new one that expects `server_key`; none if that fails (the next
+// send tries again).
+void Transport::replace_dealer(const Endpoint& to, const std::string& server_key) {
+  auto it = dealers_.find(to);
+  if (it == dealers_.end()) return;
+  close_dealer(*it->second);
+  if (auto fresh = open_dealer(to, server_key)) {
+    it->second = std::move(fresh);
+  } else {
+    dealers_.erase(it);
+  }
+}
+
+void Transport::replace_due_dealers(TimePoint now) {
+  std::vector<std::pair<Endpoint, std::string>> due;
+  for (const auto& [endpoint, d] : dealers_) {
+    if (d->replace_at && now >= *d->replace_at) due.emplace_back(endpoint, d->replace_key);
+  }
+  for (const auto& [endpoint, key] : due) replace_dealer(endpoint, key);
+}
+
+Transport::Dealer* Transport::dealer_for(const Endpoint& to) {
+  if (auto it = dealers_.find(to); it != dealers_.end()) {
+    Dealer& d = *it->second;
+    if (!d.replace_at || Clock::now() < *d.replace_at) return &d;
+    replace_dealer(to, d.replace_key);
+    it = dealers_.find(to);
+    return it == dealers_.end() ? nullptr : it->second.get();
+  }
+  auto d = open_dealer(to, first_server_key(to));
+  if (!d) return nullptr;
+  return dealers_.emplace(to, std::move(d)).first->second.get();
 }
 
 void Transport::close_dealer(Dealer& d) {
@@ -158,6 +332,7 @@ bool Transport::reply(const std::string& routing_id, std::string_view frame) {
 }
 
 void Transport::release(const Endpoint& to) {
+  peer_keys_.erase(to);
   auto it = dealers_.find(to);
   if (it == dealers_.end()) return;
   close_dealer(*it->second);
@@ -171,6 +346,9 @@ void Transport::set_linger(Millis linger) {
 
 bool Transport::poll(Millis timeout, zmq::socket_t* extra, std::vector<Inbound>& frames,
                      std::vector<LinkChange>& links, std::vector<Error>& errors) {
+  // Frames a replaced listener had read: first.
+  for (Inbound& in : carried_) frames.push_back(std::move(in));
+  carried_.clear();
   // Items: [router][extra?] then, per dealer, [socket][monitor].
   std::vector<zmq::pollitem_t> items;
   std::vector<std::pair<const Endpoint*, Dealer*>> owners;
@@ -204,6 +382,7 @@ bool Transport::poll(Millis timeout, zmq::socket_t* extra, std::vector<Inbound>&
     auto [endpoint, d] = owners[i];
     if (items[first_dealer + 2 * i + 1].revents & ZMQ_POLLIN) drain_monitor(*endpoint, *d, links);
   }
+  replace_due_dealers(Clock::now());
   return extra != nullptr && (items[1].revents & ZMQ_POLLIN) != 0;
 }
 
@@ -242,19 +421,53 @@ void Transport::drain_dealer(const Endpoint& from, Dealer& d, std::vector<Inboun
 
 void Transport::drain_monitor(const Endpoint& from, Dealer& d, std::vector<LinkChange>& links) {
   while (auto e = read_monitor_event(d.monitor)) {
+    const TimePoint now = Clock::now();
     if (is_handshake_failure(e->event)) {
-      failures_.push_back(HandshakeFailure{false, from, e->event, e->value});
-      if (e->event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) d.denied_at = Clock::now();
+      bool expected = false;
+      on_dealer_handshake_failure(from, d, e->event, now, expected);
+      failures_.push_back(HandshakeFailure{false, from, e->event, e->value, expected});
+    } else if (e->event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && key_) {
+      peer_keys_[from] = PeerKey{d.server_key, 0};
+      d.replace_at.reset();
     }
-    if (auto change = d.watch.on_event(e->event, Clock::now()))
-      links.push_back(LinkChange{from, *change});
+    if (auto change = d.watch.on_event(e->event, now)) links.push_back(LinkChange{from, *change});
   }
 }
 
+// What to do about a DEALER whose handshake failed. The listener's ZAP
+// handler refused our key (AUTH): libzmq will not redial, so a new DEALER
+// tries again a second later. Any other failure, with several keys
+// installed: the listener may hold another of them (a rotation is rolling
+// out), so try the next one. Twice round the ring at once, then once a
+// second: a listener that was just replaced may fail one handshake with the
+// right key (its old ROUTER accepted the connection before it closed). The
+// first failure of a DEALER decides; it is replaced anyway. A handshake that
+// succeeds meanwhile (libzmq redials by itself) cancels the replacement.
+void Transport::on_dealer_handshake_failure(const Endpoint& to, Dealer& d, uint16_t event,
+                                            TimePoint now, bool& expected) {
+  if (d.replace_at) return;
+  if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+    d.replace_at = now + kRedialAfterDenial;
+    d.replace_key = d.server_key;
+    return;
+  }
+  if (keys_.size() < 2) return;  // libzmq redials by itself; no other key to try
+  auto at = std::find(keys_.begin(), keys_.end(), d.server_key);
+  const std::size_t index = at == keys_.end() ? keys_.size() - 1 : at - keys_.begin();
+  PeerKey& peer = peer_keys_[to];
+  peer.failures += 1;
+  peer.server_key = keys_[(index + 1) % keys_.size()];
+  expected = peer.failures < 2 * keys_.size();
+  d.replace_at = expected ? now : now + kRedialAfterDenial;
+  d.replace_key = peer.server_key;
+}
+
 void Transport::drain_router_monitor() {
+  const bool quiet =
+      listener_replaced_at_ && Clock::now() - *listener_replaced_at_ < kKeyChangeQuiet;
   while (auto e = read_monitor_event(router_monitor_)) {
     if (is_handshake_failure(e->event))
-      failures_.push_back(HandshakeFailure{true, bound_, e->event, e->value});
+      failures_.push_back(HandshakeFailure{true, bound_, e->event, e->value, quiet});
   }
 }
 

@@ -8,12 +8,27 @@
 // ROUTER_HANDOVER, and no frame's sender is trusted for routing.
 //
 // With a cluster key every socket speaks CURVE: the ROUTER is a CURVE server
-// holding the cluster's secret key, each DEALER a CURVE client whose own key
-// pair is the cluster's and which expects the listener to hold the same
-// pair. The DEALER thus checks the listener; the listener's ZAP handler
-// (common/zap_authenticator.h, started by the node before listen()) checks
-// the DEALER. A handshake that fails is reported as data, never as a link
-// event: a peer with no key or another key is not a member that crashed.
+// holding the primary key's secret half, each DEALER a CURVE client whose
+// own pair is the primary and which expects the listener to hold one of the
+// installed keys (keyring.h). The DEALER thus checks the listener; the
+// listener's ZAP handler (common/zap_authenticator.h, started by the node
+// before listen()) checks the DEALER. A handshake that fails is reported as
+// data, never as a link event: a peer with no key or another key is not a
+// member that crashed.
+//
+// Rotation (set_keys): libzmq copies a listener's secret key when it binds,
+// and zmq_unbind in libzmq 4.3.4 leaves the connections it accepted open but
+// dead while a redial in the gap before the next bind is refused (what a
+// crash looks like; tests/cluster/test_transport_security.cpp shows both).
+// So the transport keeps its own duplicate of the listening TCP socket and
+// replaces the whole ROUTER: the old one stops accepting (unbind, then its
+// listener's CLOSED event), the new one is bound to another duplicate
+// (ZMQ_USE_FD), then the old one closes. The port never stops listening
+// (connections wait in the kernel's backlog meanwhile), so no redial is
+// refused; the old ROUTER's connections close, their peers redial at once
+// and meet the new key. A DEALER whose handshake fails while
+// several keys are installed is replaced by one that expects the next key:
+// twice round the ring at once, then at most once per second.
 //
 // Not thread-safe: the node's I/O thread creates, uses and closes it.
 #pragma once
@@ -49,6 +64,10 @@ struct HandshakeFailure {
   Endpoint peer;             // our DEALER's listener; the bound address on the listener
   uint16_t event = 0;        // ZMQ_EVENT_HANDSHAKE_FAILED_*
   int32_t value = 0;         // its errno, ZMQ_PROTOCOL_ERROR_* or ZAP status code
+  // A key change explains it: our DEALER is trying the listener's other
+  // installed keys, or our listener changed keys moments ago. Worth a debug
+  // line, not a warning.
+  bool expected = false;
 };
 // What a failure most likely means, in words, for the log.
 std::string describe_handshake_failure(const HandshakeFailure& failure, bool secure);
@@ -60,6 +79,14 @@ class Transport {
   ~Transport();
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
+
+  // Secure mode: `primary` becomes this node's key (the listener's, and our
+  // DEALERs' own pair), and `installed` (primary first) the keys a listener
+  // may hold. A new primary, or a key dropped from `installed`, replaces the
+  // listener (every incoming connection closes, and is redialled by its
+  // peer against the new keys) and the DEALERs concerned. On an error
+  // (kIo: no new listener) nothing changed. kUnavailable in plain mode.
+  Status set_keys(const CurveKey& primary, std::vector<std::string> installed);
 
   // Binds the ROUTER; with `fallback`, a busy port is replaced by a free one.
   // Returns the bound port.
@@ -88,26 +115,50 @@ class Transport {
     zmq::socket_t socket;
     zmq::socket_t monitor;
     LinkWatch watch;
-    // libzmq stops redialling after the listener's ZAP handler said no: the
-    // DEALER is then replaced (at most once per kRedialAfterDenial) on send.
-    std::optional<TimePoint> denied_at;
+    std::string server_key;  // the listener's public key it expects (secure mode)
+    // libzmq stops redialling after the listener's ZAP handler said no; and
+    // a DEALER that expects another key than the listener's never gets in.
+    // Either is replaced (then, expecting `replace_key`) from this time on.
+    std::optional<TimePoint> replace_at;
+    std::string replace_key;
+  };
+  // Per listener: the key that last worked there, and the handshakes that
+  // failed in a row since (trying each installed key in turn).
+  struct PeerKey {
+    std::string server_key;
+    std::size_t failures = 0;
   };
   Dealer* dealer_for(const Endpoint& to);
+  std::unique_ptr<Dealer> open_dealer(const Endpoint& to, const std::string& server_key);
+  void replace_dealer(const Endpoint& to, const std::string& server_key);
+  void replace_due_dealers(TimePoint now);
+  void on_dealer_handshake_failure(const Endpoint& to, Dealer& d, uint16_t event, TimePoint now,
+                                   bool& expected);
+  std::string first_server_key(const Endpoint& to) const;
+  Status replace_listener();
+  void await_listener_closed();
+  Result<zmq::socket_t> open_router_monitor(zmq::socket_t& router);
   void close_dealer(Dealer& d);
   void drain_router(std::vector<Inbound>& frames, std::vector<Error>& errors);
   void drain_dealer(const Endpoint& from, Dealer& d, std::vector<Inbound>& frames,
                     std::vector<Error>& errors);
   void drain_monitor(const Endpoint& from, Dealer& d, std::vector<LinkChange>& links);
   void drain_router_monitor();
-  void secure(zmq::socket_t& s, bool server);
+  void secure_listener(zmq::socket_t& s);
 
   zmq::context_t& context_;
-  std::optional<CurveKey> key_;
+  std::optional<CurveKey> key_;    // the primary
+  std::vector<std::string> keys_;  // installed public keys, primary first
   zmq::socket_t router_;
-  zmq::socket_t router_monitor_;  // handshake failures on the listener (secure only)
+  zmq::socket_t router_monitor_;  // handshake failures on the listener
   Endpoint bound_;
+  std::string bound_uri_;  // tcp://... as bound
+  int listen_fd_ = -1;     // secure mode: our duplicate of the listening socket
+  std::optional<TimePoint> listener_replaced_at_;
+  std::vector<Inbound> carried_;  // read from a replaced listener, for the next poll
   std::vector<HandshakeFailure> failures_;
   std::map<Endpoint, std::unique_ptr<Dealer>> dealers_;
+  std::map<Endpoint, PeerKey> peer_keys_;
   uint64_t monitor_serial_ = 0;
   int linger_ms_ = 0;
 };

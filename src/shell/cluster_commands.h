@@ -34,6 +34,19 @@ struct RemoteRunWait {
   std::function<bool()> interrupted;  // polled while waiting; true cancels the runs
 };
 
+// One key of the node's cluster keyring, as !cluster_keys shows it.
+struct ClusterKey {
+  std::string fingerprint;  // the first characters of the public key
+  std::string path;         // the file it was installed (or started) from
+  bool primary = false;
+};
+
+// What !cluster_keys install, use or remove did.
+struct ClusterKeyChange {
+  ClusterKey key;
+  bool already = false;  // nothing to do: installed already, or primary already
+};
+
 class ClusterCommands {
  public:
   virtual ~ClusterCommands() = default;
@@ -48,6 +61,11 @@ class ClusterCommands {
                                              const std::string& name,
                                              const std::vector<uint8_t>& image,
                                              const RemoteRunWait& wait) = 0;
+  // The keyring (secure mode; an error in plain mode): data, worded by the shell.
+  virtual Result<std::vector<ClusterKey>> keys() = 0;
+  virtual Result<ClusterKeyChange> install_key(const std::string& path) = 0;
+  virtual Result<ClusterKeyChange> use_key(const std::string& name) = 0;
+  virtual Result<ClusterKeyChange> remove_key(const std::string& name) = 0;
 };
 
 }  // namespace iridium::shell

@@ -9,6 +9,7 @@
 #include "common/nearest.h"
 #include "shell/completion.h"
 #include "shell/job_format.h"
+#include "shell/key_format.h"
 #include "shell/register_format.h"
 #include "shell/run_format.h"
 #include "vm/image.h"
@@ -124,6 +125,9 @@ const std::vector<Shell::Command>& Shell::commands() {
        &Shell::cmd_run_on},
       {"!run_all", "!run_all [--json] [--timeout S] PATH",
        "run a file on every node of the cluster, this one too, at once", &Shell::cmd_run_all},
+      {"!cluster_keys", "!cluster_keys list [--json] | install FILE | use KEY | remove KEY",
+       "this node's cluster keys: rotate the cluster key without downtime",
+       &Shell::cmd_cluster_keys},
   };
   return table;
 }
@@ -627,6 +631,57 @@ Reply Shell::run_remote(std::string_view command, const Args& args, bool all) {
                                 "\n"
                           : run_results_text(*runs, all);
   return Reply{std::move(text), ok, false, {}};
+}
+
+// !cluster_keys: the library returns keys and changes, the words are here.
+Reply Shell::cmd_cluster_keys(const Args& args) {
+  if (env_.cluster == nullptr) return failure("clustering is not available here");
+  const std::string usage =
+      "usage: !cluster_keys list [--json] | install FILE | use KEY | remove KEY";
+  const std::string action = args.empty() ? "list" : args[0];
+  if (action == "list") {
+    const bool json = args.size() == 2 && args[1] == "--json";
+    if (args.size() > 2 || (args.size() == 2 && !json)) {
+      return failure("usage: !cluster_keys list [--json]");
+    }
+    auto keys = env_.cluster->keys();
+    if (!keys) return failure(keys.message());
+    if (json) {
+      return success(
+          keys_json(*keys).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    }
+    return success(keys_table(*keys));
+  }
+  const bool install = action == "install";
+  if (!install && action != "use" && action != "remove") {
+    return failure("unknown action '" + action + "'; " + usage);
+  }
+  if (args.size() != 2 || args[1].empty()) {
+    return failure("usage: !cluster_keys " + action + (install ? " FILE" : " KEY") +
+                   (install ? "" : " (its file, as installed, or its fingerprint)"));
+  }
+  const std::string& name = args[1];
+  auto change = install           ? env_.cluster->install_key(name)
+                : action == "use" ? env_.cluster->use_key(name)
+                                  : env_.cluster->remove_key(name);
+  if (!change) return failure(change.message());
+  const std::string key = "key " + change->key.fingerprint +
+                          (change->key.path.empty() ? "" : " (" + change->key.path + ")");
+  if (install) {
+    if (change->already) return success("The " + key + " is installed already; nothing changed.");
+    return success("Installed the " + key +
+                   ": this node now admits peers that hold it. Once every node has it, make it "
+                   "primary on each with !cluster_keys use " +
+                   name + ".");
+  }
+  if (action == "use") {
+    if (change->already) return success("The " + key + " is this node's primary key already.");
+    return success("The " + key +
+                   " is now this node's primary key: its listener and its connections use it. "
+                   "Peers still on another installed key keep talking to it.");
+  }
+  return success("Removed the " + key +
+                 ": peers that still use it are disconnected, and refused from now on.");
 }
 
 // "unknown command '!regsiters'; did you mean !registers?", or, when no

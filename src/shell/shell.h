@@ -117,6 +117,7 @@ class Shell {
   Reply cmd_run_on(const Args&);
   Reply cmd_run_all(const Args&);
   Reply run_remote(std::string_view command, const Args& args, bool all);
+  Reply cmd_cluster_keys(const Args&);
 
   Environment env_;
   uint64_t session_id_;

@@ -424,6 +424,9 @@ class SwarmEngine(StubbedScript):
             (("--engine", "swarm", "graph"), "no running nodes"),
             (("--engine", "swarm", "logs"), "no running tasks"),
             (("scale", "3"), "scale is for --engine swarm"),
+            (("--engine", "swarm", "rotate-key"), "rotate-key is for the compose engine: a Swarm secret cannot change"),
+            (("rotate-key", "now"), "rotate-key takes no arguments"),
+            (("rotate-key",), "no cluster key yet; scripts/cluster up makes one at"),
         ]
         for args, message in cases:
             with self.subTest(args=args):

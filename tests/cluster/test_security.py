@@ -9,83 +9,18 @@ import sys
 import time
 import unittest
 
-import msgpack
 import zmq
-import zmq.utils.monitor
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
 from iridium_nodes import (ClusterTestCase, TcpRelay, clean_env, cpu_seconds, free_port,  # noqa: E402
                            make_key, port_is_free, take_binary, wait_until)
+from iridium_peer import Intruder, SecureClusterTestCase, read_key  # noqa: E402
 
 BINARY = take_binary()
 
 
-def hello(alias="intruder", port=9):
-    return msgpack.packb({"v": 1, "type": "hello", "alias": alias, "host": "127.0.0.1", "port": port,
-                          "instance": "0123456789abcdef"})
-
-
-def read_key(path):
-    """(public, secret) Z85 bytes from a key file."""
-    fields = {}
-    with open(path) as f:
-        for line in f:
-            if "=" in line and not line.startswith("#"):
-                name, value = line.split("=", 1)
-                fields[name.strip()] = value.strip().strip('"').encode()
-    return fields["public-key"], fields["secret-key"]
-
-
-class Intruder:
-    """The protocol test peer (as in test_bad_frames.py): a raw DEALER that
-    says hello to a node, with a chosen key setup, and a monitor that tells
-    whether its handshake succeeded or failed."""
-
-    def __init__(self, context, address, server_public=None, client_pair=None):
-        self.socket = context.socket(zmq.DEALER)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        if server_public is not None:
-            self.socket.curve_serverkey = server_public
-            self.socket.curve_publickey, self.socket.curve_secretkey = client_pair
-        self.monitor = self.socket.get_monitor_socket(
-            zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-            | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
-        self.events = []
-        self.answers = []
-        self.socket.connect(f"tcp://{address}")
-
-    def poke(self):
-        """Says hello again; collects monitor events and answers. Returns self."""
-        try:
-            self.socket.send(hello(), zmq.NOBLOCK)
-        except zmq.Again:
-            pass
-        while self.monitor.poll(0):
-            self.events.append(zmq.utils.monitor.recv_monitor_message(self.monitor)["event"])
-        while self.socket.poll(0):
-            self.answers.append(self.socket.recv())
-        return self
-
-    def failed(self):
-        return any(e != zmq.EVENT_HANDSHAKE_SUCCEEDED for e in self.events)
-
-    def close(self):
-        self.socket.disable_monitor()
-        self.monitor.close(0)
-        self.socket.close(0)
-
-
-class SecureCluster(ClusterTestCase):
+class SecureCluster(SecureClusterTestCase):
     binary = BINARY
-    secure = True
-
-    def setUp(self):
-        super().setUp()
-        self.context = zmq.Context()
-
-    def tearDown(self):
-        self.context.destroy(linger=0)
-        super().tearDown()
 
     def pair(self, secure_seed=True):
         seed = self.cluster.node("seed", key=self.cluster.key if secure_seed else None).start("--start-cluster")

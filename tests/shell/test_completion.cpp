@@ -55,7 +55,7 @@ TEST_CASE("!commands complete from the shell's command table", "[completion]") {
   CHECK(shell.completions("!reg") == Words{"!registers"});
   CHECK(shell.completions("  !reg") == Words{"!registers"});
   CHECK(shell.completions("!cl") ==
-        Words{"!clear_program", "!clear_registers", "!cluster_members"});
+        Words{"!clear_program", "!clear_registers", "!cluster_keys", "!cluster_members"});
   CHECK(shell.completions("!bl") == Words{"!block"});
   // Every command is offered for a bare '!', and only commands.
   const Words all = shell.completions("!");

@@ -32,6 +32,10 @@ struct FakeCluster : ClusterCommands {
     return std::string("joined");
   }
   Result<std::string> members(bool) override { return std::string(); }
+  Result<std::vector<ClusterKey>> keys() override { return Error{"plain mode"}; }
+  Result<ClusterKeyChange> install_key(const std::string&) override { return Error{"plain mode"}; }
+  Result<ClusterKeyChange> use_key(const std::string&) override { return Error{"plain mode"}; }
+  Result<ClusterKeyChange> remove_key(const std::string&) override { return Error{"plain mode"}; }
   Result<std::vector<RemoteRun>> run(const std::vector<std::string>& n, const std::string& nm,
                                      const std::vector<uint8_t>& im,
                                      const RemoteRunWait& w) override {

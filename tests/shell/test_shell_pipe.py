@@ -112,7 +112,8 @@ class PipeShell(ShellTestCase):
         for usage in ["!help [WORD]", "!quit", "!history", "!program", "!clear_program", "!clear_registers",
                       "!registers", "!symbols", "!load_file PATH", "!spawn PATH", "!jobs [--json]",
                       "!job JOB", "!kill JOB", "!block", "!end", "!start_cluster",
-                      "!join_cluster HOST PORT", "!cluster_members [--json]"]:
+                      "!join_cluster HOST PORT", "!cluster_members [--json]",
+                      "!cluster_keys list [--json] | install FILE | use KEY | remove KEY"]:
             self.assertRegex(r.stdout, rf"(?m)^  {re.escape(usage)}\s+\S")
 
     def test_help_on_one_instruction_or_command(self):
@@ -250,6 +251,14 @@ class PipeShell(ShellTestCase):
             "!join_cluster 127.0.0.1 99999": r"^bad port '99999' \(use 1..65535\)\n$",
             "!join_cluster 127.0.0.1 http": r"^bad port 'http' \(use 1..65535\)\n$",
             "!cluster_members --xml": r"^usage: !cluster_members \[--json\]\n$",
+            "!cluster_keys frob": r"^unknown action 'frob'; usage: !cluster_keys list \[--json\] \| install FILE \| "
+                                  r"use KEY \| remove KEY\n$",
+            "!cluster_keys install": r"^usage: !cluster_keys install FILE\n$",
+            "!cluster_keys use a b": r"^usage: !cluster_keys use KEY \(its file, as installed, or its fingerprint\)\n$",
+            "!cluster_keys list --xml": r"^usage: !cluster_keys list \[--json\]\n$",
+            "!cluster_keys list": r"^this node runs in plain mode; start it with --cluster-key FILE to use cluster "
+                                  r"keys\n$",
+            "!cluster_keys install /no/such.key": r"^this node runs in plain mode; start it with --cluster-key FILE",
         }
         for line, message in cases.items():
             with self.subTest(line=line):

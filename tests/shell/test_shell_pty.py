@@ -326,7 +326,7 @@ class PtyShell(ShellTestCase):
         # Several candidates: the common part, then the list on a second Tab.
         self.complete(child, "!cl", "!cl")
         child.send("\t")
-        child.expect(r"!clear_program\s+!clear_registers\s+!cluster_members")
+        child.expect(r"!clear_program\s+!clear_registers\s+!cluster_keys\s+!cluster_members")
         child.expect_exact(PROMPT + "!cl")
         child.sendintr()
         child.expect_exact("^C\r\n" + PROMPT)

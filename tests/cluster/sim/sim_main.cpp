@@ -6,15 +6,18 @@
 //   cluster_sim --scale 8,16,32,64,128,256,512,1000
 //
 // A schedule: 3 to 8 nodes join (each through a random earlier node), then
-// faults for about 10 s, then the network heals and paused nodes resume.
+// faults for about 10 s (or, one schedule in six, a cluster-key rotation of
+// every node in random order), then the network heals and paused nodes
+// resume.
 // Invariants: the bootstrap converges; no refused frame changes a view; on a
-// network that only loses and duplicates frames no live node is ever
-// dropped; after the faults stop every live node lists exactly the live set
-// within kConvergeBound, and it stays so.
+// network that only loses and duplicates frames, and during a key
+// rotation, no live node is ever dropped; after the faults stop every live node lists exactly the
+// live set within kConvergeBound, and it stays so.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <sstream>
 
 #include "sim/simulation.h"
@@ -81,7 +84,33 @@ Outcome run_schedule(uint64_t seed, bool trace) {
     sim.run_for(Millis(50));
   }
 
-  if (noisy) {
+  // One schedule in six of the others is a key rotation (its own draw, so
+  // the other families' schedules are the same as without it).
+  std::mt19937_64 family(seed * 0x9E3779B97F4A7C15ULL + 7);
+  const bool rotation = !noisy && family() % 6 == 0;
+  if (rotation) {
+    // Every live node changes key (use), in random order, then drops the
+    // old one (remove); one to three rotations in a row, over a network
+    // that may lose frames. No live node may ever be dropped.
+    out.family = "key rotation";
+    sim.set_loss(pick(0, 1) == 0 ? 0.0 : 0.05);
+    const int rotations = pick(1, 3);
+    for (int r = 0; r < rotations; ++r) {
+      for (const bool new_primary : {true, false}) {
+        std::vector<int> order = running_hosts(sim, hosts);
+        std::shuffle(order.begin(), order.end(), rng);
+        for (int h : order) {
+          sim.run_for(Millis(pick(0, 300)));
+          sim.rekey(h, new_primary);
+        }
+      }
+    }
+    sim.run_for(Millis(3000));
+    if (sim.false_deaths() > 0) {
+      return fail(std::to_string(sim.false_deaths()) +
+                  " live node(s) dropped during a key rotation");
+    }
+  } else if (noisy) {
     sim.set_loss(0.05);
     sim.set_duplication(0.01);
     sim.run_for(Millis(15000));
@@ -218,6 +247,7 @@ int run_schedules(uint64_t first, uint64_t count, double budget_seconds) {
   const auto started = std::chrono::steady_clock::now();
   uint64_t passed = 0, failed = 0;
   std::vector<double> converge;
+  std::map<std::string, uint64_t> families;
   for (uint64_t seed = first; seed < first + count; ++seed) {
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -227,6 +257,7 @@ int run_schedules(uint64_t first, uint64_t count, double budget_seconds) {
       break;
     }
     const Outcome o = run_schedule(seed, false);
+    ++families[o.family];
     if (o.ok) {
       ++passed;
       converge.push_back(o.converge_seconds);
@@ -239,6 +270,9 @@ int run_schedules(uint64_t first, uint64_t count, double budget_seconds) {
   }
   std::printf("convergence after the faults stopped: median %.2f s, p99 %.2f s, max %.2f s\n",
               percentile(converge, 0.5), percentile(converge, 0.99), percentile(converge, 1.0));
+  for (const auto& [family, n] : families) {
+    std::printf("%s: %llu schedules\n", family.c_str(), static_cast<unsigned long long>(n));
+  }
   std::printf("%llu passed, %llu failed\n", static_cast<unsigned long long>(passed),
               static_cast<unsigned long long>(failed));
   return failed == 0 && passed > 0 ? 0 : 1;

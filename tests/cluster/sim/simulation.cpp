@@ -45,6 +45,7 @@ struct Simulation::Link {
   std::string routing_id;
   TimePoint last_delivery{};
   Millis backoff = kReconnectMin;
+  int failing_handshakes = 0;  // after a key change: handshakes that fail, each redialled at once
 };
 
 Simulation::Simulation(Options options)
@@ -183,6 +184,26 @@ void Simulation::crash(int host) {
   for (auto& [key, link] : links_) {
     if (link.state == Link::State::kUp && link.target == host)
       link_down(key.first, key.second, link, true);
+  }
+}
+
+void Simulation::rekey(int host, bool new_primary) {
+  if (!running(host)) return;
+  note(std::string(new_primary ? "key change (use) on " : "key change (remove) on ") + alias(host));
+  for (auto& [key, link] : links_) {
+    if (key.first == host && new_primary && link.state == Link::State::kUp) {
+      // Our DEALER, replaced: its monitor is closed first, so no kDown.
+      routing_.erase(link.routing_id);
+      link.state = Link::State::kWaiting;
+      link.serial = ++serial_;
+      schedule(Item{now_, 0, Kind::kAttempt, host, {}, key.second, LinkEvent::kUp, link.serial});
+    } else if (key.first != host && link.state == Link::State::kUp && link.target == host) {
+      // Into the replaced listener: closed, redialled; with a new key the
+      // first handshake fails, and a listener just replaced may fail one
+      // more (its old ROUTER accepted the connection before it closed).
+      link.failing_handshakes = new_primary ? 1 + (chance(0.3) ? 1 : 0) : 0;
+      link_down(key.first, key.second, link, false);
+    }
   }
 }
 
@@ -339,6 +360,11 @@ void Simulation::attempt(int owner, const Endpoint& to, uint64_t serial) {
   }
   if (target->paused) {  // the kernel accepts, the ZMTP handshake waits
     again(Millis(200));
+    return;
+  }
+  if (link.failing_handshakes > 0) {  // another key is tried at once (transport.h)
+    --link.failing_handshakes;
+    again(rtt + rtt);
     return;
   }
   link.state = Link::State::kUp;

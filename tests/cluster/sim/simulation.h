@@ -58,6 +58,13 @@ class Simulation {
   void stop(int host);    // SIGTERM: leave, then exit
   void pause(int host);   // SIGSTOP
   void resume(int host);  // SIGCONT
+  // A cluster-key change on `host` (!cluster_keys use, `new_primary`, or
+  // remove): its listener is replaced, so every connection into it closes
+  // and is redialled (never refused: the port keeps listening), the first
+  // handshake of each failing when the key is new (the dialler still tries
+  // the old key first); with a new primary, its own DEALERs are replaced
+  // too (closed without a link event, then dialled again).
+  void rekey(int host, bool new_primary);
   bool running(int host) const;
   bool paused(int host) const;
   Endpoint endpoint(int host) const;
