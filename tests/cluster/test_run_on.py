@@ -7,6 +7,7 @@ while it is not a member, and answered once it is."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -64,6 +65,7 @@ class RunOnTests(ClusterTestCase):
     def setUp(self):
         super().setUp()
         self.files = tempfile.mkdtemp(prefix="iridium-run-on-")
+        self.addCleanup(shutil.rmtree, self.files, True)
 
     def file(self, name, content):
         path = os.path.join(self.files, name)
