@@ -4,10 +4,19 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdio>
+#include <string>
 
 namespace iridium::cluster {
 
 using Millis = std::chrono::milliseconds;
+
+// A duration in seconds for messages people read: 1500 ms -> "1.5".
+inline std::string seconds_text(Millis d) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", static_cast<double>(d.count()) / 1000.0);
+  return text;
+}
 
 struct Timers {
   Millis heartbeat{200};            // to every member

@@ -14,12 +14,6 @@ Millis since(TimePoint earlier, TimePoint now) {
   return std::chrono::duration_cast<Millis>(now - earlier);
 }
 
-std::string seconds_text(Millis d) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", static_cast<double>(d.count()) / 1000.0);
-  return text;
-}
-
 Event make_event(EventKind kind, const NodeAddress& node, const std::string& instance,
                  std::optional<Error> error = std::nullopt) {
   Event e;

@@ -41,12 +41,6 @@ bool is_run_frame(MessageType type) {
          type == MessageType::kRunResult || type == MessageType::kRunCancel;
 }
 
-std::string seconds(Millis d) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g s", static_cast<double>(d.count()) / 1000.0);
-  return text;
-}
-
 // A run_result frame: the outcome, cut to what one frame may carry.
 Message result_frame(uint64_t run, RunOutcome outcome) {
   Message m;
@@ -439,20 +433,22 @@ class Node::Loop {
         failure = Error{gone_reason(run.alias), ErrorKind::kUnreachable};
       } else if (run.cancel_by) {
         if (now >= *run.cancel_by) {
-          failure = Error{
-              "cancelled; " + run.alias + " did not confirm within " + seconds(kRunCancelGrace),
-              ErrorKind::kUnreachable};
+          failure = Error{"cancelled; " + run.alias + " did not confirm within " +
+                              seconds_text(kRunCancelGrace) + " s",
+                          ErrorKind::kUnreachable};
         }
       } else if (!run.accepted && now - run.sent >= kRunAcceptTimeout) {
-        failure = Error{run.alias + " did not take the run within " + seconds(kRunAcceptTimeout) +
-                            " (unreachable, or an iridium without remote runs)",
-                        ErrorKind::kUnreachable};
+        failure =
+            Error{run.alias + " did not take the run within " + seconds_text(kRunAcceptTimeout) +
+                      " s" + " (unreachable, or an iridium without remote runs)",
+                  ErrorKind::kUnreachable};
       } else if (now >= run.deadline) {
         cancel_run(it->first, run);
-        failure = Error{"no result from " + run.alias + " within " +
-                            seconds(std::chrono::duration_cast<Millis>(run.deadline - run.sent)) +
-                            "; asked it to cancel the run",
-                        ErrorKind::kUnreachable};
+        failure =
+            Error{"no result from " + run.alias + " within " +
+                      seconds_text(std::chrono::duration_cast<Millis>(run.deadline - run.sent)) +
+                      " s" + "; asked it to cancel the run",
+                  ErrorKind::kUnreachable};
       } else if (run.batch->cancelled()) {
         cancel_run(it->first, run);
         run.cancel_by = now + kRunCancelGrace;
