@@ -18,14 +18,31 @@ inline std::string seconds_text(Millis d) {
   return text;
 }
 
+// Every timer and multiplier of the membership, with the testbed's defaults
+// (the model is memberlist's DefaultLANConfig; docs/scaling.md has the
+// measurements behind each value). Durations scale with the local-health
+// score where noted: a node that misses its own acks slows itself down
+// rather than accuse others (Lifeguard).
 struct Timers {
-  Millis heartbeat{200};            // to every member
-  Millis suspect_after{600};        // no direct frame for this long: suspect, start probing
-  Millis dead_after{1500};          // no evidence of life (direct or vouched) for this long: dead
-  Millis probe_interval{250};       // while suspect: ping it and ask helpers this often
-  std::size_t indirect_probes = 3;  // helpers asked per probe round (SWIM's k)
-  Millis gossip{200};               // members list to a few random members this often
-  std::size_t gossip_fanout = 2;    // how many members get each round's list
+  // ---- SWIM failure detection ----
+  Millis probe_period{200};         // one member probed per period, in shuffled round-robin (× health)
+  Millis probe_timeout{100};        // no ack by then: ask indirect_probes helpers (× health)
+  std::size_t indirect_probes = 3;  // helpers per failed probe (SWIM's k)
+  // Suspicion timeout: starts at suspicion_max_mult × the floor and shrinks
+  // towards the floor, suspicion_mult × log10(N+1) × probe_period, as
+  // independent suspicions of the same member arrive (Lifeguard).
+  double suspicion_mult = 3;
+  double suspicion_max_mult = 4;
+  std::size_t awareness_max = 8;  // local-health score ceiling; periods stretch × (1 + score)
+
+  // ---- dissemination ----
+  Millis gossip{200};               // pending updates to gossip_fanout members this often
+  std::size_t gossip_fanout = 3;    // members per gossip round
+  std::size_t retransmit_mult = 4;  // each update goes out retransmit_mult × ceil(log10(N+1)) times
+  std::size_t piggyback_bytes = 1024;  // room for updates in one frame
+  Millis push_pull{10 * 1000};         // member-set digest to one random member this often
+
+  // ---- joining, lost members, departures ----
   Millis lost_probe{1000};          // hello to members lost without a leave, so cuts heal
   Millis lost_ttl{10 * 60 * 1000};  // stop probing a lost member after this
   Millis left_ttl{30 * 1000};       // ignore a departed instance's stragglers this long

@@ -1,28 +1,19 @@
 #include "cluster/membership.h"
 
 #include <algorithm>
+#include <cmath>
+
+#include "cluster/membership_internal.h"
 
 namespace iridium::cluster {
+using detail::make_event;
+using detail::since;
 namespace {
 
 // What a [alias, host, port] entry costs beyond its two strings (array,
 // string and integer headers), and the room a node list may take in a frame.
 constexpr std::size_t kNodeEntryOverhead = 8;
 constexpr std::size_t kMaxListBytes = kMaxFrameBytes - 1024;
-
-Millis since(TimePoint earlier, TimePoint now) {
-  return std::chrono::duration_cast<Millis>(now - earlier);
-}
-
-Event make_event(EventKind kind, const NodeAddress& node, const std::string& instance,
-                 std::optional<Error> error = std::nullopt) {
-  Event e;
-  e.kind = kind;
-  e.node = node;
-  e.instance = instance;
-  e.error = std::move(error);
-  return e;
-}
 
 }  // namespace
 
@@ -70,8 +61,11 @@ Membership::Membership(MembershipConfig config, TimePoint now)
       timers_(config_.timers),
       random_(config_.random_seed),
       last_tick_(now),
-      next_heartbeat_(now),
-      next_gossip_(now + config_.timers.gossip) {}
+      next_probe_(now + config_.timers.probe_period),
+      next_gossip_(now + config_.timers.gossip),
+      next_push_pull_(now + config_.timers.push_pull) {
+  add_to_view(config_.self.alias, config_.instance);
+}
 
 // ---------------------------------------------------------------------------
 // Outputs
@@ -91,6 +85,14 @@ Message Membership::message(MessageType type) const {
   m.type = type;
   m.sender = config_.self;
   m.instance = config_.instance;
+  m.incarnation = incarnation_;
+  return m;
+}
+
+Message Membership::message_with_updates(MessageType type) {
+  Message m = message(type);
+  m.updates = updates_.take(timers_.piggyback_bytes, retransmit_limit());
+  counters_.updates_sent += m.updates.size();
   return m;
 }
 
@@ -126,7 +128,8 @@ std::vector<MemberView> Membership::members(TimePoint now) const {
   std::vector<MemberView> out;
   out.reserve(members_.size());
   for (const auto& [alias, m] : members_) {
-    out.push_back(MemberView{m.address, m.instance, m.state, since(m.last_direct, now)});
+    out.push_back(
+        MemberView{m.address, m.instance, m.state, since(m.last_direct, now), m.incarnation});
   }
   return out;
 }
@@ -149,27 +152,20 @@ std::vector<NodeAddress> Membership::known_addresses() const {
   return out;
 }
 
-std::vector<NodeAddress> Membership::member_list(const std::string& except) {
-  std::vector<NodeAddress> out;
-  out.reserve(members_.size());
+std::vector<std::vector<NodeAddress>> Membership::member_pages(const std::string& except) const {
+  std::vector<std::vector<NodeAddress>> pages(1);
   std::size_t bytes = 0;
   for (const auto& [alias, m] : members_) {
     if (alias == except) continue;
-    out.push_back(m.address);
-    bytes += m.address.alias.size() + m.address.host.size() + kNodeEntryOverhead;
+    const std::size_t entry = m.address.alias.size() + m.address.host.size() + kNodeEntryOverhead;
+    if (pages.back().size() >= kMaxNodesPerFrame || bytes + entry > kMaxListBytes) {
+      pages.emplace_back();
+      bytes = 0;
+    }
+    pages.back().push_back(m.address);
+    bytes += entry;
   }
-  // One frame carries at most kMaxNodesPerFrame entries in kMaxFrameBytes:
-  // past that, a random sample that fits (gossip rounds cover the rest).
-  if (out.size() <= kMaxNodesPerFrame && bytes <= kMaxListBytes) return out;
-  std::shuffle(out.begin(), out.end(), random_);
-  std::size_t fit = 0;
-  bytes = 0;
-  for (; fit < out.size() && fit < kMaxNodesPerFrame; ++fit) {
-    bytes += out[fit].alias.size() + out[fit].host.size() + kNodeEntryOverhead;
-    if (bytes > kMaxListBytes) break;
-  }
-  out.resize(fit);
-  return out;
+  return pages;
 }
 
 std::vector<std::string> Membership::pick_members(std::size_t count, const std::string& except_a,
@@ -263,13 +259,17 @@ Membership::Member& Membership::become_alive(const NodeAddress& who, const std::
   if (auto it = members_.find(who.alias); it != members_.end()) {
     Member& m = it->second;
     if (m.instance == instance) {
-      heard_directly(m, now);
+      heard_directly(m, 0, now);
       return m;
     }
     // Guarded by admit(): only a successor at the same address gets here.
-    m = Member{who, instance, MemberState::kAlive, now, now, now, false};
+    remove_from_view(who.alias, m.instance);
+    suspects_.erase(who.alias);
+    m = Member{who, instance, 0, MemberState::kAlive, now, false, std::nullopt, {}, {}};
+    add_to_view(who.alias, instance);
     ++view_version_;
     emit(make_event(EventKind::kRestarted, who, instance));
+    spread(who, instance, 0, UpdateState::kAlive);
     send(endpoint_of(who), message(MessageType::kHeartbeat));
     return m;
   }
@@ -278,38 +278,99 @@ Membership::Member& Membership::become_alive(const NodeAddress& who, const std::
   if (lost != lost_.end()) lost_.erase(lost);
   contacts_.erase(who.alias);
   departed_.erase(who.alias);
-  auto [it, inserted] =
-      members_.emplace(who.alias, Member{who, instance, MemberState::kAlive, now, now, now, false});
+  auto [it, inserted] = members_.emplace(
+      who.alias, Member{who, instance, 0, MemberState::kAlive, now, false, std::nullopt, {}, {}});
   (void)inserted;
+  add_to_view(who.alias, instance);
+  // Probed in its turn: a random place in the rest of this round.
+  std::uniform_int_distribution<std::size_t> place(probe_index_, probe_order_.size());
+  probe_order_.insert(probe_order_.begin() + static_cast<std::ptrdiff_t>(place(random_)),
+                      who.alias);
   ++view_version_;
-  if (recovered) {
-    ++counters_.recoveries;
-  } else {
-    ++counters_.joins;
-  }
+  ++(recovered ? counters_.recoveries : counters_.joins);
   emit(make_event(recovered ? EventKind::kRecovered : EventKind::kJoined, who, instance));
-  // At once rather than at the next beat: the new member lists us sooner.
+  spread(who, instance, 0, UpdateState::kAlive);
+  // At once rather than at its first probe: the new member lists us sooner.
   send(endpoint_of(who), message(MessageType::kHeartbeat));
   return it->second;
 }
 
-void Membership::heard_directly(Member& m, TimePoint now) {
+// Any frame of its own: fresh news of it. A higher incarnation than we knew
+// refutes a suspicion of an older one.
+void Membership::heard_directly(Member& m, uint64_t incarnation, TimePoint now) {
   m.last_direct = now;
-  m.last_evidence = std::max(m.last_evidence, now);
+  if (incarnation > m.incarnation) recover(m, incarnation);
+  if (m.state != MemberState::kSuspect || now < m.next_notice) return;
+  // A suspect we hear from may never have heard of the suspicion (it was
+  // cut off when it spread): tell it, at most once a probe period.
+  m.next_notice = now + timers_.probe_period;
+  Message notice = message(MessageType::kGossip);
+  notice.updates = {Update{m.address, m.instance, m.incarnation, UpdateState::kSuspect,
+                           config_.self.alias}};
+  send(endpoint_of(m.address), std::move(notice));
+}
+
+void Membership::recover(Member& m, uint64_t incarnation) {
+  if (incarnation <= m.incarnation) return;
+  m.incarnation = incarnation;
+  spread(m.address, m.instance, incarnation, UpdateState::kAlive);
   if (m.state != MemberState::kSuspect) return;
   m.state = MemberState::kAlive;
+  m.suspicion.reset();
+  suspects_.erase(m.address.alias);
   ++counters_.recoveries;
   emit(make_event(EventKind::kRecovered, m.address, m.instance));
 }
 
-void Membership::become_suspect(Member& m, TimePoint now) {
-  if (m.state != MemberState::kAlive) return;
+void Membership::become_suspect(Member& m, uint64_t incarnation, const std::string& accuser,
+                                TimePoint now) {
+  if (incarnation < m.incarnation) return;
+  if (m.state == MemberState::kSuspect && m.suspicion->incarnation() == incarnation) {
+    return confirm_suspicion(m, accuser);
+  }
+  // Lifeguard: the floor grows with the cluster (more members, more time for
+  // the news to spread) and with our own ill health; a lone accuser's
+  // suspicion lasts suspicion_max_mult times that.
+  const double n = static_cast<double>(members_.size() + 1);
+  const auto floor = std::chrono::duration_cast<Millis>(
+      scaled(timers_.probe_period) * (timers_.suspicion_mult * std::log10(n + 1.0)));
+  const auto ceiling = std::chrono::duration_cast<Millis>(floor * timers_.suspicion_max_mult);
+  const auto expected_confirmations =
+      members_.size() >= 3 && timers_.suspicion_mult > 2
+          ? std::min(members_.size() - 2, static_cast<std::size_t>(timers_.suspicion_mult - 2))
+          : std::size_t{0};
+  const bool was_alive = m.state == MemberState::kAlive;
+  m.incarnation = incarnation;
   m.state = MemberState::kSuspect;
-  m.next_probe = now;
+  m.suspicion.emplace(incarnation, accuser, floor, ceiling, expected_confirmations);
+  m.suspected_at = now;
+  suspects_.insert(m.address.alias);
+  spread(m.address, m.instance, incarnation, UpdateState::kSuspect, accuser);
+  // Tell the suspect at once, so it can refute before anyone acts on it.
+  m.next_notice = now + timers_.probe_period;
+  Message notice = message(MessageType::kGossip);
+  notice.updates = {Update{m.address, m.instance, incarnation, UpdateState::kSuspect, accuser}};
+  send(endpoint_of(m.address), std::move(notice));
+  if (!was_alive) return;
   ++counters_.suspicions;
   Event e = make_event(EventKind::kSuspect, m.address, m.instance);
   e.silent = since(m.last_direct, now);
+  e.accuser = accuser;
   emit(std::move(e));
+}
+
+void Membership::confirm_suspicion(Member& m, const std::string& accuser) {
+  if (!m.suspicion->confirm(accuser)) return;
+  // A new, independent accuser: the timeout shrinks, and the news goes on.
+  spread(m.address, m.instance, m.incarnation, UpdateState::kSuspect, accuser);
+}
+
+// Someone suspects (or buried) this very instance of us: outbid them.
+void Membership::refute(uint64_t accused_incarnation) {
+  incarnation_ = std::max(incarnation_, accused_incarnation) + 1;
+  ++counters_.refutations;
+  change_health(+1);  // being suspected hints that we are slow ourselves
+  spread(config_.self, config_.instance, incarnation_, UpdateState::kAlive);
 }
 
 void Membership::declare_dead(const std::string& alias, DeathCause cause, TimePoint now) {
@@ -317,14 +378,19 @@ void Membership::declare_dead(const std::string& alias, DeathCause cause, TimePo
   if (it == members_.end()) return;
   const Member m = it->second;
   members_.erase(it);
+  suspects_.erase(alias);
+  remove_from_view(alias, m.instance);
   lost_[alias] = Lost{m.address, m.instance, now, now + timers_.lost_probe};
   ++view_version_;
   ++counters_.deaths;
-  ++(cause == DeathCause::kSilent ? counters_.deaths_silent : counters_.deaths_refused);
+  ++(cause == DeathCause::kSilent              ? counters_.deaths_silent
+     : cause == DeathCause::kConnectionRefused ? counters_.deaths_refused
+                                               : counters_.deaths_reported);
+  spread(m.address, m.instance, m.incarnation, UpdateState::kDead);
   Event e = make_event(EventKind::kDead, m.address, m.instance);
   e.cause = cause;
   e.silent = since(m.last_direct, now);
-  counters_.detection.observe(e.silent);
+  counters_.detection.observe(cause == DeathCause::kSilent ? since(m.suspected_at, now) : e.silent);
   emit(std::move(e));
 }
 
@@ -333,9 +399,12 @@ void Membership::remove_left(const std::string& alias, TimePoint now) {
   if (it == members_.end()) return;
   const Member m = it->second;
   members_.erase(it);
+  suspects_.erase(alias);
+  remove_from_view(alias, m.instance);
   departed_[alias] = Departed{m.instance, endpoint_of(m.address), now + timers_.left_ttl};
   ++view_version_;
   ++counters_.leaves;
+  spread(m.address, m.instance, m.incarnation, UpdateState::kLeft);
   emit(make_event(EventKind::kLeft, m.address, m.instance));
   maybe_release(endpoint_of(m.address));
 }
@@ -383,7 +452,9 @@ void Membership::dispatch(const Message& m, const Source& source, TimePoint now)
       return on_join(m, now);
     case MessageType::kHeartbeat:
     case MessageType::kMembers:
-      return on_liveness(m, now);
+    case MessageType::kGossip:
+      if (Member* sender = on_liveness(m, now)) apply_updates(m.updates, sender, now);
+      return;
     case MessageType::kLeave:
       return on_leave(m, now);
     case MessageType::kPing:
@@ -391,7 +462,10 @@ void Membership::dispatch(const Message& m, const Source& source, TimePoint now)
     case MessageType::kPingReq:
       return on_ping_req(m, now);
     case MessageType::kIndirectAck:
-      return on_indirect_ack(m, now);
+    case MessageType::kIndirectNack:
+      return on_indirect_answer(m, now);
+    case MessageType::kSync:
+      return on_sync(m, now);
     case MessageType::kRunRequest:
     case MessageType::kRunAccepted:
     case MessageType::kRunResult:
@@ -410,7 +484,7 @@ void Membership::on_run_frame(const Message& m, TimePoint now) {
     return drop(std::string(message_type_name(m.type)) + " from " + m.sender.alias +
                 ", not a member");
   }
-  heard_directly(*sender, now);
+  heard_directly(*sender, m.incarnation, now);
   run_frames_.push_back(m);
 }
 
@@ -443,10 +517,18 @@ void Membership::on_hello(const Message& m, const Source& source, TimePoint now)
     default:
       break;
   }
-  become_alive(m.sender, m.instance, now);
+  Member& joiner = become_alive(m.sender, m.instance, now);
+  heard_directly(joiner, m.incarnation, now);
+  auto pages = member_pages(m.sender.alias);
   Message ack = message(MessageType::kHelloAck);
-  ack.nodes = member_list(m.sender.alias);
+  ack.nodes = std::move(pages.front());
   reply(source.routing_id, std::move(ack));
+  // A list longer than a frame: the rest as members pages.
+  for (std::size_t i = 1; i < pages.size(); ++i) {
+    Message page = message(MessageType::kMembers);
+    page.nodes = std::move(pages[i]);
+    send(endpoint_of(m.sender), std::move(page));
+  }
   if (admission == Admission::kKnown) return;
   // Announce the newcomer to every other member now rather than at their
   // next gossip, so the mesh closes in one round trip.
@@ -470,27 +552,33 @@ void Membership::on_join(const Message& m, TimePoint now) {
       emit(make_event(EventKind::kRefused, m.sender, m.instance, refusal(admission, m.sender)));
       return;
     default:
-      become_alive(m.sender, m.instance, now);
+      heard_directly(become_alive(m.sender, m.instance, now), m.incarnation, now);
   }
 }
 
-void Membership::on_liveness(const Message& m, TimePoint now) {
+Membership::Member* Membership::on_liveness(const Message& m, TimePoint now) {
   if (Member* member = member_from(m)) {
-    heard_directly(*member, now);
+    heard_directly(*member, m.incarnation, now);
     if (m.type == MessageType::kMembers) learn(m.nodes, now);
-    return;
+    return member;
   }
   const std::string& alias = m.sender.alias;
   const Endpoint at = endpoint_of(m.sender);
   if (auto it = members_.find(alias); it != members_.end()) {
     // Another instance under a member's alias: its successor if at its
     // address, otherwise an impostor whose frame changes nothing.
-    if (endpoint_of(it->second.address) != at)
-      return drop("frame from another instance of member " + alias);
-    become_alive(m.sender, m.instance, now);
-    return;
+    if (endpoint_of(it->second.address) != at) {
+      drop("frame from another instance of member " + alias);
+      return nullptr;
+    }
+    Member& successor = become_alive(m.sender, m.instance, now);
+    heard_directly(successor, m.incarnation, now);
+    return &successor;
   }
-  if (alias == config_.self.alias) return drop("frame from another node with our alias");
+  if (alias == config_.self.alias) {
+    drop("frame from another node with our alias");
+    return nullptr;
+  }
   const auto lost = lost_.find(alias);
   const auto contacted = contacts_.find(alias);
   const bool known_there =
@@ -498,16 +586,19 @@ void Membership::on_liveness(const Message& m, TimePoint now) {
        endpoint_of(lost->second.address) == at) ||
       (contacted != contacts_.end() && endpoint_of(contacted->second.address) == at);
   if (known_there) {
-    become_alive(m.sender, m.instance, now);
+    Member& member = become_alive(m.sender, m.instance, now);
+    heard_directly(member, m.incarnation, now);
     if (m.type == MessageType::kMembers) learn(m.nodes, now);
-    return;
+    return &member;
   }
   if (auto it = departed_.find(alias); it != departed_.end() && it->second.instance == m.instance) {
-    return drop("frame from " + alias + " after it left");
+    drop("frame from " + alias + " after it left");
+    return nullptr;
   }
   // It counts us as a member but we do not know it: introduce ourselves,
   // and list it when it answers directly.
   contact(m.sender, now);
+  return nullptr;
 }
 
 void Membership::on_leave(const Message& m, TimePoint now) {
@@ -524,79 +615,108 @@ void Membership::on_leave(const Message& m, TimePoint now) {
 void Membership::on_ping(const Message& m, const Source& source, TimePoint now) {
   // Liveness first: a lost member's ping brings it back. A non-member's ping
   // goes unanswered (on_liveness has counted or contacted it).
-  on_liveness(m, now);
-  if (member_from(m) == nullptr) return;
-  Message ack = message(MessageType::kAck);
+  Member* sender = on_liveness(m, now);
+  if (sender == nullptr) return;
+  apply_updates(m.updates, sender, now);
+  Message ack = message_with_updates(MessageType::kAck);
   ack.seq = m.seq;
   reply(source.routing_id, std::move(ack));
 }
 
 void Membership::on_ack(const Message& m, TimePoint now) {
+  Member* sender = member_from(m);
+  if (sender != nullptr) {
+    heard_directly(*sender, m.incarnation, now);
+    apply_updates(m.updates, sender, now);
+  }
   if (auto relay = relays_.find(m.seq); relay != relays_.end()) {
     const Relay r = relay->second;
     relays_.erase(relay);
     if (r.target.alias != m.sender.alias || r.target_instance != m.instance) return;
-    if (Member* target = member_from(m)) heard_directly(*target, now);
     auto requester = members_.find(r.requester);
     if (requester == members_.end()) return;
-    Message vouch = message(MessageType::kIndirectAck);
+    Message vouch = message_with_updates(MessageType::kIndirectAck);
     vouch.seq = r.their_seq;
     vouch.target = r.target;
     vouch.target_instance = r.target_instance;
-    vouch.heard_ms_ago = 0;
     send(endpoint_of(requester->second.address), std::move(vouch));
     return;
   }
-  auto probe = probes_.find(m.seq);
-  if (probe == probes_.end() || probe->second.alias != m.sender.alias ||
-      probe->second.instance != m.instance) {
-    return drop("ack that answers no probe");
+  // An ack after its probe ended (late, or duplicated) is news of the
+  // sender and nothing more.
+  if (!probe_ || probe_->seq != m.seq || probe_->alias != m.sender.alias ||
+      probe_->instance != m.instance) {
+    if (sender == nullptr) drop("ack that answers no probe");
+    return;
   }
-  probes_.erase(probe);
-  if (Member* member = member_from(m)) heard_directly(*member, now);
+  probe_answered();
 }
 
 void Membership::on_ping_req(const Message& m, TimePoint now) {
   Member* requester = member_from(m);
   if (requester == nullptr) return drop("ping_req from " + m.sender.alias + ", not a member");
-  heard_directly(*requester, now);
-  auto target = members_.find(m.target.alias);
-  const bool fresh = target != members_.end() && target->second.instance == m.target_instance &&
-                     since(target->second.last_direct, now) < timers_.suspect_after;
-  if (fresh) {
-    // We hear it ourselves: vouch at once with how fresh our news is.
-    Message vouch = message(MessageType::kIndirectAck);
-    vouch.seq = m.seq;
-    vouch.target = target->second.address;
-    vouch.target_instance = m.target_instance;
-    vouch.heard_ms_ago = static_cast<uint32_t>(since(target->second.last_direct, now).count());
-    send(endpoint_of(requester->address), std::move(vouch));
-    return;
-  }
+  heard_directly(*requester, m.incarnation, now);
+  apply_updates(m.updates, requester, now);
+  requester = member_from(m);
+  if (requester == nullptr) return;
   // Ping it for the requester, but only a member of ours, at the address we
   // know: a ping_req must not make us dial addresses of a stranger's choice.
-  if (target == members_.end() || target->second.instance != m.target_instance) return;
+  auto target = members_.find(m.target.alias);
+  if (target == members_.end() || target->second.instance != m.target_instance) {
+    Message nack = message_with_updates(MessageType::kIndirectNack);
+    nack.seq = m.seq;
+    nack.target = m.target;
+    nack.target_instance = m.target_instance;
+    send(endpoint_of(requester->address), std::move(nack));
+    return;
+  }
   const NodeAddress at = target->second.address;
   const uint64_t seq = next_seq_++;
-  relays_[seq] = Relay{m.seq, m.sender.alias, at, m.target_instance, now + timers_.dead_after};
-  Message ping = message(MessageType::kPing);
+  relays_[seq] =
+      Relay{m.seq, m.sender.alias, at, m.target_instance, now + scaled(timers_.probe_timeout)};
+  Message ping = message_with_updates(MessageType::kPing);
   ping.seq = seq;
   send(endpoint_of(at), std::move(ping));
 }
 
-void Membership::on_indirect_ack(const Message& m, TimePoint now) {
+void Membership::on_indirect_answer(const Message& m, TimePoint now) {
   Member* helper = member_from(m);
-  if (helper == nullptr) return drop("indirect_ack from " + m.sender.alias + ", not a member");
-  heard_directly(*helper, now);
-  auto probe = probes_.find(m.seq);
-  if (probe == probes_.end() || probe->second.alias != m.target.alias ||
-      probe->second.instance != m.target_instance) {
-    return drop("indirect_ack that answers no probe");
+  if (helper == nullptr)
+    return drop(std::string(message_type_name(m.type)) + " from " + m.sender.alias +
+                ", not a member");
+  heard_directly(*helper, m.incarnation, now);
+  apply_updates(m.updates, helper, now);
+  if (!probe_ || probe_->seq != m.seq || probe_->alias != m.target.alias ||
+      probe_->instance != m.target_instance) {
+    return;  // late: its probe has ended
   }
-  auto target = members_.find(m.target.alias);
-  if (target == members_.end() || target->second.instance != m.target_instance) return;
-  const TimePoint heard = now - Millis(m.heard_ms_ago);
-  target->second.last_evidence = std::max(target->second.last_evidence, std::min(heard, now));
+  if (m.type == MessageType::kIndirectNack) {
+    ++probe_->nacks;
+    return;
+  }
+  probe_answered();
+}
+
+// Push-pull: the same digest means the same member set; otherwise each side
+// sends the other its list, and each contacts what it did not know.
+void Membership::on_sync(const Message& m, TimePoint now) {
+  Member* sender = on_liveness(m, now);
+  if (sender == nullptr || m.digest == digest_) return;
+  send_member_pages(*sender);
+  if (m.seq != 0) return;  // an answer to our sync: no answer to it
+  Message answer = message(MessageType::kSync);
+  answer.seq = 1;
+  answer.digest = digest_;
+  answer.count = static_cast<uint32_t>(members_.size() + 1);
+  send(endpoint_of(sender->address), std::move(answer));
+}
+
+void Membership::send_member_pages(const Member& to) {
+  for (auto& page : member_pages(to.address.alias)) {
+    Message list = message(MessageType::kMembers);
+    list.nodes = std::move(page);
+    send(endpoint_of(to.address), std::move(list));
+  }
 }
 
 void Membership::on_hello_ack(const Message& m, const Endpoint& from, TimePoint now) {
@@ -606,7 +726,7 @@ void Membership::on_hello_ack(const Message& m, const Endpoint& from, TimePoint 
       admission == Admission::kDuplicate || admission == Admission::kStale) {
     failure = refusal(admission, m.sender);
   } else {
-    become_alive(m.sender, m.instance, now);
+    heard_directly(become_alive(m.sender, m.instance, now), m.incarnation, now);
     learn(m.nodes, now);
   }
   if (!failure) {
@@ -698,22 +818,6 @@ void Membership::contact(const NodeAddress& who, TimePoint now) {
   send(at, message(MessageType::kJoin));
 }
 
-void Membership::probe(Member& m, TimePoint now) {
-  m.next_probe = now + timers_.probe_interval;
-  const uint64_t seq = next_seq_++;
-  probes_[seq] = Probe{m.address.alias, m.instance, now + timers_.dead_after};
-  Message ping = message(MessageType::kPing);
-  ping.seq = seq;
-  send(endpoint_of(m.address), std::move(ping));
-  Message request = message(MessageType::kPingReq);
-  request.seq = seq;
-  request.target = m.address;
-  request.target_instance = m.instance;
-  for (const std::string& helper : pick_members(timers_.indirect_probes, m.address.alias, "")) {
-    send(endpoint_of(members_.at(helper).address), request);
-  }
-}
-
 // ---------------------------------------------------------------------------
 // Connections
 
@@ -772,47 +876,16 @@ void Membership::tick(TimePoint now) {
   if (left_) return;
   const auto gap = now - last_tick_;
   last_tick_ = now;
-  if (gap > timers_.pause_threshold) {
-    // This process was paused or starved: the silence is ours, not theirs.
-    for (auto& [alias, m] : members_) {
-      m.last_direct = std::min(now, m.last_direct + gap);
-      m.last_evidence = std::min(now, m.last_evidence + gap);
-    }
-  }
-  if (now >= next_heartbeat_) {
-    next_heartbeat_ = now + timers_.heartbeat;
-    const Message beat = message(MessageType::kHeartbeat);
-    for (const auto& [alias, m] : members_) send(endpoint_of(m.address), beat);
-  }
-  tick_members(now);
+  if (gap > timers_.pause_threshold) after_pause(gap);
+  tick_probe(now);
+  tick_suspicions(now);
+  tick_relays(now);
   if (now >= next_gossip_) gossip(now);
+  if (now >= next_push_pull_) push_pull(now);
   tick_joins(now);
   tick_lost(now);
   tick_seeds(now);
   tick_expiry(now);
-}
-
-void Membership::tick_members(TimePoint now) {
-  std::vector<std::string> dead;
-  for (auto& [alias, m] : members_) {
-    if (now - m.last_evidence > timers_.dead_after) {
-      dead.push_back(alias);
-      continue;
-    }
-    if (m.state == MemberState::kAlive && now - m.last_direct > timers_.suspect_after)
-      become_suspect(m, now);
-    if (m.state == MemberState::kSuspect && now >= m.next_probe) probe(m, now);
-  }
-  for (const std::string& alias : dead) declare_dead(alias, DeathCause::kSilent, now);
-}
-
-void Membership::gossip(TimePoint now) {
-  next_gossip_ = now + timers_.gossip;
-  for (const std::string& alias : pick_members(timers_.gossip_fanout, "", "")) {
-    Message list = message(MessageType::kMembers);
-    list.nodes = member_list(alias);
-    send(endpoint_of(members_.at(alias).address), std::move(list));
-  }
 }
 
 void Membership::tick_joins(TimePoint now) {
@@ -921,8 +994,6 @@ void Membership::tick_expiry(TimePoint now) {
     }
   }
   for (const Endpoint& e : dropped) maybe_release(e);
-  std::erase_if(probes_, [&](const auto& kv) { return now >= kv.second.expires; });
-  std::erase_if(relays_, [&](const auto& kv) { return now >= kv.second.expires; });
   std::erase_if(departed_, [&](const auto& kv) { return now >= kv.second.until; });
   std::erase_if(contacted_at_,
                 [&](const auto& kv) { return now - kv.second >= timers_.contact_retry; });

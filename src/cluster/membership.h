@@ -8,9 +8,16 @@
 //
 // Not thread-safe: one thread owns a Membership.
 //
+// Failure detection is SWIM with the Lifeguard extensions over the full mesh:
+// each probe period one member is pinged (shuffled round-robin), helpers are
+// asked when it does not answer, and an unanswered member is suspected; the
+// suspicion spreads on later frames and the member refutes it by raising its
+// incarnation, or is declared dead when the suspicion times out. A member
+// whose connection closes and whose redial is refused is dead at once.
+//
 // One function per state change (become_alive, become_suspect, declare_dead,
-// remove_left), each with its guard clauses; docs/protocol.md sections 5-7
-// are the rules in prose.
+// remove_left, refute), each with its guard clauses; docs/protocol.md
+// sections 5-7 are the rules in prose.
 #pragma once
 
 #include <array>
@@ -27,6 +34,8 @@
 #include "cluster/config.h"
 #include "cluster/detection_histogram.h"
 #include "cluster/protocol.h"
+#include "cluster/suspicion.h"
+#include "cluster/update_queue.h"
 #include "common/result.h"
 
 namespace iridium::cluster {
@@ -78,9 +87,9 @@ using Action = std::variant<SendTo, ReplyTo, Release>;
 enum class EventKind {
   kJoined,        // a new member (node)
   kRestarted,     // a member came back as a new instance at the same address
-  kSuspect,       // not heard directly for suspect_after: probing it
-  kRecovered,     // a suspect or lost member is heard directly again
-  kDead,          // dropped: silent past dead_after, or its connection was refused
+  kSuspect,       // a probe went unanswered (ours or another member's): suspected
+  kRecovered,     // a suspect refuted the suspicion, or a lost member is heard again
+  kDead,          // dropped: its suspicion timed out (here or elsewhere), or its connection was refused
   kLeft,          // dropped: it said leave
   kForgotten,     // a lost member no longer probed (lost_ttl)
   kRefused,       // we refused a hello or join (node = the sender; error = why)
@@ -91,7 +100,11 @@ enum class EventKind {
 };
 std::string_view event_kind_name(EventKind kind);
 
-enum class DeathCause { kSilent, kConnectionRefused };
+enum class DeathCause {
+  kSilent,             // our suspicion of it timed out
+  kConnectionRefused,  // its connection closed and the redial was refused
+  kReported,           // another member declared it dead
+};
 
 struct Event {
   EventKind kind = EventKind::kDropped;
@@ -102,6 +115,7 @@ struct Event {
   Endpoint dialed;                         // kJoinDone: the address join() was given
   DeathCause cause = DeathCause::kSilent;  // kDead
   Millis silent{0};                        // kDead, kSuspect: since the last direct frame
+  std::string accuser;                     // kSuspect: who suspected it first
 };
 
 // ---- queries --------------------------------------------------------------
@@ -113,6 +127,7 @@ struct MemberView {
   std::string instance;
   MemberState state = MemberState::kAlive;
   Millis last_heard{0};  // since the last direct frame
+  uint64_t incarnation = 0;
 };
 
 struct Counters {
@@ -130,7 +145,10 @@ struct Counters {
   // rejected by a rule (by their type).
   uint64_t dropped_malformed = 0;
   ByType dropped_by_type{};
-  uint64_t deaths_silent = 0, deaths_refused = 0;  // deaths by DeathCause
+  uint64_t deaths_silent = 0, deaths_refused = 0, deaths_reported = 0;  // by DeathCause
+  uint64_t probes = 0, probes_failed = 0;  // our own probes, and those that ended in suspicion
+  uint64_t refutations = 0;                // times we raised our incarnation
+  uint64_t updates_sent = 0;               // piggybacked updates, counted per frame
   DetectionHistogram detection;                    // every kDead's `silent`
 };
 
@@ -186,16 +204,28 @@ class Membership {
   const Counters& counters() const { return counters_; }
   // Changes whenever the member set (an alias or its instance) changes.
   uint64_t view_version() const { return view_version_; }
+  // The earliest time tick() has anything to do: the node sleeps until then
+  // (or until a frame arrives).
+  TimePoint next_wakeup() const;
+  uint64_t incarnation() const { return incarnation_; }
+  // Lifeguard's local-health score: 0 is healthy; each point stretches this
+  // node's probe period and timeouts by one more multiple.
+  std::size_t health_score() const { return health_; }
+  // XOR of a hash of (alias, instance) over this node and its members: two
+  // nodes with the same member set have the same digest (push-pull).
+  uint64_t digest() const { return digest_; }
 
  private:
   struct Member {
     NodeAddress address;
     std::string instance;
+    uint64_t incarnation = 0;
     MemberState state = MemberState::kAlive;
     TimePoint last_direct;    // last frame from it on any path of its own
-    TimePoint last_evidence;  // last_direct, or a helper's word that it is alive
-    TimePoint next_probe;     // while suspect
     bool link_down = false;   // our DEALER's connection to it closed and has not come back
+    std::optional<Suspicion> suspicion;  // while suspect
+    TimePoint suspected_at{};            // while suspect
+    TimePoint next_notice{};             // while suspect: tell it again no sooner
   };
   struct Contact {  // learned second-hand; join sent, not heard from yet
     NodeAddress address;
@@ -232,17 +262,22 @@ class Membership {
     std::optional<TimePoint> refused_since;  // kSeed: it has refused our alias since then
     TimePoint refused_last{};                // and most recently then
   };
-  struct Probe {  // a ping or ping_req of ours, by seq
+  struct Probe {  // our probe of this period
+    uint64_t seq = 0;
     std::string alias;
     std::string instance;
-    TimePoint expires;
+    TimePoint ask_helpers;  // no ack by then: ping_req to helpers
+    TimePoint ends;         // no ack of any kind by then: suspect
+    bool helpers_asked = false;
+    std::size_t nacks_expected = 0;
+    std::size_t nacks = 0;
   };
   struct Relay {  // a ping we send for a helper's requester
     uint64_t their_seq;
     std::string requester;
     NodeAddress target;
     std::string target_instance;
-    TimePoint expires;
+    TimePoint expires;  // no ack by then: indirect_nack to the requester
   };
 
   enum class Admission {
@@ -260,44 +295,80 @@ class Membership {
 
   // ---- state changes ----
   Member& become_alive(const NodeAddress& who, const std::string& instance, TimePoint now);
-  void become_suspect(Member& member, TimePoint now);
+  void become_suspect(Member& member, uint64_t incarnation, const std::string& accuser,
+                      TimePoint now);
+  void confirm_suspicion(Member& member, const std::string& accuser);
+  void recover(Member& member, uint64_t incarnation);
   void declare_dead(const std::string& alias, DeathCause cause, TimePoint now);
   void remove_left(const std::string& alias, TimePoint now);
-  void heard_directly(Member& member, TimePoint now);
+  void refute(uint64_t accused_incarnation);
+  void heard_directly(Member& member, uint64_t incarnation, TimePoint now);
 
   // ---- frame handlers ----
   void on_hello(const Message& m, const Source& source, TimePoint now);
   void on_join(const Message& m, TimePoint now);
-  void on_liveness(const Message& m, TimePoint now);  // heartbeat, members
+  // Frames any member may send to our listener (heartbeat, members, ping,
+  // gossip, sync): a stranger is contacted, a known sender heard; the
+  // member that sent it, or nullptr.
+  Member* on_liveness(const Message& m, TimePoint now);
   void on_leave(const Message& m, TimePoint now);
   void on_ping(const Message& m, const Source& source, TimePoint now);
   void on_ack(const Message& m, TimePoint now);
   void on_ping_req(const Message& m, TimePoint now);
-  void on_indirect_ack(const Message& m, TimePoint now);
+  void on_indirect_answer(const Message& m, TimePoint now);  // indirect_ack, indirect_nack
+  void on_sync(const Message& m, TimePoint now);
   void on_hello_ack(const Message& m, const Endpoint& from, TimePoint now);
   void on_hello_nack(const Message& m, const Endpoint& from, TimePoint now);
   void on_run_frame(const Message& m, TimePoint now);  // run_request, _accepted, _result, _cancel
+
+  // ---- updates (dissemination) ----
+  // `sender`: the member whose frame carried them (a refutation goes back to it at once).
+  void apply_updates(const std::vector<Update>& updates, const Member* sender, TimePoint now);
+  void apply_update(const Update& u, TimePoint now);
+  void apply_to_member(Member& member, const Update& u, TimePoint now);
+  void apply_to_stranger(const Update& u, TimePoint now);
+  void spread(const NodeAddress& node, const std::string& instance, uint64_t incarnation,
+              UpdateState state, const std::string& from = {});
+  std::size_t retransmit_limit() const;
+
+  // ---- probing ----
+  void tick_probe(TimePoint now);
+  void start_probe(TimePoint now);
+  void ask_helpers(TimePoint now);
+  void probe_failed(TimePoint now);
+  void probe_answered();
+  std::string next_probe_target();
+  void tick_suspicions(TimePoint now);
+  void tick_relays(TimePoint now);
+  void change_health(int delta);
+  Millis scaled(Millis d) const { return d * static_cast<int64_t>(1 + health_); }
 
   // ---- helpers ----
   void dispatch(const Message& m, const Source& source, TimePoint now);  // receive's switch
   Member* member_from(const Message& m);  // the member that sent m (alias and instance match)
   void learn(const std::vector<NodeAddress>& nodes, TimePoint now);
   void contact(const NodeAddress& who, TimePoint now);
-  void probe(Member& member, TimePoint now);
   void finish_join(PendingJoin& join, std::optional<Error> error, const NodeAddress& answerer);
   void finish_seeds(TimePoint now);
-  void tick_members(TimePoint now);
   void tick_joins(TimePoint now);
   void tick_lost(TimePoint now);
   void tick_seeds(TimePoint now);
   void tick_expiry(TimePoint now);
   void gossip(TimePoint now);
+  void push_pull(TimePoint now);
+  void send_member_pages(const Member& to);
+  void after_pause(Clock::duration gap);
   void maybe_release(const Endpoint& endpoint);
   bool endpoint_in_use(const Endpoint& endpoint) const;
-  std::vector<NodeAddress> member_list(const std::string& except);
+  // The member list for one peer, in pages that each fit a frame.
+  std::vector<std::vector<NodeAddress>> member_pages(const std::string& except) const;
   std::vector<std::string> pick_members(std::size_t count, const std::string& except_a,
                                         const std::string& except_b);
+  void add_to_view(const std::string& alias, const std::string& instance);
+  void remove_from_view(const std::string& alias, const std::string& instance);
   Message message(MessageType type) const;
+  // With as many waiting updates as fit.
+  Message message_with_updates(MessageType type);
   void send(const Endpoint& to, Message m);
   void reply(const std::string& routing_id, Message m);
   void emit(Event event) { events_.push_back(std::move(event)); }
@@ -313,14 +384,22 @@ class Membership {
   std::map<Endpoint, TimePoint> contacted_at_;  // last join sent to a second-hand node
   std::vector<PendingJoin> joins_;
   std::vector<Seed> seeds_;
-  std::map<uint64_t, Probe> probes_;
+  std::optional<Probe> probe_;
   std::map<uint64_t, Relay> relays_;
+  std::vector<std::string> probe_order_;  // shuffled aliases; refilled when walked through
+  std::size_t probe_index_ = 0;
+  std::set<std::string> suspects_;  // members with a running suspicion
+  UpdateQueue updates_;
+  uint64_t incarnation_ = 0;
+  std::size_t health_ = 0;
+  uint64_t digest_ = 0;
   uint64_t view_version_ = 0;
   uint64_t next_seq_ = 1;
   uint64_t next_join_id_ = 1;
   TimePoint last_tick_;
-  TimePoint next_heartbeat_;
+  TimePoint next_probe_;
   TimePoint next_gossip_;
+  TimePoint next_push_pull_;
   bool left_ = false;
   std::vector<Action> actions_;
   std::vector<Event> events_;

@@ -503,11 +503,7 @@ class Node::Loop {
     for (Event& e : membership_.take_events()) {
       log(e);
       if (e.kind == EventKind::kDead) {
-        departures_[e.node.alias] =
-            e.cause == DeathCause::kConnectionRefused
-                ? "died before it answered (its connection closed and reconnecting was refused)"
-                : "died before it answered (silent for " + std::to_string(e.silent.count()) +
-                      " ms)";
+        departures_[e.node.alias] = "died before it answered (" + death_reason(e) + ")";
       } else if (e.kind == EventKind::kLeft) {
         departures_[e.node.alias] = "left the cluster before it answered";
       } else if (e.kind == EventKind::kRestarted) {
@@ -543,6 +539,19 @@ class Node::Loop {
     if (members_dirty_ && now - members_dirty_since_ >= kMembersFileDelay) save_members(false);
   }
 
+  static std::string death_reason(const Event& e) {
+    switch (e.cause) {
+      case DeathCause::kConnectionRefused:
+        return "its connection closed and reconnecting was refused";
+      case DeathCause::kReported:
+        return "another member declared it dead";
+      case DeathCause::kSilent:
+        break;
+    }
+    return "it answered no probe and did not refute the suspicion; last heard " +
+           std::to_string(e.silent.count()) + " ms ago";
+  }
+
   void log(const Event& e) {
     const std::string& alias = e.node.alias;
     const std::string at = endpoint_of(e.node).text();
@@ -557,13 +566,11 @@ class Node::Loop {
         spdlog::info("{} is alive again", alias);
         break;
       case EventKind::kSuspect:
-        spdlog::debug("{} is suspect (silent for {} ms)", alias, e.silent.count());
+        spdlog::debug("{} is suspect (accused by {}; last heard {} ms ago)", alias, e.accuser,
+                      e.silent.count());
         break;
       case EventKind::kDead:
-        spdlog::info("{} is dead ({})", alias,
-                     e.cause == DeathCause::kConnectionRefused
-                         ? "its connection closed and reconnecting was refused"
-                         : "silent for " + std::to_string(e.silent.count()) + " ms");
+        spdlog::info("{} is dead ({})", alias, death_reason(e));
         break;
       case EventKind::kLeft:
         spdlog::info("{} left", alias);

@@ -1,5 +1,6 @@
 #include "cluster/protocol.h"
 
+#include <algorithm>
 #include <cstring>
 #include <iterator>
 
@@ -8,29 +9,55 @@
 namespace iridium::cluster {
 namespace {
 
-struct TypeName {
+// What a frame carries besides the header every frame has (v, type, alias,
+// host, port, instance, incarnation).
+enum Field : unsigned {
+  kNodes = 1u << 0,    // "nodes": [[alias, host, port], ...]
+  kReason = 1u << 1,   // "reason", "code"
+  kSeq = 1u << 2,      // "seq"
+  kTarget = 1u << 3,   // "target", "target_instance"
+  kUpdates = 1u << 4,  // "updates" (optional on the wire: absent means none)
+  kDigest = 1u << 5,   // "digest", "count"
+  kRun = 1u << 6,      // "run"
+  kJob = 1u << 7,      // "job"
+};
+
+// The message types, with their names on the wire and their fields: every
+// encoder and decoder rule below derives from this table.
+struct TypeInfo {
   MessageType type;
   std::string_view name;
+  unsigned fields;
 };
-constexpr TypeName kTypeNames[] = {
-    {MessageType::kHello, "hello"},
-    {MessageType::kHelloAck, "hello_ack"},
-    {MessageType::kHelloNack, "hello_nack"},
-    {MessageType::kJoin, "join"},
-    {MessageType::kHeartbeat, "heartbeat"},
-    {MessageType::kLeave, "leave"},
-    {MessageType::kMembers, "members"},
-    {MessageType::kPing, "ping"},
-    {MessageType::kAck, "ack"},
-    {MessageType::kPingReq, "ping_req"},
-    {MessageType::kIndirectAck, "indirect_ack"},
-    {MessageType::kRunRequest, "run_request"},
-    {MessageType::kRunAccepted, "run_accepted"},
-    {MessageType::kRunResult, "run_result"},
-    {MessageType::kRunCancel, "run_cancel"},
+constexpr TypeInfo kTypes[] = {
+    {MessageType::kHello, "hello", 0},
+    {MessageType::kHelloAck, "hello_ack", kNodes},
+    {MessageType::kHelloNack, "hello_nack", kReason},
+    {MessageType::kJoin, "join", 0},
+    {MessageType::kHeartbeat, "heartbeat", 0},
+    {MessageType::kLeave, "leave", 0},
+    {MessageType::kMembers, "members", kNodes},
+    {MessageType::kPing, "ping", kSeq | kUpdates},
+    {MessageType::kAck, "ack", kSeq | kUpdates},
+    {MessageType::kPingReq, "ping_req", kSeq | kTarget | kUpdates},
+    {MessageType::kIndirectAck, "indirect_ack", kSeq | kTarget | kUpdates},
+    {MessageType::kIndirectNack, "indirect_nack", kSeq | kTarget | kUpdates},
+    {MessageType::kGossip, "gossip", kUpdates},
+    {MessageType::kSync, "sync", kSeq | kDigest},
+    {MessageType::kRunRequest, "run_request", kRun},
+    {MessageType::kRunAccepted, "run_accepted", kRun | kJob},
+    {MessageType::kRunResult, "run_result", kRun | kJob},
+    {MessageType::kRunCancel, "run_cancel", kRun},
 };
-static_assert(std::size(kTypeNames) == kMessageTypeCount, "kMessageTypeCount is out of date");
+static_assert(std::size(kTypes) == kMessageTypeCount, "kMessageTypeCount is out of date");
 static_assert(static_cast<std::size_t>(MessageType::kRunCancel) + 1 == kMessageTypeCount);
+
+constexpr bool carries(MessageType type, unsigned field) {
+  return (kTypes[static_cast<std::size_t>(type)].fields & field) != 0;
+}
+
+constexpr std::string_view kUpdateStateNames[] = {"alive", "suspect", "dead", "left"};
+static_assert(static_cast<std::size_t>(UpdateState::kLeft) + 1 == std::size(kUpdateStateNames));
 
 constexpr std::string_view kRunStatusNames[] = {"halted", "ended", "error", "cancelled", "refused"};
 static_assert(static_cast<std::size_t>(RunStatus::kRefused) + 1 == std::size(kRunStatusNames));
@@ -47,24 +74,6 @@ bool valid_name(std::string_view text, std::size_t max, std::string_view extra) 
 }
 bool valid_instance(std::string_view i) {
   return valid_name(i, 64, "");
-}
-
-bool carries_nodes(MessageType type) {
-  return type == MessageType::kHelloAck || type == MessageType::kMembers;
-}
-bool carries_seq(MessageType type) {
-  return type == MessageType::kPing || type == MessageType::kAck || type == MessageType::kPingReq ||
-         type == MessageType::kIndirectAck;
-}
-bool carries_target(MessageType type) {
-  return type == MessageType::kPingReq || type == MessageType::kIndirectAck;
-}
-bool carries_run(MessageType type) {
-  return type == MessageType::kRunRequest || type == MessageType::kRunAccepted ||
-         type == MessageType::kRunResult || type == MessageType::kRunCancel;
-}
-bool carries_job(MessageType type) {
-  return type == MessageType::kRunAccepted || type == MessageType::kRunResult;
 }
 
 void pack_bin(msgpack::packer<msgpack::sbuffer>& pk, std::string_view key, std::string_view bytes) {
@@ -109,11 +118,8 @@ Error invalid(std::string text) {
   return Error{std::move(text), ErrorKind::kInvalid};
 }
 
-Result<NodeAddress> decode_node(const msgpack::object& o) {
-  if (o.type != msgpack::type::ARRAY || o.via.array.size != 3) {
-    return invalid("a node entry must be an array [alias, host, port]");
-  }
-  const msgpack::object* e = o.via.array.ptr;
+// e[0..2]: str alias, str host, port 1..65535.
+Result<NodeAddress> decode_node_fields(const msgpack::object* e) {
   if (e[0].type != msgpack::type::STR || e[1].type != msgpack::type::STR ||
       e[2].type != msgpack::type::POSITIVE_INTEGER || e[2].via.u64 == 0 || e[2].via.u64 > 65535) {
     return invalid("a node entry must be [str alias, str host, port 1..65535]");
@@ -125,6 +131,67 @@ Result<NodeAddress> decode_node(const msgpack::object& o) {
     return invalid("a node entry has an invalid alias or host");
   }
   return node;
+}
+
+Result<NodeAddress> decode_node(const msgpack::object& o) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 3) {
+    return invalid("a node entry must be an array [alias, host, port]");
+  }
+  return decode_node_fields(o.via.array.ptr);
+}
+
+// "updates": [[alias, host, port, instance, incarnation, state, from], ...].
+void pack_updates(msgpack::packer<msgpack::sbuffer>& pk, const std::vector<Update>& updates) {
+  pk.pack("updates");
+  pk.pack_array(static_cast<uint32_t>(updates.size()));
+  for (const Update& u : updates) {
+    pk.pack_array(7);
+    pk.pack(u.node.alias);
+    pk.pack(u.node.host);
+    pk.pack(u.node.port);
+    pk.pack(u.instance);
+    pk.pack(u.incarnation);
+    pk.pack(update_state_name(u.state));
+    pk.pack(u.from);
+  }
+}
+
+Result<Update> decode_update(const msgpack::object& o) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 7)
+    return invalid("an update must be [alias, host, port, instance, incarnation, state, from]");
+  const msgpack::object* e = o.via.array.ptr;
+  auto node = decode_node_fields(e);
+  if (!node) return node.error();
+  if (e[3].type != msgpack::type::STR || e[4].type != msgpack::type::POSITIVE_INTEGER ||
+      e[5].type != msgpack::type::STR || e[6].type != msgpack::type::STR) {
+    return invalid("an update must be [.., str instance, incarnation >= 0, str state, str from]");
+  }
+  Update u;
+  u.node = std::move(*node);
+  u.instance.assign(e[3].via.str.ptr, e[3].via.str.size);
+  u.incarnation = e[4].via.u64;
+  const std::string_view state(e[5].via.str.ptr, e[5].via.str.size);
+  u.from.assign(e[6].via.str.ptr, e[6].via.str.size);
+  if (!valid_instance(u.instance)) return invalid("an update's instance is invalid");
+  if (!u.from.empty() && !valid_alias(u.from)) return invalid("an update's \"from\" is invalid");
+  const auto* name = std::find(std::begin(kUpdateStateNames), std::end(kUpdateStateNames), state);
+  if (name == std::end(kUpdateStateNames))
+    return invalid("an update's state must be alive, suspect, dead or left");
+  u.state = static_cast<UpdateState>(name - std::begin(kUpdateStateNames));
+  return u;
+}
+
+Result<std::vector<Update>> decode_updates(const msgpack::object& list) {
+  if (list.type != msgpack::type::ARRAY) return invalid("\"updates\" must be an array");
+  if (list.via.array.size > kMaxUpdatesPerFrame) return invalid("too many updates in one frame");
+  std::vector<Update> out;
+  out.reserve(list.via.array.size);
+  for (uint32_t i = 0; i < list.via.array.size; ++i) {
+    auto u = decode_update(list.via.array.ptr[i]);
+    if (!u) return u.error();
+    out.push_back(std::move(*u));
+  }
+  return out;
 }
 
 std::optional<uint64_t> unsigned_field(const wire::Frame& frame, std::string_view key) {
@@ -194,7 +261,7 @@ Status decode_run_fields(const wire::Frame& frame, Message& m) {
     m.name = std::move(*name);
     m.image = std::move(*image);
   }
-  if (carries_job(m.type)) {
+  if (carries(m.type, kJob)) {
     auto job = unsigned_field(frame, "job");
     if (!job) return invalid("\"job\" must be a non-negative integer");
     m.job = *job;
@@ -253,31 +320,36 @@ bool valid_host(std::string_view host) {
 }
 
 std::string_view message_type_name(MessageType type) {
-  for (const auto& entry : kTypeNames) {
-    if (entry.type == type) return entry.name;
-  }
-  return "unknown";
+  const auto index = static_cast<std::size_t>(type);
+  return index < std::size(kTypes) ? kTypes[index].name : "unknown";
+}
+
+std::string_view update_state_name(UpdateState state) {
+  return kUpdateStateNames[static_cast<std::size_t>(state)];
 }
 
 std::string encode(const Message& m) {
   wire::Writer w;
-  const bool nodes = carries_nodes(m.type);
-  const bool reason = m.type == MessageType::kHelloNack;
-  const bool seq = carries_seq(m.type);
-  const bool target = carries_target(m.type);
-  const bool heard = m.type == MessageType::kIndirectAck;
-  const bool run = carries_run(m.type);
+  const bool nodes = carries(m.type, kNodes);
+  const bool reason = carries(m.type, kReason);
+  const bool seq = carries(m.type, kSeq);
+  const bool target = carries(m.type, kTarget);
+  const bool updates = carries(m.type, kUpdates) && !m.updates.empty();
+  const bool digest = carries(m.type, kDigest);
+  const bool run = carries(m.type, kRun);
   const bool request = m.type == MessageType::kRunRequest;
-  const bool job = carries_job(m.type);
+  const bool job = carries(m.type, kJob);
   const bool result = m.type == MessageType::kRunResult;
-  w.begin(6 + (nodes ? 1 : 0) + (reason ? 2 : 0) + (seq ? 1 : 0) + (target ? 2 : 0) +
-          (heard ? 1 : 0) + (run ? 1 : 0) + (request ? 2 : 0) + (job ? 1 : 0) + (result ? 8 : 0))
+  w.begin(7 + (nodes ? 1 : 0) + (reason ? 2 : 0) + (seq ? 1 : 0) + (target ? 2 : 0) +
+          (updates ? 1 : 0) + (digest ? 2 : 0) + (run ? 1 : 0) + (request ? 2 : 0) +
+          (job ? 1 : 0) + (result ? 8 : 0))
       .field("v", kProtocolVersion)
       .field("type", message_type_name(m.type))
       .field("alias", m.sender.alias)
       .field("host", m.sender.host)
       .field("port", m.sender.port)
-      .field("instance", m.instance);
+      .field("instance", m.instance)
+      .field("incarnation", m.incarnation);
   auto& pk = w.packer();
   if (nodes) {
     pk.pack("nodes");
@@ -291,7 +363,8 @@ std::string encode(const Message& m) {
     pack_node(pk, m.target);
     w.field("target_instance", m.target_instance);
   }
-  if (heard) w.field("heard_ms_ago", m.heard_ms_ago);
+  if (updates) pack_updates(pk, m.updates);
+  if (digest) w.field("digest", m.digest).field("count", m.count);
   if (run) w.field("run", m.run);
   if (request) {
     w.field("name", m.name);
@@ -316,13 +389,16 @@ Result<Message> decode(std::span<const uint8_t> bytes) {
   if (!frame) return invalid(frame.message());
   auto version = frame->integer("v");
   if (!version) return invalid("no protocol version \"v\"");
-  if (*version != kProtocolVersion)
-    return invalid("unsupported protocol version " + std::to_string(*version));
+  if (*version != kProtocolVersion) {
+    return Error{"protocol version " + std::to_string(*version) + "; this node speaks version " +
+                     std::to_string(kProtocolVersion),
+                 ErrorKind::kVersion};
+  }
   auto type_name = frame->str("type");
   if (!type_name) return invalid("no \"type\"");
   Message m;
   bool known = false;
-  for (const auto& entry : kTypeNames) {
+  for (const auto& entry : kTypes) {
     if (entry.name == *type_name) {
       m.type = entry.type;
       known = true;
@@ -340,7 +416,10 @@ Result<Message> decode(std::span<const uint8_t> bytes) {
     return invalid("\"instance\" must be 1..64 letters or digits");
   m.sender = NodeAddress{*alias, *host, static_cast<uint16_t>(*port)};
   m.instance = *instance;
-  if (carries_nodes(m.type)) {
+  auto incarnation = unsigned_field(*frame, "incarnation");
+  if (!incarnation) return invalid("\"incarnation\" must be a non-negative integer");
+  m.incarnation = *incarnation;
+  if (carries(m.type, kNodes)) {
     const msgpack::object* nodes = frame->get("nodes");
     if (nodes == nullptr || nodes->type != msgpack::type::ARRAY)
       return invalid("\"nodes\" must be an array");
@@ -357,12 +436,12 @@ Result<Message> decode(std::span<const uint8_t> bytes) {
     m.reason = *reason;
     m.code = frame->str("code").value_or("");  // optional: older senders had none
   }
-  if (carries_seq(m.type)) {
+  if (carries(m.type, kSeq)) {
     auto seq = frame->integer("seq");
     if (!seq || *seq < 0) return invalid("\"seq\" must be a non-negative integer");
     m.seq = static_cast<uint64_t>(*seq);
   }
-  if (carries_target(m.type)) {
+  if (carries(m.type, kTarget)) {
     const msgpack::object* target = frame->get("target");
     if (target == nullptr) return invalid("no \"target\"");
     auto node = decode_node(*target);
@@ -374,13 +453,20 @@ Result<Message> decode(std::span<const uint8_t> bytes) {
     }
     m.target_instance = *target_instance;
   }
-  if (m.type == MessageType::kIndirectAck) {
-    auto heard = frame->integer("heard_ms_ago");
-    if (!heard || *heard < 0 || *heard > UINT32_MAX)
-      return invalid("\"heard_ms_ago\" must be an integer 0..2^32-1");
-    m.heard_ms_ago = static_cast<uint32_t>(*heard);
+  if (carries(m.type, kUpdates) && frame->get("updates") != nullptr) {
+    auto updates = decode_updates(*frame->get("updates"));
+    if (!updates) return updates.error();
+    m.updates = std::move(*updates);
   }
-  if (carries_run(m.type)) {
+  if (carries(m.type, kDigest)) {
+    auto digest = unsigned_field(*frame, "digest");
+    auto count = unsigned_field(*frame, "count");
+    if (!digest) return invalid("\"digest\" must be a non-negative integer");
+    if (!count || *count > UINT32_MAX) return invalid("\"count\" must be an integer 0..2^32-1");
+    m.digest = *digest;
+    m.count = static_cast<uint32_t>(*count);
+  }
+  if (carries(m.type, kRun)) {
     if (auto status = decode_run_fields(*frame, m); !status) return status.error();
   }
   return m;

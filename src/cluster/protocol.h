@@ -14,30 +14,35 @@
 
 namespace iridium::cluster {
 
-inline constexpr int kProtocolVersion = 1;
+// Version 2: SWIM probing, incarnations and piggybacked updates. A frame of
+// another version is refused as a whole (docs/protocol.md section 3).
+inline constexpr int kProtocolVersion = 2;
 inline constexpr std::size_t kMaxFrameBytes = 64 * 1024;  // ZMQ_MAXMSGSIZE on every socket
-inline constexpr std::size_t kMaxNodesPerFrame = 1024;
+inline constexpr std::size_t kMaxNodesPerFrame = 1024;    // longer lists go as several frames
+inline constexpr std::size_t kMaxUpdatesPerFrame = 256;  // piggybacked updates a frame may carry
 
 // The message types, once. docs/protocol.md section 4 says who sends each.
 enum class MessageType {
-  kHello,        // "admit me": answered with hello_ack or hello_nack
-  kHelloAck,     // admitted; carries the sender's members
-  kHelloNack,    // refused; carries the reason
-  kJoin,         // "I am a member and learned of you": admits the sender
-  kHeartbeat,    // "I am alive", to every member every heartbeat interval
-  kLeave,        // "I am leaving": drop me now
-  kMembers,      // gossip: the sender's members
-  kPing,         // direct probe: answered with ack
-  kAck,          // answer to ping, same seq
-  kPingReq,      // "please reach target for me": answered with indirect_ack
-  kIndirectAck,  // "target is alive": answer to ping_req, same seq
-  kRunRequest,   // "run this image": answered with run_accepted, then run_result
-  kRunAccepted,  // "it runs here as job N": answer to run_request, same run id
-  kRunResult,    // how the run ended (or why it was refused), same run id
-  kRunCancel,    // "stop that run": answered by its run_result (status cancelled)
+  kHello,         // "admit me": answered with hello_ack or hello_nack
+  kHelloAck,      // admitted; carries the sender's members (first page)
+  kHelloNack,     // refused; carries the reason
+  kJoin,          // "I am a member and learned of you": admits the sender
+  kHeartbeat,     // "I am here": to a new member, or on a new connection; no answer
+  kLeave,         // "I am leaving": drop me now
+  kMembers,       // a page of the sender's members (after hello_ack, or a sync that differed)
+  kPing,          // SWIM probe: answered with ack
+  kAck,           // answer to ping, same seq
+  kPingReq,       // "please probe target for me": answered with indirect_ack or indirect_nack
+  kIndirectAck,   // "target answered me": answer to ping_req, same seq
+  kIndirectNack,  // "target did not answer me in time": answer to ping_req, same seq
+  kGossip,        // membership updates only, to a few members while any are pending
+  kSync,          // push-pull: a digest of the sender's member set; a mismatch swaps lists
+  kRunRequest,    // "run this image": answered with run_accepted, then run_result
+  kRunAccepted,   // "it runs here as job N": answer to run_request, same run id
+  kRunResult,     // how the run ended (or why it was refused), same run id
+  kRunCancel,     // "stop that run": answered by its run_result (status cancelled)
 };
-inline constexpr std::size_t kMessageTypeCount = 15;  // kHello .. kRunCancel
-// 0 .. kMessageTypeCount-1, in declaration order: an index for per-type counts.
+inline constexpr std::size_t kMessageTypeCount = 18;  // kHello .. kRunCancel
 inline std::size_t message_type_index(MessageType type) {
   return static_cast<std::size_t>(type);
 }
@@ -93,17 +98,38 @@ struct NodeAddress {
   bool operator==(const NodeAddress&) const = default;
 };
 
+// A membership change as it spreads (SWIM's piggybacked updates): what the
+// sender believes of `node`'s instance at `incarnation`. A higher incarnation
+// of the same instance overrides a lower one; a node raises its own to refute
+// a suspicion (docs/protocol.md section 7).
+enum class UpdateState { kAlive, kSuspect, kDead, kLeft };
+std::string_view update_state_name(UpdateState state);
+
+struct Update {
+  NodeAddress node;
+  std::string instance;
+  uint64_t incarnation = 0;
+  UpdateState state = UpdateState::kAlive;
+  std::string from;  // suspect: the accuser's alias (independent suspicions count once each)
+
+  bool operator==(const Update&) const = default;
+};
+
+
 struct Message {
   MessageType type = MessageType::kHeartbeat;
   NodeAddress sender;              // alias, advertised host and port
   std::string instance;            // random per process start: tells restarts apart
+  uint64_t incarnation = 0;        // the sender's incarnation (every frame)
+  std::vector<Update> updates;     // ping, ack, ping_req, indirect_*, gossip: piggybacked
   std::vector<NodeAddress> nodes;  // hello_ack, members
   std::string reason;              // hello_nack: for people
   std::string code;                // hello_nack: for programs (kNack* below)
   uint64_t seq = 0;                // ping, ack, ping_req, indirect_ack
   NodeAddress target;              // ping_req, indirect_ack: the probed node
   std::string target_instance;     // ping_req, indirect_ack
-  uint32_t heard_ms_ago = 0;       // indirect_ack: how long since the helper last heard target
+  uint64_t digest = 0;             // sync: the sender's member-set digest
+  uint32_t count = 0;              // sync: how many nodes it counts (itself included)
   // Remote runs. `code` above is run_result's refusal code.
   uint64_t run = 0;                            // every run_*: the id the requester chose
   std::string name;                            // run_request: the job's name, 1..255 bytes

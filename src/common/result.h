@@ -17,6 +17,7 @@ enum class ErrorKind {
   kUnreachable,  // nothing answered in time
   kUnavailable,  // this side cannot do it now (shut down, not started)
   kIo,           // a socket or file operation failed
+  kVersion,      // the other side speaks another protocol version
 };
 
 struct Error {

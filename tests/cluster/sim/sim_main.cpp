@@ -12,10 +12,11 @@
 // Invariants: the bootstrap converges; no refused frame changes a view; on a
 // network that only loses and duplicates frames, and during a key
 // rotation, no live node is ever dropped; after the faults stop every live node lists exactly the
-// live set within kConvergeBound, and it stays so.
+// live set within converge_bound(N), and it stays so.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <sstream>
@@ -32,7 +33,17 @@ using iridium::sim::Simulation;
 namespace {
 
 constexpr Millis kBootstrapBound{3000};
-constexpr Millis kConvergeBound{5000};
+
+// How long after the faults stop every live node must list exactly the live
+// set, for n nodes: 5 s for lost members to be probed back and changes to
+// spread, plus a whole probe round (a member admitted on a spoofed frame is
+// probed in its turn) and the longest suspicion a lone accuser runs.
+Millis converge_bound(int n, const iridium::cluster::Timers& t) {
+  const double ceiling = t.suspicion_max_mult * t.suspicion_mult *
+                         std::log10(static_cast<double>(n) + 1.0) *
+                         static_cast<double>(t.probe_period.count());
+  return Millis(5000) + t.probe_period * n + Millis(static_cast<int64_t>(ceiling));
+}
 constexpr Millis kStayConverged{3000};  // and stays so this long after
 
 struct Outcome {
@@ -216,14 +227,17 @@ Outcome run_schedule(uint64_t seed, bool trace) {
   // Watch from the moment the faults stop: the view must settle within
   // kConvergeBound and then stay settled, with no further deaths.
   std::string why;
+  const Millis bound = converge_bound(hosts, options.timers);
   Millis last_unsettled{-1};
   uint64_t deaths_settled = sim.deaths();
   bool settled = false;
-  for (Millis t{0}; t <= kConvergeBound + kStayConverged; t += Millis(10)) {
+  for (Millis t{0}; t <= bound + kStayConverged; t += Millis(10)) {
     if (!sim.converged(&why)) {
       last_unsettled = t;
       settled = false;
-      if (t > kConvergeBound) return fail("not settled 5 s after the faults stopped: " + why);
+      if (t > bound)
+        return fail("not settled " + iridium::cluster::seconds_text(bound) +
+                    " s after the faults stopped: " + why);
     } else if (!settled) {
       settled = true;
       deaths_settled = sim.deaths();

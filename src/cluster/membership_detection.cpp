@@ -1,0 +1,287 @@
+// Membership: SWIM failure detection with the Lifeguard extensions, and the
+// dissemination of membership updates (docs/protocol.md section 7).
+#include <algorithm>
+#include <cmath>
+
+#include "cluster/membership.h"
+#include "cluster/membership_internal.h"
+
+namespace iridium::cluster {
+using detail::make_event;
+
+namespace {
+
+// FNV-1a over alias, a separator and instance: the member set's digest is
+// the XOR of these, so it is kept up to date in O(1) per change.
+uint64_t view_hash(const std::string& alias, const std::string& instance) {
+  uint64_t h = 1469598103934665603ULL;
+  auto mix = [&h](unsigned char c) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  };
+  for (char c : alias) mix(static_cast<unsigned char>(c));
+  mix('/');
+  for (char c : instance) mix(static_cast<unsigned char>(c));
+  return h;
+}
+
+}  // namespace
+
+void Membership::add_to_view(const std::string& alias, const std::string& instance) {
+  digest_ ^= view_hash(alias, instance);
+}
+void Membership::remove_from_view(const std::string& alias, const std::string& instance) {
+  digest_ ^= view_hash(alias, instance);
+}
+
+// ---------------------------------------------------------------------------
+// Probing: one member per period, round-robin in a shuffled order.
+
+void Membership::tick_probe(TimePoint now) {
+  if (probe_ && !probe_->helpers_asked && now >= probe_->ask_helpers) ask_helpers(now);
+  if (probe_ && now >= probe_->ends) probe_failed(now);
+  if (!probe_ && now >= next_probe_) start_probe(now);
+}
+
+std::string Membership::next_probe_target() {
+  for (int round = 0; round < 2; ++round) {
+    while (probe_index_ < probe_order_.size()) {
+      const std::string& alias = probe_order_[probe_index_++];
+      if (members_.contains(alias)) return alias;
+    }
+    // Walked through: a new shuffled round of the current members.
+    probe_order_.clear();
+    for (const auto& [alias, m] : members_) probe_order_.push_back(alias);
+    std::shuffle(probe_order_.begin(), probe_order_.end(), random_);
+    probe_index_ = 0;
+  }
+  return {};
+}
+
+void Membership::start_probe(TimePoint now) {
+  next_probe_ = now + scaled(timers_.probe_period);
+  const std::string alias = next_probe_target();
+  if (alias.empty()) return;
+  const Member& target = members_.at(alias);
+  Probe p;
+  p.seq = next_seq_++;
+  p.alias = alias;
+  p.instance = target.instance;
+  p.ask_helpers = now + scaled(timers_.probe_timeout);
+  p.ends = next_probe_;
+  probe_ = p;
+  ++counters_.probes;
+  Message ping = message_with_updates(MessageType::kPing);
+  ping.seq = p.seq;
+  send(endpoint_of(target.address), std::move(ping));
+}
+
+void Membership::ask_helpers(TimePoint) {
+  probe_->helpers_asked = true;
+  auto target = members_.find(probe_->alias);
+  if (target == members_.end() || target->second.instance != probe_->instance) {
+    probe_.reset();  // it left or was replaced meanwhile: nothing to decide
+    return;
+  }
+  const auto helpers = pick_members(timers_.indirect_probes, probe_->alias, "");
+  probe_->nacks_expected = helpers.size();
+  for (const std::string& helper : helpers) {
+    Message request = message_with_updates(MessageType::kPingReq);
+    request.seq = probe_->seq;
+    request.target = target->second.address;
+    request.target_instance = probe_->instance;
+    send(endpoint_of(members_.at(helper).address), std::move(request));
+  }
+}
+
+void Membership::probe_answered() {
+  probe_.reset();
+  change_health(-1);
+}
+
+void Membership::probe_failed(TimePoint now) {
+  const Probe p = *probe_;
+  probe_.reset();
+  // Lifeguard: helpers that could not answer at all (no nack either) point
+  // at our own trouble, not the target's.
+  int delta = 1;
+  if (p.nacks_expected > 0) delta = static_cast<int>(p.nacks_expected - std::min(p.nacks, p.nacks_expected));
+  change_health(delta);
+  auto it = members_.find(p.alias);
+  if (it == members_.end() || it->second.instance != p.instance) return;
+  ++counters_.probes_failed;
+  become_suspect(it->second, it->second.incarnation, config_.self.alias, now);
+}
+
+void Membership::change_health(int delta) {
+  const auto score = static_cast<int64_t>(health_) + delta;
+  health_ = static_cast<std::size_t>(
+      std::clamp<int64_t>(score, 0, static_cast<int64_t>(timers_.awareness_max)));
+}
+
+void Membership::tick_suspicions(TimePoint now) {
+  std::vector<std::string> due;
+  for (const std::string& alias : suspects_) {
+    const Member& m = members_.at(alias);
+    if (now - m.suspected_at >= m.suspicion->timeout()) due.push_back(alias);
+  }
+  for (const std::string& alias : due) declare_dead(alias, DeathCause::kSilent, now);
+}
+
+// A helper's relayed ping that went unanswered: say so, so the requester
+// knows its own link to us works (Lifeguard's nack).
+void Membership::tick_relays(TimePoint now) {
+  for (auto it = relays_.begin(); it != relays_.end();) {
+    if (now < it->second.expires) {
+      ++it;
+      continue;
+    }
+    const Relay r = it->second;
+    it = relays_.erase(it);
+    auto requester = members_.find(r.requester);
+    if (requester == members_.end()) continue;
+    Message nack = message_with_updates(MessageType::kIndirectNack);
+    nack.seq = r.their_seq;
+    nack.target = r.target;
+    nack.target_instance = r.target_instance;
+    send(endpoint_of(requester->second.address), std::move(nack));
+  }
+}
+
+// The process was stopped or starved: no verdict on the probe in flight, and
+// the suspicions we run get the time back, since nobody could refute to us
+// while we did not read.
+void Membership::after_pause(Clock::duration gap) {
+  probe_.reset();
+  for (const std::string& alias : suspects_) members_.at(alias).suspected_at += gap;
+  for (auto& [seq, relay] : relays_) relay.expires += gap;
+  change_health(+1);
+}
+
+// ---------------------------------------------------------------------------
+// Dissemination
+
+std::size_t Membership::retransmit_limit() const {
+  const double n = static_cast<double>(members_.size() + 1);
+  return timers_.retransmit_mult * static_cast<std::size_t>(std::ceil(std::log10(n + 1.0)));
+}
+
+void Membership::spread(const NodeAddress& node, const std::string& instance,
+                        uint64_t incarnation, UpdateState state, const std::string& from) {
+  updates_.push(Update{node, instance, incarnation, state, from});
+}
+
+void Membership::gossip(TimePoint now) {
+  next_gossip_ = now + timers_.gossip;
+  if (updates_.empty()) return;
+  for (const std::string& alias : pick_members(timers_.gossip_fanout, "", "")) {
+    Message m = message_with_updates(MessageType::kGossip);
+    if (m.updates.empty()) break;
+    send(endpoint_of(members_.at(alias).address), std::move(m));
+  }
+}
+
+void Membership::push_pull(TimePoint now) {
+  next_push_pull_ = now + timers_.push_pull;
+  const auto peer = pick_members(1, "", "");
+  if (peer.empty()) return;
+  Message sync = message(MessageType::kSync);
+  sync.digest = digest_;
+  sync.count = static_cast<uint32_t>(members_.size() + 1);
+  send(endpoint_of(members_.at(peer.front()).address), std::move(sync));
+}
+
+void Membership::apply_updates(const std::vector<Update>& updates, const Member* sender,
+                               TimePoint now) {
+  const uint64_t before = incarnation_;
+  const Endpoint back = endpoint_of(sender->address);
+  for (const Update& u : updates) apply_update(u, now);
+  if (incarnation_ == before) return;
+  // We refuted: the member that brought the accusation hears it first.
+  Message alive = message(MessageType::kGossip);
+  alive.updates = {Update{config_.self, config_.instance, incarnation_, UpdateState::kAlive, {}}};
+  send(back, std::move(alive));
+}
+
+void Membership::apply_update(const Update& u, TimePoint now) {
+  if (u.node.alias == config_.self.alias) {
+    // About us: refute a suspicion or a death of this very instance.
+    const bool accused = u.state == UpdateState::kSuspect || u.state == UpdateState::kDead;
+    if (u.instance == config_.instance && accused && u.incarnation >= incarnation_)
+      refute(u.incarnation);
+    return;
+  }
+  auto it = members_.find(u.node.alias);
+  if (it != members_.end()) {
+    if (it->second.instance == u.instance) apply_to_member(it->second, u, now);
+    return;  // about another instance of a member: admission decides, not rumour
+  }
+  apply_to_stranger(u, now);
+}
+
+void Membership::apply_to_member(Member& m, const Update& u, TimePoint now) {
+  switch (u.state) {
+    case UpdateState::kAlive:
+      return recover(m, u.incarnation);
+    case UpdateState::kSuspect:
+      return become_suspect(m, u.incarnation, u.from.empty() ? u.node.alias : u.from, now);
+    case UpdateState::kDead:
+      if (u.incarnation >= m.incarnation) declare_dead(u.node.alias, DeathCause::kReported, now);
+      return;
+    case UpdateState::kLeft:
+      return remove_left(u.node.alias, now);
+  }
+}
+
+// News of a node we do not list: a live one is contacted (it joins us
+// directly, as every member does); a lost one that refuted its death is
+// probed at once; departures are remembered.
+void Membership::apply_to_stranger(const Update& u, TimePoint now) {
+  auto lost = lost_.find(u.node.alias);
+  const bool lost_instance = lost != lost_.end() && lost->second.instance == u.instance;
+  switch (u.state) {
+    case UpdateState::kAlive:
+      if (lost_instance) {
+        lost->second.next_probe = std::min(lost->second.next_probe, now);
+      } else if (!departed_.contains(u.node.alias)) {
+        learn({u.node}, now);
+      }
+      return;
+    case UpdateState::kLeft:
+      if (lost_instance) {
+        const Endpoint at = endpoint_of(lost->second.address);
+        lost_.erase(lost);
+        departed_[u.node.alias] = Departed{u.instance, at, now + timers_.left_ttl};
+        maybe_release(at);
+      }
+      return;
+    default:
+      return;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// When tick() next has work: the node sleeps until then.
+
+TimePoint Membership::next_wakeup() const {
+  TimePoint at = std::min({next_probe_, next_push_pull_});
+  if (probe_) at = std::min({at, probe_->helpers_asked ? probe_->ends : probe_->ask_helpers});
+  if (!updates_.empty()) at = std::min(at, next_gossip_);
+  for (const std::string& alias : suspects_) {
+    const Member& m = members_.at(alias);
+    at = std::min(at, m.suspected_at + m.suspicion->timeout());
+  }
+  for (const auto& [seq, r] : relays_) at = std::min(at, r.expires);
+  for (const PendingJoin& j : joins_) {
+    at = std::min(at, std::max(j.start, j.next_send));
+    if (j.kind != JoinKind::kSeed) at = std::min(at, j.deadline);
+  }
+  for (const auto& [alias, l] : lost_) at = std::min({at, l.next_probe, l.since + timers_.lost_ttl});
+  for (const Seed& seed : seeds_) at = std::min(at, seed.next_hello);
+  for (const auto& [alias, c] : contacts_) at = std::min(at, c.since + timers_.contact_timeout);
+  for (const auto& [alias, d] : departed_) at = std::min(at, d.until);
+  for (const auto& [endpoint, t] : contacted_at_) at = std::min(at, t + timers_.contact_retry);
+  return at;
+}
+
+}  // namespace iridium::cluster
