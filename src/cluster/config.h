@@ -41,6 +41,7 @@ struct Timers {
   std::size_t retransmit_mult = 4;  // each update goes out retransmit_mult × ceil(log10(N+1)) times
   std::size_t piggyback_bytes = 1024;  // room for updates in one frame
   Millis push_pull{10 * 1000};         // member-set digest to one random member this often
+  Millis sync_after_change{1000};      // and within this of a change to the member set
 
   // ---- joining, lost members, departures ----
   Millis lost_probe{1000};          // hello to members lost without a leave, so cuts heal

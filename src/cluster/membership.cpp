@@ -282,10 +282,10 @@ Membership::Member& Membership::become_alive(const NodeAddress& who, const std::
       who.alias, Member{who, instance, 0, MemberState::kAlive, now, false, std::nullopt, {}, {}});
   (void)inserted;
   add_to_view(who.alias, instance);
-  // Probed in its turn: a random place in the rest of this round.
-  std::uniform_int_distribution<std::size_t> place(probe_index_, probe_order_.size());
-  probe_order_.insert(probe_order_.begin() + static_cast<std::ptrdiff_t>(place(random_)),
-                      who.alias);
+  // Probed next: a newcomer is checked first, since nothing else has vouched
+  // for it yet.
+  probe_order_.insert(probe_order_.begin() + static_cast<std::ptrdiff_t>(probe_index_), who.alias);
+  sync_soon(now);
   ++view_version_;
   ++(recovered ? counters_.recoveries : counters_.joins);
   emit(make_event(recovered ? EventKind::kRecovered : EventKind::kJoined, who, instance));
@@ -329,11 +329,11 @@ void Membership::become_suspect(Member& m, uint64_t incarnation, const std::stri
     return confirm_suspicion(m, accuser);
   }
   // Lifeguard: the floor grows with the cluster (more members, more time for
-  // the news to spread) and with our own ill health; a lone accuser's
-  // suspicion lasts suspicion_max_mult times that.
+  // the news to spread); a lone accuser's suspicion lasts suspicion_max_mult
+  // times that.
   const double n = static_cast<double>(members_.size() + 1);
   const auto floor = std::chrono::duration_cast<Millis>(
-      scaled(timers_.probe_period) * (timers_.suspicion_mult * std::log10(n + 1.0)));
+      timers_.probe_period * (timers_.suspicion_mult * std::log10(n + 1.0)));
   const auto ceiling = std::chrono::duration_cast<Millis>(floor * timers_.suspicion_max_mult);
   const auto expected_confirmations =
       members_.size() >= 3 && timers_.suspicion_mult > 2
@@ -382,6 +382,7 @@ void Membership::declare_dead(const std::string& alias, DeathCause cause, TimePo
   remove_from_view(alias, m.instance);
   lost_[alias] = Lost{m.address, m.instance, now, now + timers_.lost_probe};
   ++view_version_;
+  sync_soon(now);
   ++counters_.deaths;
   ++(cause == DeathCause::kSilent              ? counters_.deaths_silent
      : cause == DeathCause::kConnectionRefused ? counters_.deaths_refused

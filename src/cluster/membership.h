@@ -356,6 +356,7 @@ class Membership {
   void tick_expiry(TimePoint now);
   void gossip(TimePoint now);
   void push_pull(TimePoint now);
+  void sync_soon(TimePoint now);  // the member set changed: a push-pull within sync_after_change
   void send_member_pages(const Member& to);
   void after_pause(Clock::duration gap);
   void maybe_release(const Endpoint& endpoint);

@@ -191,6 +191,12 @@ void Membership::push_pull(TimePoint now) {
   send(endpoint_of(members_.at(peer.front()).address), std::move(sync));
 }
 
+// A change is when views differ: one more push-pull soon catches an update
+// that missed someone, instead of waiting for the periodic one.
+void Membership::sync_soon(TimePoint now) {
+  next_push_pull_ = std::min(next_push_pull_, now + timers_.sync_after_change);
+}
+
 void Membership::apply_updates(const std::vector<Update>& updates, const Member* sender,
                                TimePoint now) {
   const uint64_t before = incarnation_;
