@@ -300,9 +300,12 @@ Membership::Member& Membership::become_alive(const NodeAddress& who, const std::
 void Membership::heard_directly(Member& m, uint64_t incarnation, TimePoint now) {
   m.last_direct = now;
   if (incarnation > m.incarnation) recover(m, incarnation);
-  if (m.state != MemberState::kSuspect || now < m.next_notice) return;
-  // A suspect we hear from may never have heard of the suspicion (it was
-  // cut off when it spread): tell it, at most once a probe period.
+}
+
+// Lifeguard's buddy system: a suspect may never have heard of the suspicion
+// (it was cut off while it spread), so it is told directly, once a probe
+// period for as long as the suspicion lasts here.
+void Membership::notify_suspect(Member& m, TimePoint now) {
   m.next_notice = now + timers_.probe_period;
   Message notice = message(MessageType::kGossip);
   notice.updates = {Update{m.address, m.instance, m.incarnation, UpdateState::kSuspect,
@@ -346,11 +349,7 @@ void Membership::become_suspect(Member& m, uint64_t incarnation, const std::stri
   m.suspected_at = now;
   suspects_.insert(m.address.alias);
   spread(m.address, m.instance, incarnation, UpdateState::kSuspect, accuser);
-  // Tell the suspect at once, so it can refute before anyone acts on it.
-  m.next_notice = now + timers_.probe_period;
-  Message notice = message(MessageType::kGossip);
-  notice.updates = {Update{m.address, m.instance, incarnation, UpdateState::kSuspect, accuser}};
-  send(endpoint_of(m.address), std::move(notice));
+  notify_suspect(m, now);
   if (!was_alive) return;
   ++counters_.suspicions;
   Event e = make_event(EventKind::kSuspect, m.address, m.instance);

@@ -298,6 +298,7 @@ class Membership {
   void become_suspect(Member& member, uint64_t incarnation, const std::string& accuser,
                       TimePoint now);
   void confirm_suspicion(Member& member, const std::string& accuser);
+  void notify_suspect(Member& member, TimePoint now);
   void recover(Member& member, uint64_t incarnation);
   void declare_dead(const std::string& alias, DeathCause cause, TimePoint now);
   void remove_left(const std::string& alias, TimePoint now);

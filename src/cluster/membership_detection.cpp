@@ -122,8 +122,12 @@ void Membership::change_health(int delta) {
 void Membership::tick_suspicions(TimePoint now) {
   std::vector<std::string> due;
   for (const std::string& alias : suspects_) {
-    const Member& m = members_.at(alias);
-    if (now - m.suspected_at >= m.suspicion->timeout()) due.push_back(alias);
+    Member& m = members_.at(alias);
+    if (now - m.suspected_at >= m.suspicion->timeout()) {
+      due.push_back(alias);
+    } else if (now >= m.next_notice) {
+      notify_suspect(m, now);
+    }
   }
   for (const std::string& alias : due) declare_dead(alias, DeathCause::kSilent, now);
 }
@@ -275,7 +279,7 @@ TimePoint Membership::next_wakeup() const {
   if (!updates_.empty()) at = std::min(at, next_gossip_);
   for (const std::string& alias : suspects_) {
     const Member& m = members_.at(alias);
-    at = std::min(at, m.suspected_at + m.suspicion->timeout());
+    at = std::min({at, m.suspected_at + m.suspicion->timeout(), m.next_notice});
   }
   for (const auto& [seq, r] : relays_) at = std::min(at, r.expires);
   for (const PendingJoin& j : joins_) {

@@ -194,10 +194,11 @@ Result<std::vector<Update>> decode_updates(const msgpack::object& list) {
   return out;
 }
 
+// Any non-negative integer up to 2^64 - 1 (a digest uses all 64 bits).
 std::optional<uint64_t> unsigned_field(const wire::Frame& frame, std::string_view key) {
-  auto value = frame.integer(key);
-  if (!value || *value < 0) return std::nullopt;
-  return static_cast<uint64_t>(*value);
+  const msgpack::object* o = frame.get(key);
+  if (o == nullptr || o->type != msgpack::type::POSITIVE_INTEGER) return std::nullopt;
+  return o->via.u64;
 }
 
 std::optional<std::string> bin_field(const wire::Frame& frame, std::string_view key) {
