@@ -547,7 +547,17 @@ bool Simulation::converged(std::string* why) const {
     std::set<std::pair<std::string, std::string>> expected = live;
     expected.erase({alias(host), p->instance});
     std::set<std::pair<std::string, std::string>> actual;
-    for (const auto& m : p->membership->members(now_)) actual.emplace(m.address.alias, m.instance);
+    std::string suspect;
+    for (const auto& m : p->membership->members(now_)) {
+      actual.emplace(m.address.alias, m.instance);
+      if (m.state == cluster::MemberState::kSuspect) suspect = m.address.alias;
+    }
+    // Settled means no verdict is pending either: a suspicion still running
+    // may yet end in a death.
+    if (actual == expected && !suspect.empty()) {
+      if (why != nullptr) *why = alias(host) + " still suspects " + suspect;
+      return false;
+    }
     if (actual != expected) {
       if (why != nullptr) {
         std::string text = alias(host) + " lists {";

@@ -85,7 +85,7 @@ class Simulation {
 
   // ---- checks ----
   // Every running process lists exactly the other running processes (by
-  // alias and instance). Paused ones count as running.
+  // alias and instance), none of them suspect. Paused ones count as running.
   bool converged(std::string* why = nullptr) const;
   // Whether `host` lists `alias` as a member.
   bool lists(int host, const std::string& alias) const;
