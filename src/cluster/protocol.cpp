@@ -251,6 +251,9 @@ bool valid_alias(std::string_view alias) {
 bool valid_host(std::string_view host) {
   return valid_name(host, 255, "._-:");
 }
+bool valid_cluster_name(std::string_view name) {
+  return valid_name(name, 64, "._-");
+}
 
 std::string_view message_type_name(MessageType type) {
   for (const auto& entry : kTypeNames) {
@@ -270,9 +273,10 @@ std::string encode(const Message& m) {
   const bool request = m.type == MessageType::kRunRequest;
   const bool job = carries_job(m.type);
   const bool result = m.type == MessageType::kRunResult;
-  w.begin(6 + (nodes ? 1 : 0) + (reason ? 2 : 0) + (seq ? 1 : 0) + (target ? 2 : 0) +
+  w.begin(7 + (nodes ? 1 : 0) + (reason ? 2 : 0) + (seq ? 1 : 0) + (target ? 2 : 0) +
           (heard ? 1 : 0) + (run ? 1 : 0) + (request ? 2 : 0) + (job ? 1 : 0) + (result ? 8 : 0))
       .field("v", kProtocolVersion)
+      .field("cluster", m.cluster)
       .field("type", message_type_name(m.type))
       .field("alias", m.sender.alias)
       .field("host", m.sender.host)
@@ -318,9 +322,13 @@ Result<Message> decode(std::span<const uint8_t> bytes) {
   if (!version) return invalid("no protocol version \"v\"");
   if (*version != kProtocolVersion)
     return invalid("unsupported protocol version " + std::to_string(*version));
+  auto cluster = frame->str("cluster");
+  if (!cluster || !valid_cluster_name(*cluster))
+    return invalid("\"cluster\" must be 1..64 of [A-Za-z0-9._-]");
   auto type_name = frame->str("type");
   if (!type_name) return invalid("no \"type\"");
   Message m;
+  m.cluster = std::move(*cluster);
   bool known = false;
   for (const auto& entry : kTypeNames) {
     if (entry.name == *type_name) {

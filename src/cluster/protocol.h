@@ -8,6 +8,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -17,6 +18,9 @@ namespace iridium::cluster {
 inline constexpr int kProtocolVersion = 1;
 inline constexpr std::size_t kMaxFrameBytes = 64 * 1024;  // ZMQ_MAXMSGSIZE on every socket
 inline constexpr std::size_t kMaxNodesPerFrame = 1024;
+// The cluster a node belongs to (--cluster-name). Every frame carries its
+// sender's, and a node drops every frame of another cluster unread.
+inline constexpr std::string_view kDefaultClusterName = "iridium";
 
 // The message types, once. docs/protocol.md section 4 says who sends each.
 enum class MessageType {
@@ -95,6 +99,8 @@ struct NodeAddress {
 
 struct Message {
   MessageType type = MessageType::kHeartbeat;
+  // The sender's cluster name; a node drops every frame of another cluster.
+  std::string cluster{kDefaultClusterName};
   NodeAddress sender;              // alias, advertised host and port
   std::string instance;            // random per process start: tells restarts apart
   std::vector<NodeAddress> nodes;  // hello_ack, members
@@ -123,6 +129,8 @@ struct Message {
 // True for the names the wire accepts (docs/protocol.md section 3).
 bool valid_alias(std::string_view alias);  // 1..64 of [A-Za-z0-9._-]
 bool valid_host(std::string_view host);    // 1..255 of [A-Za-z0-9._:-]
+// As an alias: 1..64 of [A-Za-z0-9._-].
+bool valid_cluster_name(std::string_view name);
 
 std::string encode(const Message& message);
 // Never throws. Rejects anything not exactly as documented.

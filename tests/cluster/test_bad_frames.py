@@ -14,7 +14,8 @@ BINARY = take_binary()
 
 
 def frame(**fields):
-    base = {"v": 1, "type": "heartbeat", "alias": "evil", "host": "127.0.0.1", "port": 9, "instance": "x"}
+    base = {"v": 1, "cluster": "iridium", "type": "heartbeat", "alias": "evil", "host": "127.0.0.1",
+            "port": 9, "instance": "x"}
     base.update(fields)
     return msgpack.packb({k: v for k, v in base.items() if v is not None})
 
@@ -55,6 +56,9 @@ class BadFrames(ClusterTestCase):
             frame(type="no_such_type"),                        # unknown message type
             frame(v=99),                                       # unknown protocol version
             frame(v=None),                                     # no version
+            frame(cluster=None),                               # no cluster name
+            frame(cluster="two words"),                        # not a cluster name
+            frame(cluster=b"bin"),                             # a bin, not a str
             frame(type="hello_ack", nodes="x"),                # wrong nodes type
             frame(type="members", nodes=[["a", "h"]]),         # malformed node entry
             frame() + b"\x00",                                 # trailing bytes

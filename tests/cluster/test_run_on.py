@@ -268,8 +268,9 @@ class Peer:
         self.thread.start()
 
     def frame(self, type_, **fields):
-        return msgpack.packb({"v": 1, "type": type_, "alias": self.alias, "host": "127.0.0.1",
-                              "port": self.port, "instance": self.instance, **fields}, use_bin_type=True)
+        return msgpack.packb({"v": 1, "cluster": "iridium", "type": type_, "alias": self.alias,
+                              "host": "127.0.0.1", "port": self.port, "instance": self.instance, **fields},
+                             use_bin_type=True)
 
     def send(self, type_, **fields):
         with self.lock:
