@@ -11,6 +11,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 
 #include "cluster/transport.h"
 #include "common/host.h"
@@ -35,6 +36,7 @@ constexpr Millis kRefusalLogInterval{60'000};  // one line per refused peer and 
 constexpr Millis kRunPoll{20};                 // how often run() looks at its cancel check
 constexpr Millis kRunBackstop{3'000};          // run() gives up on a silent I/O thread after this
 constexpr Millis kRunSendRetry{3'000};         // how long a run frame waits for its connection
+constexpr std::size_t kOtherClustersLogged = 64;  // foreign cluster names warned about, at most
 
 bool is_run_frame(MessageType type) {
   return type == MessageType::kRunRequest || type == MessageType::kRunAccepted ||
@@ -588,6 +590,19 @@ class Node::Loop {
       case EventKind::kSeedsRefused:
         spdlog::error("{}", e.error ? e.error->message : "every seed refused us");
         break;
+      case EventKind::kOtherCluster:
+        // Once per cluster name: a stranger's node repeats itself every
+        // heartbeat, and an open-ended set of names is bounded here.
+        if (other_clusters_.size() < kOtherClustersLogged &&
+            other_clusters_.insert(e.cluster).second) {
+          spdlog::warn(
+              "a node of cluster '{}' at {} (alias {}) sent a frame; this node is in cluster "
+              "'{}': ignored, as is every frame of another cluster",
+              e.cluster, at, alias, membership_.cluster());
+        } else {
+          spdlog::debug("ignored a frame of cluster '{}' from {} at {}", e.cluster, alias, at);
+        }
+        break;
       case EventKind::kDropped: {
         ++dropped_;
         // Loud for the first few, quiet after that: a flood must not flood the log.
@@ -668,6 +683,7 @@ class Node::Loop {
   bool members_dirty_ = false;
   TimePoint members_dirty_since_;
   uint64_t dropped_ = 0;
+  std::set<std::string> other_clusters_;  // cluster names already logged
   bool leaving_ = false;
 };
 
