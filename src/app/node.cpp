@@ -99,6 +99,11 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
     std::cerr << status.message() << "\n";
     return kExitUsage;
   }
+  if (!cluster::valid_cluster_name(node.cluster_name)) {
+    std::cerr << "--cluster-name (IRIDIUM_CLUSTER_NAME): '" << node.cluster_name
+              << "' is not a valid cluster name: use 1 to 64 letters, digits, '.', '_' and '-'\n";
+    return kExitUsage;
+  }
 
   std::vector<std::pair<std::string, uint16_t>> seeds;
   for (const std::string& seed : node.join) {
@@ -133,6 +138,7 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
 
   cluster::NodeConfig cluster_config;
   cluster_config.alias = alias;
+  cluster_config.cluster_name = node.cluster_name;
   cluster_config.bind_host = node.server_bind_host;
   cluster_config.bind_port = node.server_bind_port;
   cluster_config.port_fallback = !node.server_bind_port_explicit;

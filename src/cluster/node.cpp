@@ -691,6 +691,7 @@ Snapshot snapshot_of(const Membership& membership, TimePoint now) {
   Snapshot s;
   s.self = membership.self();
   s.instance = membership.instance();
+  s.cluster = membership.cluster();
   s.started = true;
   s.counters = membership.counters();
   s.dropped_frames = s.counters.frames_dropped;
@@ -810,7 +811,8 @@ Result<StartInfo> Node::start() {
   }
   if (loop_ != nullptr) {
     return StartInfo{Endpoint{config_.bind_host, self_port_},
-                     NodeAddress{config_.alias, advertise, self_port_}, true, false};
+                     NodeAddress{config_.alias, advertise, self_port_}, true, false,
+                     config_.cluster_name};
   }
   if (auto refusal = check_listen_security(config_)) return *refusal;
   if (keyring_ && zap_ == nullptr) {
@@ -834,12 +836,12 @@ Result<StartInfo> Node::start() {
   wake.bind(wake_endpoint_);
   self_port_ = *port;
   MembershipConfig membership{NodeAddress{config_.alias, advertise, *port}, instance_,
-                              config_.timers, std::random_device{}()};
+                              config_.timers, std::random_device{}(), config_.cluster_name};
   loop_ = std::make_unique<Loop>(*this, std::move(transport), zap_.get(), std::move(wake),
                                  membership, config_.members_file, executor_, relay_);
   thread_ = std::thread([this] { loop_->run(mutex_, tasks_); });
   return StartInfo{Endpoint{config_.bind_host, *port}, membership.self, false,
-                   *port != config_.bind_port};
+                   *port != config_.bind_port, config_.cluster_name};
 }
 
 void Node::submit(Task task) {
@@ -890,6 +892,7 @@ Snapshot Node::snapshot() {
                       config_.advertise_host.empty() ? config_.bind_host : config_.advertise_host,
                       config_.bind_port};
       s.instance = instance_;
+      s.cluster = config_.cluster_name;
       return s;
     }
   }
