@@ -13,10 +13,18 @@ puts this directory on sys.path first:
 Cluster nodes each get their own data directory, cluster port and
 remote-shell port, run with --daemon-mode, and are driven through
 `iridium attach -c`. Every wait polls with a deadline, never a bare sleep.
+
+Suites run side by side (ctest -j) and a node redials the ports it once
+knew, so every iridium this process starts is in a cluster of its own,
+CLUSTER_NAME (`test-<suite>-<pid>`): importing this module puts it in
+os.environ as IRIDIUM_CLUSTER_NAME, and clean_env() keeps it, so a node of
+another suite that dials one of ours is ignored (in secure mode a node
+without our key cannot even connect).
 """
 import concurrent.futures
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -30,6 +38,20 @@ import unittest
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+def _cluster_name():
+    """test-<suite>-<pid>: the suite is the running script's name without
+    .py and a leading "test_", cut so the name stays within 64 characters."""
+    script = os.path.splitext(os.path.basename(sys.argv[0] if sys.argv and sys.argv[0] else "python"))[0]
+    suite = re.sub(r"[^A-Za-z0-9._-]", "-", re.sub(r"^test_", "", script)).strip("-._") or "suite"
+    suffix = f"-{os.getpid()}"
+    return ("test-" + suite)[:64 - len(suffix)] + suffix
+
+
+# The cluster of every iridium this process starts (see the module's doc).
+CLUSTER_NAME = _cluster_name()
+os.environ["IRIDIUM_CLUSTER_NAME"] = CLUSTER_NAME
+
+
 # --- processes, ports, polling ---------------------------------------------
 
 def take_binary():
@@ -41,9 +63,16 @@ def take_binary():
 
 
 def clean_env(**extra):
-    """The environment without any IRIDIUM_* setting of the caller's, plus extra."""
+    """The environment without any IRIDIUM_* setting of the caller's except
+    this process's IRIDIUM_CLUSTER_NAME (CLUSTER_NAME), plus extra (which may
+    set another name, or None to leave a variable out)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IRIDIUM_")}
-    env.update({k: str(v) for k, v in extra.items()})
+    env["IRIDIUM_CLUSTER_NAME"] = CLUSTER_NAME
+    for k, v in extra.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = str(v)
     return env
 
 
