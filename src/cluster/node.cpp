@@ -629,6 +629,11 @@ class Node::Loop {
                       describe_handshake_failure(f, zap_ != nullptr));
         continue;
       }
+      // A port check (a TCP connect that closes at once) is not a problem.
+      if (f.on_listener && zap_ == nullptr && f.event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+        spdlog::debug("{}", describe_handshake_failure(f, false));
+        continue;
+      }
       warn_limited(describe_handshake_failure(f, zap_ != nullptr), now);
     }
     if (zap_ == nullptr) return;
