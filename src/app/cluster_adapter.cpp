@@ -5,7 +5,8 @@ namespace iridium::app {
 std::string describe_start(const cluster::StartInfo& info) {
   if (info.already) return "The cluster listener is already running as " + info.self.alias + ".";
   return "Started the cluster listener on " + info.bound.text() + " as " + info.self.alias +
-         " (reachable at " + cluster::endpoint_of(info.self).text() + ").";
+         " in cluster '" + info.cluster + "' (reachable at " +
+         cluster::endpoint_of(info.self).text() + ").";
 }
 
 std::string describe_join(const cluster::JoinInfo& info) {

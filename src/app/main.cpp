@@ -26,6 +26,11 @@ void add_node_options(CLI::App& app, iridium::app::NodeOptions& node) {
   app.add_option("--node-alias", node.node_alias,
                  "This node's name in the cluster (default: a UUID kept in the data directory)")
       ->envname("IRIDIUM_NODE_ALIAS");
+  app.add_option("--cluster-name", node.cluster_name,
+                 "This node's cluster (1..64 of A-Z a-z 0-9 . _ -): it ignores every node of "
+                 "another cluster, and they ignore it")
+      ->envname("IRIDIUM_CLUSTER_NAME")
+      ->capture_default_str();
   app.add_option("--data-root-dir", node.data_root_dir,
                  "Where the node keeps its alias and shell history")
       ->envname("IRIDIUM_DATA_ROOT_DIR");

@@ -119,6 +119,9 @@ void add_cluster_families(const cluster::Snapshot& s, std::vector<MetricFamily>&
        c.recoveries},
       {"iridium_cluster_refused_total", "Hellos and joins this node refused (duplicate alias)",
        c.refused},
+      {"iridium_cluster_frames_other_cluster_total",
+       "Cluster frames from nodes of another cluster (another --cluster-name), ignored unread",
+       c.dropped_other_cluster},
   };
   for (const Plain& p : plain) {
     MetricFamily f = family(p.name, p.help, MetricType::Counter);

@@ -99,6 +99,11 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
     std::cerr << status.message() << "\n";
     return kExitUsage;
   }
+  if (!cluster::valid_cluster_name(node.cluster_name)) {
+    std::cerr << "--cluster-name (IRIDIUM_CLUSTER_NAME): '" << node.cluster_name
+              << "' is not a valid cluster name: use 1 to 64 letters, digits, '.', '_' and '-'\n";
+    return kExitUsage;
+  }
 
   std::vector<std::pair<std::string, uint16_t>> seeds;
   for (const std::string& seed : node.join) {
@@ -133,6 +138,7 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
 
   cluster::NodeConfig cluster_config;
   cluster_config.alias = alias;
+  cluster_config.cluster_name = node.cluster_name;
   cluster_config.bind_host = node.server_bind_host;
   cluster_config.bind_port = node.server_bind_port;
   cluster_config.port_fallback = !node.server_bind_port_explicit;
@@ -158,6 +164,9 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
 
   vm::Limits shell_limits = program_limits;
   if (shell_limits.max_steps == 0) shell_limits.max_steps = kShellStepLimit;
+  // Decided once, now: a terminal that hangs up later is no terminal to
+  // isatty() any more, yet it must be reported as hung up (the main loop),
+  // not read as a pipe that ended. The console takes this answer.
   const bool interactive = !node.daemon_mode && isatty(0) != 0;
 
   // Signals seen by the local shell's interrupt check while a line runs.
@@ -244,36 +253,38 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
   };
   if (reading) {
     const std::string history = (std::filesystem::path(*data_dir) / "history").string();
-    console = std::make_unique<shell::Console>(0, history, [&](std::optional<std::string> line) {
-      if (!line) {  // end of input: Ctrl-D on a terminal, or the end of a pipe
-        if (local.in_block()) {
-          // Ends the block as !end does; a terminal then goes on reading.
-          show(local.execute("!end"));
-          if (console->interactive()) return;
-        }
-        const bool serving = remote != nullptr || cluster_node.started();
-        if (serving && console->interactive()) {
-          // Keep the REPL: a terminal can be read again after Ctrl-D.
-          shell::Console::write(keeps_serving_hint(cluster_node.started(), remote != nullptr));
-          return;
-        }
-        // A standalone shell leaves; a pipe that ended stays ended and a
-        // serving node goes on silently.
-        reading = false;
-        console->stop();
-        return;
-      }
-      line_interrupted = false;
-      shell::Reply reply = local.execute(*line);
-      if (line_interrupted && interactive) shell::Console::write("\n");  // after the terminal's ^C
-      line_interrupted = false;
-      show(reply);
-      if (reply.quit) {
-        quit = true;
-        reading = false;
-        console->stop();  // no line after !quit runs, even if it was already read
-      }
-    });
+    console = std::make_unique<shell::Console>(
+        0, interactive, history, [&](std::optional<std::string> line) {
+          if (!line) {  // end of input: Ctrl-D on a terminal, or the end of a pipe
+            if (local.in_block()) {
+              // Ends the block as !end does; a terminal then goes on reading.
+              show(local.execute("!end"));
+              if (console->interactive()) return;
+            }
+            const bool serving = remote != nullptr || cluster_node.started();
+            if (serving && console->interactive()) {
+              // Keep the REPL: a terminal can be read again after Ctrl-D.
+              shell::Console::write(keeps_serving_hint(cluster_node.started(), remote != nullptr));
+              return;
+            }
+            // A standalone shell leaves; a pipe that ended stays ended and a
+            // serving node goes on silently.
+            reading = false;
+            console->stop();
+            return;
+          }
+          line_interrupted = false;
+          shell::Reply reply = local.execute(*line);
+          if (line_interrupted && interactive)
+            shell::Console::write("\n");  // after the terminal's ^C
+          line_interrupted = false;
+          show(reply);
+          if (reply.quit) {
+            quit = true;
+            reading = false;
+            console->stop();  // no line after !quit runs, even if it was already read
+          }
+        });
     console->set_completer(
         [&](std::string_view line_before_cursor) { return local.completions(line_before_cursor); });
     if (interactive) shell::Console::write(shell::Shell::banner());

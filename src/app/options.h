@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "cluster/protocol.h"
+
 namespace iridium::app {
 
 struct RunOptions {
@@ -18,6 +20,7 @@ struct RunOptions {
 
 struct NodeOptions {
   std::string node_alias;
+  std::string cluster_name{cluster::kDefaultClusterName};  // other clusters' frames are ignored
   std::string data_root_dir;
   unsigned threads = 2;
   std::string metrics_host = "127.0.0.1";

@@ -17,7 +17,8 @@ nlohmann::json members_json(const Snapshot& s) {
            {{"alias", s.self.alias},
             {"host", s.self.host},
             {"port", s.self.port},
-            {"instance", s.instance}}},
+            {"instance", s.instance},
+            {"cluster", s.cluster}}},
           {"started", s.started},
           {"members", members},
           {"dropped_frames", s.dropped_frames},
@@ -30,7 +31,8 @@ nlohmann::json members_json(const Snapshot& s) {
             {"suspicions", s.counters.suspicions},
             {"deaths", s.counters.deaths},
             {"recoveries", s.counters.recoveries},
-            {"refused", s.counters.refused}}}};
+            {"refused", s.counters.refused},
+            {"dropped_other_cluster", s.counters.dropped_other_cluster}}}};
 }
 
 std::string members_table(const Snapshot& s) {

@@ -48,6 +48,8 @@ std::string_view event_kind_name(EventKind kind) {
       return "seeds_refused";
     case EventKind::kDropped:
       return "dropped";
+    case EventKind::kOtherCluster:
+      return "other_cluster";
   }
   return "unknown";
 }
@@ -83,6 +85,7 @@ std::vector<Message> Membership::take_run_frames() {
 Message Membership::message(MessageType type) const {
   Message m;
   m.type = type;
+  m.cluster = config_.cluster;
   m.sender = config_.self;
   m.instance = config_.instance;
   m.incarnation = incarnation_;
@@ -420,6 +423,14 @@ Membership::Member* Membership::member_from(const Message& m) {
 
 void Membership::receive(const Message& m, const Source& source, TimePoint now) {
   if (left_) return;
+  // Another cluster's frame is not ours to judge: no rule sees it, nothing
+  // answers it (not even hello_nack), only this counter and event tell.
+  if (m.cluster != config_.cluster) {
+    ++counters_.dropped_other_cluster;
+    Event e = make_event(EventKind::kOtherCluster, m.sender, m.instance);
+    e.cluster = m.cluster;
+    return emit(std::move(e));
+  }
   ++counters_.frames_received;
   ++counters_.received_by_type[message_type_index(m.type)];
   // Every handler drops a frame at most once, through drop().
@@ -491,6 +502,7 @@ void Membership::on_run_frame(const Message& m, TimePoint now) {
 bool Membership::send_to_member(const std::string& alias, Message m) {
   auto it = members_.find(alias);
   if (it == members_.end() || left_) return false;
+  m.cluster = config_.cluster;
   m.sender = config_.self;
   m.instance = config_.instance;
   send(endpoint_of(it->second.address), std::move(m));

@@ -97,6 +97,7 @@ enum class EventKind {
   kJoinRefused,   // a seed or remembered member refused our alias; still retrying
   kSeedsRefused,  // every --join seed refused our alias for refused_limit: fatal
   kDropped,       // a frame was dropped (error = why)
+  kOtherCluster,  // a frame of another cluster was dropped unread (node = its sender, cluster)
 };
 std::string_view event_kind_name(EventKind kind);
 
@@ -116,6 +117,7 @@ struct Event {
   DeathCause cause = DeathCause::kSilent;  // kDead
   Millis silent{0};                        // kDead, kSuspect: since the last direct frame
   std::string accuser;                     // kSuspect: who suspected it first
+  std::string cluster;                     // kOtherCluster: the sender's cluster name
 };
 
 // ---- queries --------------------------------------------------------------
@@ -150,6 +152,9 @@ struct Counters {
   uint64_t refutations = 0;                // times we raised our incarnation
   uint64_t updates_sent = 0;               // piggybacked updates, counted per frame
   DetectionHistogram detection;                    // every kDead's `silent`
+  // Frames of another cluster (another cluster name), dropped before any
+  // rule saw them; in neither frames_received nor frames_dropped.
+  uint64_t dropped_other_cluster = 0;
 };
 
 struct MembershipConfig {
@@ -157,6 +162,8 @@ struct MembershipConfig {
   std::string instance;
   Timers timers;
   uint64_t random_seed = 0;  // gossip and helper choices; fixed in tests
+  // This node's cluster name: frames of any other cluster are dropped unread.
+  std::string cluster{kDefaultClusterName};
 };
 
 class Membership {
@@ -201,6 +208,7 @@ class Membership {
   std::vector<NodeAddress> known_addresses() const;
   const NodeAddress& self() const { return config_.self; }
   const std::string& instance() const { return config_.instance; }
+  const std::string& cluster() const { return config_.cluster; }
   const Counters& counters() const { return counters_; }
   // Changes whenever the member set (an alias or its instance) changes.
   uint64_t view_version() const { return view_version_; }

@@ -11,6 +11,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 
 #include "cluster/transport.h"
 #include "common/host.h"
@@ -35,6 +36,7 @@ constexpr Millis kRefusalLogInterval{60'000};  // one line per refused peer and 
 constexpr Millis kRunPoll{20};                 // how often run() looks at its cancel check
 constexpr Millis kRunBackstop{3'000};          // run() gives up on a silent I/O thread after this
 constexpr Millis kRunSendRetry{3'000};         // how long a run frame waits for its connection
+constexpr std::size_t kOtherClustersLogged = 64;  // foreign cluster names warned about, at most
 
 bool is_run_frame(MessageType type) {
   return type == MessageType::kRunRequest || type == MessageType::kRunAccepted ||
@@ -595,6 +597,19 @@ class Node::Loop {
       case EventKind::kSeedsRefused:
         spdlog::error("{}", e.error ? e.error->message : "every seed refused us");
         break;
+      case EventKind::kOtherCluster:
+        // Once per cluster name: a stranger's node repeats itself every
+        // heartbeat, and an open-ended set of names is bounded here.
+        if (other_clusters_.size() < kOtherClustersLogged &&
+            other_clusters_.insert(e.cluster).second) {
+          spdlog::warn(
+              "a node of cluster '{}' at {} (alias {}) sent a frame; this node is in cluster "
+              "'{}': ignored, as is every frame of another cluster",
+              e.cluster, at, alias, membership_.cluster());
+        } else {
+          spdlog::debug("ignored a frame of cluster '{}' from {} at {}", e.cluster, alias, at);
+        }
+        break;
       case EventKind::kDropped: {
         ++dropped_;
         // Loud for the first few, quiet after that: a flood must not flood the log.
@@ -619,6 +634,11 @@ class Node::Loop {
       if (f.expected) {
         spdlog::debug("{} (a key change: trying the other installed keys)",
                       describe_handshake_failure(f, zap_ != nullptr));
+        continue;
+      }
+      // A port check (a TCP connect that closes at once) is not a problem.
+      if (f.on_listener && zap_ == nullptr && f.event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+        spdlog::debug("{}", describe_handshake_failure(f, false));
         continue;
       }
       warn_limited(describe_handshake_failure(f, zap_ != nullptr), now);
@@ -675,6 +695,7 @@ class Node::Loop {
   bool members_dirty_ = false;
   TimePoint members_dirty_since_;
   uint64_t dropped_ = 0;
+  std::set<std::string> other_clusters_;  // cluster names already logged
   bool leaving_ = false;
 };
 
@@ -682,6 +703,7 @@ Snapshot snapshot_of(const Membership& membership, TimePoint now) {
   Snapshot s;
   s.self = membership.self();
   s.instance = membership.instance();
+  s.cluster = membership.cluster();
   s.started = true;
   s.counters = membership.counters();
   s.dropped_frames = s.counters.frames_dropped;
@@ -801,7 +823,8 @@ Result<StartInfo> Node::start() {
   }
   if (loop_ != nullptr) {
     return StartInfo{Endpoint{config_.bind_host, self_port_},
-                     NodeAddress{config_.alias, advertise, self_port_}, true, false};
+                     NodeAddress{config_.alias, advertise, self_port_}, true, false,
+                     config_.cluster_name};
   }
   if (auto refusal = check_listen_security(config_)) return *refusal;
   if (keyring_ && zap_ == nullptr) {
@@ -825,12 +848,12 @@ Result<StartInfo> Node::start() {
   wake.bind(wake_endpoint_);
   self_port_ = *port;
   MembershipConfig membership{NodeAddress{config_.alias, advertise, *port}, instance_,
-                              config_.timers, std::random_device{}()};
+                              config_.timers, std::random_device{}(), config_.cluster_name};
   loop_ = std::make_unique<Loop>(*this, std::move(transport), zap_.get(), std::move(wake),
                                  membership, config_.members_file, executor_, relay_);
   thread_ = std::thread([this] { loop_->run(mutex_, tasks_); });
   return StartInfo{Endpoint{config_.bind_host, *port}, membership.self, false,
-                   *port != config_.bind_port};
+                   *port != config_.bind_port, config_.cluster_name};
 }
 
 void Node::submit(Task task) {
@@ -881,6 +904,7 @@ Snapshot Node::snapshot() {
                       config_.advertise_host.empty() ? config_.bind_host : config_.advertise_host,
                       config_.bind_port};
       s.instance = instance_;
+      s.cluster = config_.cluster_name;
       return s;
     }
   }

@@ -39,6 +39,7 @@ namespace iridium::cluster {
 
 struct NodeConfig {
   std::string alias;
+  std::string cluster_name{kDefaultClusterName};  // frames of any other cluster are ignored
   std::string bind_host = "127.0.0.1";
   uint16_t bind_port = 2254;
   bool port_fallback = true;   // port in use: listen on a free one instead
@@ -69,6 +70,7 @@ struct MemberInfo {
 struct Snapshot {
   NodeAddress self;
   std::string instance;
+  std::string cluster;  // this node's cluster name
   bool started = false;
   std::vector<MemberInfo> members;  // sorted by alias
   uint64_t dropped_frames = 0;
@@ -80,6 +82,7 @@ struct StartInfo {
   NodeAddress self;        // how others reach it
   bool already = false;    // it was running already
   bool fell_back = false;  // the configured port was busy
+  std::string cluster;     // the cluster name it answers to
 };
 
 struct JoinInfo {

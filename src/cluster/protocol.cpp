@@ -319,6 +319,9 @@ bool valid_alias(std::string_view alias) {
 bool valid_host(std::string_view host) {
   return valid_name(host, 255, "._-:");
 }
+bool valid_cluster_name(std::string_view name) {
+  return valid_name(name, 64, "._-");
+}
 
 std::string_view message_type_name(MessageType type) {
   const auto index = static_cast<std::size_t>(type);
@@ -341,10 +344,11 @@ std::string encode(const Message& m) {
   const bool request = m.type == MessageType::kRunRequest;
   const bool job = carries(m.type, kJob);
   const bool result = m.type == MessageType::kRunResult;
-  w.begin(7 + (nodes ? 1 : 0) + (reason ? 2 : 0) + (seq ? 1 : 0) + (target ? 2 : 0) +
+  w.begin(8 + (nodes ? 1 : 0) + (reason ? 2 : 0) + (seq ? 1 : 0) + (target ? 2 : 0) +
           (updates ? 1 : 0) + (digest ? 2 : 0) + (run ? 1 : 0) + (request ? 2 : 0) +
           (job ? 1 : 0) + (result ? 8 : 0))
       .field("v", kProtocolVersion)
+      .field("cluster", m.cluster)
       .field("type", message_type_name(m.type))
       .field("alias", m.sender.alias)
       .field("host", m.sender.host)
@@ -395,9 +399,13 @@ Result<Message> decode(std::span<const uint8_t> bytes) {
                      std::to_string(kProtocolVersion),
                  ErrorKind::kVersion};
   }
+  auto cluster = frame->str("cluster");
+  if (!cluster || !valid_cluster_name(*cluster))
+    return invalid("\"cluster\" must be 1..64 of [A-Za-z0-9._-]");
   auto type_name = frame->str("type");
   if (!type_name) return invalid("no \"type\"");
   Message m;
+  m.cluster = std::move(*cluster);
   bool known = false;
   for (const auto& entry : kTypes) {
     if (entry.name == *type_name) {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -20,6 +21,9 @@ inline constexpr int kProtocolVersion = 2;
 inline constexpr std::size_t kMaxFrameBytes = 64 * 1024;  // ZMQ_MAXMSGSIZE on every socket
 inline constexpr std::size_t kMaxNodesPerFrame = 1024;    // longer lists go as several frames
 inline constexpr std::size_t kMaxUpdatesPerFrame = 256;  // piggybacked updates a frame may carry
+// The cluster a node belongs to (--cluster-name). Every frame carries its
+// sender's, and a node drops every frame of another cluster unread.
+inline constexpr std::string_view kDefaultClusterName = "iridium";
 
 // The message types, once. docs/protocol.md section 4 says who sends each.
 enum class MessageType {
@@ -118,6 +122,8 @@ struct Update {
 
 struct Message {
   MessageType type = MessageType::kHeartbeat;
+  // The sender's cluster name; a node drops every frame of another cluster.
+  std::string cluster{kDefaultClusterName};
   NodeAddress sender;              // alias, advertised host and port
   std::string instance;            // random per process start: tells restarts apart
   uint64_t incarnation = 0;        // the sender's incarnation (every frame)
@@ -149,6 +155,8 @@ struct Message {
 // True for the names the wire accepts (docs/protocol.md section 3).
 bool valid_alias(std::string_view alias);  // 1..64 of [A-Za-z0-9._-]
 bool valid_host(std::string_view host);    // 1..255 of [A-Za-z0-9._:-]
+// As an alias: 1..64 of [A-Za-z0-9._-].
+bool valid_cluster_name(std::string_view name);
 
 std::string encode(const Message& message);
 // Never throws. Rejects anything not exactly as documented.

@@ -97,9 +97,9 @@ void on_line(char* line) {
 }
 }  // namespace
 
-Console::Console(int fd, std::string history_path, LineHandler handler)
+Console::Console(int fd, bool interactive, std::string history_path, LineHandler handler)
     : fd_(fd),
-      interactive_(isatty(fd) != 0),
+      interactive_(interactive),
       history_path_(std::move(history_path)),
       handler_(std::move(handler)) {}
 

@@ -3,6 +3,11 @@
 // is not. It never blocks: the owner polls fd() and calls on_readable(), so
 // the same loop can also watch for signals.
 //
+// Whether stdin is a terminal is the owner's decision, made once when the
+// process starts: a terminal that hangs up (its other end closed) stops
+// being one to isatty(), and reads as an ended pipe would, but it is still a
+// terminal that hung up, which the owner must notice and say.
+//
 // Tab asks the completer (when one is set) for the words the word before the
 // cursor may become. A tab that arrives with more input already waiting is
 // part of a paste, not a key press: it goes into the line as a space.
@@ -28,7 +33,8 @@ class Console {
   // tab) of the line before the cursor; see completion.h.
   using Completer = std::function<std::vector<std::string>(std::string_view line_before_cursor)>;
 
-  Console(int fd, std::string history_path, LineHandler handler);
+  // interactive: fd is a terminal (see above); libedit reads it then.
+  Console(int fd, bool interactive, std::string history_path, LineHandler handler);
   ~Console();
   Console(const Console&) = delete;
   Console& operator=(const Console&) = delete;

@@ -323,7 +323,7 @@ int run_interactive(Connection& connection, InterruptSignal& interrupts,
     show(*response);
     return !response->quit;
   };
-  Console console(0, settings.history_path, [&](std::optional<std::string> line) {
+  Console console(0, isatty(0) != 0, settings.history_path, [&](std::optional<std::string> line) {
     if (line && run(*line)) return;
     done = true;
     console_ptr->stop();  // no fresh prompt after Ctrl-D or !quit

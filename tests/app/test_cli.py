@@ -131,6 +131,25 @@ class Cli(unittest.TestCase):
         self.assertEqual(iridium("run", "examples/hello.iasm", "--max-steps", "x").returncode, 2)
         self.assertEqual(iridium("--help").returncode, 0)
 
+    def test_a_bad_cluster_name_is_a_usage_error(self):
+        data = self.dir.name
+        for bad in ("", "two words", "x" * 65, "caf\u00e9", "a/b"):
+            for how in ("flag", "env") if bad else ("flag",):  # an empty variable is an unset one
+                with self.subTest(name=bad, how=how):
+                    argv = [IRIDIUM, "--data-root-dir", data, "--daemon-mode", "--start-cluster",
+                            "-P", str(free_port())]
+                    env = clean_env()
+                    if how == "flag":
+                        argv += ["--cluster-name", bad]
+                    else:
+                        env["IRIDIUM_CLUSTER_NAME"] = bad
+                    r = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env,
+                                       stdin=subprocess.DEVNULL)
+                    self.assertEqual(r.returncode, 2, r.stderr)
+                    self.assertIn(f"--cluster-name (IRIDIUM_CLUSTER_NAME): '{bad}' is not a valid cluster name: "
+                                  "use 1 to 64 letters, digits, '.', '_' and '-'", r.stderr)
+        self.assertIn("--cluster-name", iridium("--help").stdout)
+
     def test_keygen_writes_a_private_key_once(self):
         path = os.path.join(self.dir.name, "cluster.key")
         r = iridium("keygen", path)

@@ -126,6 +126,10 @@ TEST_CASE("metrics: deaths by cause, dropped frames and the detection histogram"
   Message stray = from(d.a, MessageType::kAck);
   stray.seq = 99;
   d.m.receive(stray, Source::from_router("rid-a"), d.now);  // an ack on the listener: rejected
+  Message stranger = from(NodeAddress{"x", "127.0.0.1", 3001}, MessageType::kHello);
+  stranger.cluster = "elsewhere";
+  d.m.receive(stranger, Source::from_router("rid-x"), d.now);  // another cluster: ignored
+  d.m.receive(stranger, Source::from_router("rid-x"), d.now);
   const auto families = metric_families(MetricsInput{snapshot_of(d.m, d.now), 0, {}});
 
   CHECK(metric(families, "iridium_cluster_members", "state", "alive").gauge.value == 1);
@@ -142,6 +146,10 @@ TEST_CASE("metrics: deaths by cause, dropped frames and the detection histogram"
   }
   CHECK(rejected_ack == 1);
   CHECK(rejected_other == 0);
+  // Another cluster's frames are neither received nor dropped: counted on their own.
+  CHECK(metric(families, "iridium_cluster_frames_other_cluster_total").counter.value == 2);
+  CHECK(metric(families, "iridium_cluster_frames_received_total", "type", "hello").counter.value ==
+        2);
 
   const MetricFamily* detection = find(families, "iridium_cluster_detection_seconds");
   REQUIRE(detection != nullptr);

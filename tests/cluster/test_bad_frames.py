@@ -8,13 +8,14 @@ import msgpack
 import zmq
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
-from iridium_nodes import ClusterTestCase, take_binary, wait_until  # noqa: E402
+from iridium_nodes import CLUSTER_NAME, ClusterTestCase, take_binary, wait_until  # noqa: E402
 
 BINARY = take_binary()
 
 
 def frame(**fields):
-    base = {"v": 1, "type": "heartbeat", "alias": "evil", "host": "127.0.0.1", "port": 9, "instance": "x"}
+    base = {"v": 1, "cluster": CLUSTER_NAME, "type": "heartbeat", "alias": "evil", "host": "127.0.0.1",
+            "port": 9, "instance": "x"}
     base.update(fields)
     return msgpack.packb({k: v for k, v in base.items() if v is not None})
 
@@ -55,6 +56,9 @@ class BadFrames(ClusterTestCase):
             frame(type="no_such_type"),                        # unknown message type
             frame(v=99),                                       # unknown protocol version
             frame(v=None),                                     # no version
+            frame(cluster=None),                               # no cluster name
+            frame(cluster="two words"),                        # not a cluster name
+            frame(cluster=b"bin"),                             # a bin, not a str
             frame(type="hello_ack", nodes="x"),                # wrong nodes type
             frame(type="members", nodes=[["a", "h"]]),         # malformed node entry
             frame() + b"\x00",                                 # trailing bytes
@@ -73,6 +77,23 @@ class BadFrames(ClusterTestCase):
         self.assertEqual(self.seed.members(), {"b"})
         self.assertEqual(self.b.members(), {"seed"})
         self.assertIn("dropped a bad cluster frame", self.seed.log())
+
+    def test_a_frame_of_another_cluster_is_ignored_not_dropped_as_bad(self):
+        s = self.dealer()
+        before = self.seed.snapshot()
+        for _ in range(3):
+            s.send(frame(cluster="somebody-else", type="hello"))
+        wait_until(lambda: self.seed.snapshot()["counters"]["dropped_other_cluster"] >= 3, 10,
+                   "three frames of another cluster to be counted")
+        after = self.seed.snapshot()
+        self.assertEqual(after["dropped_frames"], before["dropped_frames"])
+        self.assertEqual(after["self"]["cluster"], CLUSTER_NAME)
+        self.assertFalse(s.poll(500), "no hello_ack or hello_nack for another cluster")
+        self.assertEqual(self.seed.members(), {"b"})
+        log = self.seed.log()
+        self.assertEqual(log.count("a node of cluster 'somebody-else' at 127.0.0.1:9 (alias evil) sent a frame; "
+                                   f"this node is in cluster '{CLUSTER_NAME}': ignored"), 1, log)
+        self.assertNotIn("dropped a bad cluster frame", log)
 
     def test_oversized_frames_are_refused_and_the_node_keeps_serving(self):
         s = self.dealer()

@@ -821,3 +821,104 @@ TEST_CASE("run frames go to members only, with our name on them", "[membership][
   CHECK(r.m.member_instance("a") == "a1");
   CHECK_FALSE(r.m.member_instance("nobody").has_value());
 }
+
+// ---- cluster names -------------------------------------------------------------
+
+TEST_CASE("a frame of another cluster changes nothing, is not answered, and is counted",
+          "[membership][cluster_name]") {
+  Rig r;  // cluster "iridium", the default
+  const Peer a = peer("a", 2001);
+  r.admit(a);
+  const uint64_t id = r.m.join(Endpoint{"127.0.0.1", 3000}, r.now);
+  r.clear();
+  const Counters before = r.m.counters();
+  const uint64_t view = r.m.view_version();
+  auto foreign = [](const Peer& p, MessageType type) {
+    Message m = p.make(type);
+    m.cluster = "other";
+    return m;
+  };
+
+  // A stranger of another cluster: its hello gets no hello_ack, and no
+  // hello_nack either (nothing about this node leaks); nothing else admits it.
+  const Peer x = peer("x", 2009);
+  for (MessageType type : {MessageType::kHello, MessageType::kJoin, MessageType::kHeartbeat,
+                           MessageType::kMembers, MessageType::kPing, MessageType::kRunRequest}) {
+    Message m = foreign(x, type);
+    m.nodes = {peer("y", 2010).address};
+    r.receive(m, "rid-x");
+  }
+  // The same node, answering our join on the dealer: not an answer.
+  Message ack = foreign(peer("s", 3000), MessageType::kHelloAck);
+  ack.nodes = {peer("z", 2011).address};
+  r.receive_on_dealer(ack, Endpoint{"127.0.0.1", 3000});
+  r.receive_on_dealer(foreign(peer("s", 3000), MessageType::kHelloNack), {"127.0.0.1", 3000});
+  // A member's alias and instance in another cluster's frame: neither a
+  // leave nor a heartbeat from it counts.
+  r.receive(foreign(a, MessageType::kLeave), "rid-a");
+  r.receive(foreign(a, MessageType::kHeartbeat), "rid-a");
+
+  CHECK(r.actions.empty());
+  CHECK_FALSE(r.m.is_member("x"));
+  CHECK(r.m.is_member("a"));
+  CHECK_FALSE(r.m.is_member("s"));
+  CHECK(r.m.view_version() == view);
+  CHECK(r.m.take_run_frames().empty());
+  const Counters& c = r.m.counters();
+  CHECK(c.dropped_other_cluster == before.dropped_other_cluster + 10);
+  CHECK(c.frames_received == before.frames_received);  // no rule saw them
+  CHECK(c.frames_dropped == before.frames_dropped);
+  CHECK(c.refused == before.refused);
+  CHECK(c.joins == before.joins);
+  CHECK(c.leaves == before.leaves);
+  const auto events = r.happened(EventKind::kOtherCluster);
+  CHECK(events.size() == r.events.size());  // no other event at all
+  REQUIRE(events.size() == 10);
+  CHECK(events[0].cluster == "other");
+  CHECK(events[0].node == x.address);
+  CHECK(events[0].instance == x.instance);
+
+  // The member, unheard in our cluster, still goes suspect; the join still
+  // waits for an answer from our cluster and times out.
+  r.advance(Millis(700));
+  CHECK(r.member("a")->state == MemberState::kSuspect);
+  r.advance(Millis(3000));
+  auto done = r.happened(EventKind::kJoinDone);
+  REQUIRE(done.size() == 1);
+  CHECK(done[0].join_id == id);
+  REQUIRE(done[0].error);
+  CHECK(done[0].error->kind == ErrorKind::kUnreachable);
+}
+
+TEST_CASE("a membership of a named cluster sends that name and takes only its frames",
+          "[membership][cluster_name]") {
+  MembershipConfig config{NodeAddress{"me", "127.0.0.1", 1000}, "me1", Timers{}, 42, "blue"};
+  Membership m(config, kStart);
+  const Peer a = peer("a", 2001);
+  Message hello = a.make(MessageType::kHello);  // the default cluster, "iridium"
+  m.receive(hello, Source::from_router("rid"), kStart);
+  CHECK(m.take_actions().empty());
+  CHECK_FALSE(m.is_member("a"));
+  CHECK(m.counters().dropped_other_cluster == 1);
+  auto events = m.take_events();
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].kind == EventKind::kOtherCluster);
+  CHECK(events[0].cluster == "iridium");
+
+  hello.cluster = "blue";
+  m.receive(hello, Source::from_router("rid"), kStart);
+  CHECK(m.is_member("a"));
+  Message request;
+  request.type = MessageType::kRunRequest;
+  CHECK(m.send_to_member("a", request));
+  m.tick(kStart + Millis(10));
+  const auto actions = m.take_actions();
+  REQUIRE_FALSE(actions.empty());
+  for (const Action& action : actions) {
+    const Message* sent = nullptr;
+    if (auto* s = std::get_if<SendTo>(&action)) sent = &s->message;
+    if (auto* reply = std::get_if<ReplyTo>(&action)) sent = &reply->message;
+    if (sent != nullptr) CHECK(sent->cluster == "blue");
+  }
+  CHECK(m.counters().dropped_other_cluster == 1);
+}

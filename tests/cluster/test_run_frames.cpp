@@ -79,8 +79,9 @@ std::vector<uint8_t> bytes(const std::string& s) {
 }
 
 Fields common(const std::string& type) {
-  return {{"v", integer(1)},         {"type", str(type)},     {"alias", str("a")},
-          {"host", str("10.0.0.1")}, {"port", integer(2254)}, {"instance", str("abc123")}};
+  return {{"v", integer(1)},          {"cluster", str("iridium")}, {"type", str(type)},
+          {"alias", str("a")},        {"host", str("10.0.0.1")},   {"port", integer(2254)},
+          {"instance", str("abc123")}};
 }
 
 Fields good(const std::string& type) {
@@ -195,9 +196,10 @@ TEST_CASE("run frames carry their fields as documented", "[protocol][run]") {
   std::vector<std::string> keys;
   for (uint32_t i = 0; i < root.via.map.size; ++i)
     keys.push_back(root.via.map.ptr[i].key.as<std::string>());
-  CHECK(keys == std::vector<std::string>{"v", "type", "alias", "host", "port", "instance", "run",
-                                         "job", "status", "code", "error", "output", "truncated",
-                                         "registers", "float_registers", "elapsed_ms"});
+  CHECK(keys == std::vector<std::string>{"v", "cluster", "type", "alias", "host", "port",
+                                         "instance", "run", "job", "status", "code", "error",
+                                         "output", "truncated", "registers", "float_registers",
+                                         "elapsed_ms"});
   std::map<std::string, msgpack::object> fields;
   root.convert(fields);
   CHECK(fields.at("output").type == msgpack::type::BIN);
@@ -209,7 +211,7 @@ TEST_CASE("run frames carry their fields as documented", "[protocol][run]") {
   std::map<std::string, msgpack::object> request_fields;
   request_handle.get().convert(request_fields);
   CHECK(request_fields.at("image").type == msgpack::type::BIN);
-  CHECK(request_fields.size() == 9);
+  CHECK(request_fields.size() == 10);
 }
 
 TEST_CASE("malformed run frames are rejected with a reason", "[protocol][run]") {
@@ -333,13 +335,14 @@ TEST_CASE("encode() writes the bytes of docs/protocol.md's remote-run example", 
   Message accepted = from(MessageType::kRunAccepted, "b", "10.0.0.2", "b01c7d22e9a45f13");
   accepted.job = 4;
   const std::string accepted_bytes(
-      "\x88\xa1\x76\x01\xa4\x74\x79\x70\x65\xac\x72\x75\x6e\x5f\x61\x63"
+      "\x89\xa1\x76\x01\xa7\x63\x6c\x75\x73\x74\x65\x72\xa7\x69\x72\x69"
+      "\x64\x69\x75\x6d\xa4\x74\x79\x70\x65\xac\x72\x75\x6e\x5f\x61\x63"
       "\x63\x65\x70\x74\x65\x64\xa5\x61\x6c\x69\x61\x73\xa1\x62\xa4\x68"
       "\x6f\x73\x74\xa8\x31\x30\x2e\x30\x2e\x30\x2e\x32\xa4\x70\x6f\x72"
       "\x74\xcd\x08\xce\xa8\x69\x6e\x73\x74\x61\x6e\x63\x65\xb0\x62\x30"
       "\x31\x63\x37\x64\x32\x32\x65\x39\x61\x34\x35\x66\x31\x33\xa3\x72"
       "\x75\x6e\x01\xa3\x6a\x6f\x62\x04",
-      88);
+      104);
   CHECK(encode(accepted) == accepted_bytes);
 
   Message result = from(MessageType::kRunResult, "b", "10.0.0.2", "b01c7d22e9a45f13");
@@ -347,7 +350,8 @@ TEST_CASE("encode() writes the bytes of docs/protocol.md's remote-run example", 
   result.run_status = RunStatus::kHalted;
   result.output = "Hello, Iridium!\n";
   const std::string result_bytes(
-      "\xde\x00\x10\xa1\x76\x01\xa4\x74\x79\x70\x65\xaa\x72\x75\x6e\x5f"
+      "\xde\x00\x11\xa1\x76\x01\xa7\x63\x6c\x75\x73\x74\x65\x72\xa7\x69"
+      "\x72\x69\x64\x69\x75\x6d\xa4\x74\x79\x70\x65\xaa\x72\x75\x6e\x5f"
       "\x72\x65\x73\x75\x6c\x74\xa5\x61\x6c\x69\x61\x73\xa1\x62\xa4\x68"
       "\x6f\x73\x74\xa8\x31\x30\x2e\x30\x2e\x30\x2e\x32\xa4\x70\x6f\x72"
       "\x74\xcd\x08\xce\xa8\x69\x6e\x73\x74\x61\x6e\x63\x65\xb0\x62\x30"
@@ -359,18 +363,19 @@ TEST_CASE("encode() writes the bytes of docs/protocol.md's remote-run example", 
       "\x6e\x63\x61\x74\x65\x64\xc2\xa9\x72\x65\x67\x69\x73\x74\x65\x72"
       "\x73\x90\xaf\x66\x6c\x6f\x61\x74\x5f\x72\x65\x67\x69\x73\x74\x65"
       "\x72\x73\x90\xaa\x65\x6c\x61\x70\x73\x65\x64\x5f\x6d\x73\x00",
-      191);
+      207);
   CHECK(encode(result) == result_bytes);
 
   const Message cancel = from(MessageType::kRunCancel, "seed", "10.0.0.1", "45346e2b5f6a33da");
   const std::string cancel_bytes(
-      "\x87\xa1\x76\x01\xa4\x74\x79\x70\x65\xaa\x72\x75\x6e\x5f\x63\x61"
+      "\x88\xa1\x76\x01\xa7\x63\x6c\x75\x73\x74\x65\x72\xa7\x69\x72\x69"
+      "\x64\x69\x75\x6d\xa4\x74\x79\x70\x65\xaa\x72\x75\x6e\x5f\x63\x61"
       "\x6e\x63\x65\x6c\xa5\x61\x6c\x69\x61\x73\xa4\x73\x65\x65\x64\xa4"
       "\x68\x6f\x73\x74\xa8\x31\x30\x2e\x30\x2e\x30\x2e\x31\xa4\x70\x6f"
       "\x72\x74\xcd\x08\xce\xa8\x69\x6e\x73\x74\x61\x6e\x63\x65\xb0\x34"
       "\x35\x33\x34\x36\x65\x32\x62\x35\x66\x36\x61\x33\x33\x64\x61\xa3"
       "\x72\x75\x6e\x01",
-      84);
+      100);
   CHECK(encode(cancel) == cancel_bytes);
 }
 

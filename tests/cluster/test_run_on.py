@@ -20,7 +20,8 @@ import msgpack
 import zmq
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
-from iridium_nodes import REPO, ClusterTestCase, clean_env, free_port, take_binary, wait_until  # noqa: E402
+from iridium_nodes import (CLUSTER_NAME, REPO, ClusterTestCase, clean_env, free_port, take_binary,  # noqa: E402
+                           wait_until)
 
 BINARY = take_binary()
 HELLO = os.path.join(REPO, "examples", "hello.iasm")  # read by the node that runs the line
@@ -268,8 +269,9 @@ class Peer:
         self.thread.start()
 
     def frame(self, type_, **fields):
-        return msgpack.packb({"v": 1, "type": type_, "alias": self.alias, "host": "127.0.0.1",
-                              "port": self.port, "instance": self.instance, **fields}, use_bin_type=True)
+        return msgpack.packb({"v": 1, "cluster": CLUSTER_NAME, "type": type_, "alias": self.alias,
+                              "host": "127.0.0.1", "port": self.port, "instance": self.instance, **fields},
+                             use_bin_type=True)
 
     def send(self, type_, **fields):
         with self.lock:

@@ -13,10 +13,28 @@ puts this directory on sys.path first:
 Cluster nodes each get their own data directory, cluster port and
 remote-shell port, run with --daemon-mode, and are driven through
 `iridium attach -c`. Every wait polls with a deadline, never a bare sleep.
+
+Suites run side by side (ctest -j) and a node redials the ports it once
+knew, so two rules keep them out of each other's way:
+
+- Every iridium this process starts is in a cluster of its own,
+  CLUSTER_NAME (`test-<suite>-<pid>`): importing this module puts it in
+  os.environ as IRIDIUM_CLUSTER_NAME, and clean_env() keeps it, so a node
+  of another suite that dials one of ours is ignored (in secure mode a
+  node without our key cannot even connect).
+- free_port() hands out ports below the system's ephemeral range, which
+  the system never gives to a bind to port 0 or to an outgoing connection,
+  from blocks that one process at a time holds a lock on (a file in
+  PORT_LOCK_DIR, released by the kernel when the process ends): two live
+  suites are never given the same port.
 """
 import concurrent.futures
+import errno
+import fcntl
 import json
 import os
+import random
+import re
 import shutil
 import signal
 import socket
@@ -30,6 +48,20 @@ import unittest
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+def _cluster_name():
+    """test-<suite>-<pid>: the suite is the running script's name without
+    .py and a leading "test_", cut so the name stays within 64 characters."""
+    script = os.path.splitext(os.path.basename(sys.argv[0] if sys.argv and sys.argv[0] else "python"))[0]
+    suite = re.sub(r"[^A-Za-z0-9._-]", "-", re.sub(r"^test_", "", script)).strip("-._") or "suite"
+    suffix = f"-{os.getpid()}"
+    return ("test-" + suite)[:64 - len(suffix)] + suffix
+
+
+# The cluster of every iridium this process starts (see the module's doc).
+CLUSTER_NAME = _cluster_name()
+os.environ["IRIDIUM_CLUSTER_NAME"] = CLUSTER_NAME
+
+
 # --- processes, ports, polling ---------------------------------------------
 
 def take_binary():
@@ -41,9 +73,16 @@ def take_binary():
 
 
 def clean_env(**extra):
-    """The environment without any IRIDIUM_* setting of the caller's, plus extra."""
+    """The environment without any IRIDIUM_* setting of the caller's except
+    this process's IRIDIUM_CLUSTER_NAME (CLUSTER_NAME), plus extra (which may
+    set another name, or None to leave a variable out)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IRIDIUM_")}
-    env.update({k: str(v) for k, v in extra.items()})
+    env["IRIDIUM_CLUSTER_NAME"] = CLUSTER_NAME
+    for k, v in extra.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = str(v)
     return env
 
 
@@ -61,19 +100,112 @@ def parse_snapshot(completed):
         return None
 
 
+PORT_LOCK_DIR = os.path.join(tempfile.gettempdir(), "iridium-test-ports")
+PORT_BLOCK = 32  # ports per lock file
+
+
+def _port_range():
+    """The ports free_port() hands out: those below the ephemeral range
+    (/proc/sys/net/ipv4/ip_local_port_range, usually 32768-60999), from 20000
+    up; None when that range leaves no room."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    start = 20000 if low >= 20000 + 64 * PORT_BLOCK else 10000
+    return (start, low) if low - start >= 16 * PORT_BLOCK else None
+
+
+_port_blocks = []  # [first port of a block] this process holds a lock on
+_port_lock_fds = []  # their lock files, open (and locked) until the process ends
+_next_port = None
+_port_mutex = threading.Lock()
+_port_random = random.Random()  # its own: a suite that seeds `random` must not steer it
+
+
+def _claim_block(span):
+    """Locks a free block of PORT_BLOCK ports in span, starting the search
+    at a random block so that suites one after another seldom reuse ports:
+    an exclusive flock on the block's file, which no other process can hold
+    at the same time and which the kernel releases when this one ends.
+    Its first port, or None when every block is held."""
+    os.makedirs(PORT_LOCK_DIR, exist_ok=True)
+    try:
+        os.chmod(PORT_LOCK_DIR, 0o1777)  # shared by everyone's suites, like /tmp
+    except OSError:
+        pass
+    count = (span[1] - span[0]) // PORT_BLOCK
+    first = _port_random.randrange(count)
+    for i in range(count):
+        block = span[0] + (first + i) % count * PORT_BLOCK
+        if block in _port_blocks:
+            continue
+        try:
+            fd = os.open(os.path.join(PORT_LOCK_DIR, f"{block}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                         0o666)
+        except OSError:
+            continue  # another user's file we may not open: theirs
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            continue
+        _port_blocks.append(block)
+        _port_lock_fds.append(fd)
+        return block
+    return None
+
+
+def _bindable(port):
+    """True when a listener could bind 127.0.0.1:port now (as libzmq binds,
+    with SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def free_port():
-    """A TCP port that nothing listens on right now (bind to port 0 and ask),
-    never one this process was given before: the system may offer a port
-    again once it is released, and two nodes given the same port fail to
-    start."""
-    for _ in range(1000):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _ports_handed_out:
+    """A TCP port on 127.0.0.1 that nothing listens on right now, that no
+    other live process using this harness can be given (it comes from a
+    block of ports this process holds a lock on), that the system never
+    gives out by itself (below the ephemeral range), and that this process
+    was never given before. Without room below the ephemeral range: a port
+    the system picks (bind to port 0), as a last resort."""
+    with _port_mutex:
+        return _free_port()
+
+
+def _free_port():
+    global _next_port
+    span = _port_range()
+    if span is None:
+        for _ in range(1000):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            if port not in _ports_handed_out:
+                _ports_handed_out.add(port)
+                return port
+        raise RuntimeError("no free TCP port that was not handed out before")
+    while True:
+        if _next_port is None or _next_port >= _port_blocks[-1] + PORT_BLOCK:
+            block = _claim_block(span)
+            if block is None:
+                raise RuntimeError(f"every block of test ports in {span[0]}..{span[1] - 1} is held by "
+                                   f"another process (lock files in {PORT_LOCK_DIR})")
+            _next_port = block
+        port = _next_port
+        _next_port += 1
+        if port not in _ports_handed_out and _bindable(port):
             _ports_handed_out.add(port)
             return port
-    raise RuntimeError("no free TCP port that was not handed out before")
 
 
 def port_accepts(port, host="127.0.0.1"):

@@ -6,12 +6,12 @@ import msgpack
 import zmq
 import zmq.utils.monitor
 
-from iridium_nodes import ClusterTestCase
+from iridium_nodes import CLUSTER_NAME, ClusterTestCase
 
 
-def hello(alias="intruder", port=9):
-    return msgpack.packb({"v": 1, "type": "hello", "alias": alias, "host": "127.0.0.1", "port": port,
-                          "instance": "0123456789abcdef"})
+def hello(alias="intruder", port=9, cluster=CLUSTER_NAME):
+    return msgpack.packb({"v": 1, "cluster": cluster, "type": "hello", "alias": alias, "host": "127.0.0.1",
+                          "port": port, "instance": "0123456789abcdef"})
 
 
 def read_key(path):

@@ -10,10 +10,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
 import pexpect
+import zmq
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from iridium_nodes import (REPO, clean_env, cpu_seconds, free_port, kill_process, port_accepts, port_is_free,  # noqa: E402
@@ -24,6 +26,28 @@ IRIDIUM = take_binary()
 
 UP = "\x1b[A"
 TIMEOUT = 30
+
+
+def curve_dealer(port):
+    """A ZeroMQ DEALER with a CURVE key of its own dialling 127.0.0.1:port
+    (and redialling, as a node of another suite would): a plain node refuses
+    its handshake."""
+    context = zmq.Context.instance()
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.curve_publickey, dealer.curve_secretkey = zmq.curve_keypair()
+    dealer.curve_serverkey = zmq.curve_keypair()[0]
+    dealer.connect(f"tcp://127.0.0.1:{port}")
+    return dealer
+
+
+def read_all(fd, into):
+    """Appends what fd gives to the bytearray `into` until end of file."""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return
+        into += chunk
 
 
 def read_history_file(path):
@@ -141,22 +165,50 @@ class PtyShell(ShellTestCase):
         self.assertEqual(child.exitstatus, 0)
         self.assertNotIn(PROMPT, child.before)  # no dangling prompt after ^D
 
-    def test_a_terminal_that_hangs_up_ends_reading_without_spinning(self):
-        # The terminal's other end closes (an ssh session or terminal window
-        # that went away) while the node serves a cluster. The node has no
-        # controlling terminal here, so no SIGHUP comes: only the hang-up on
-        # stdin tells. It must stop reading and keep serving, not poll a dead
-        # terminal in a busy loop.
+    def hang_up_while_serving(self, stall_log=False):
+        """Starts a node on a pseudo-terminal, serving a cluster, and closes
+        the terminal's other end (an ssh session or terminal window that went
+        away) once its cluster listener accepts connections. The node has no
+        controlling terminal here, so no SIGHUP comes: only the hang-up on
+        stdin tells. It must stop reading and keep serving, not poll a dead
+        terminal in a busy loop; and say so. Returns its log (stderr).
+
+        stall_log: the node's stderr is a pipe that is full until the
+        terminal has hung up, and a node of another suite (a DEALER with a
+        CURVE key) keeps dialling the cluster port, as in a ctest -j run:
+        the node's first log lines, its warning about that dialler and its
+        "Started the cluster listener", wait for the pipe, so the terminal
+        hangs up before the node has set up its console."""
         master, slave = os.openpty()
         data = tempfile.mkdtemp(dir=self.tmp)
         port = free_port()
+        stderr, reader, stuffed = subprocess.PIPE, None, 0
+        if stall_log:
+            reader, stderr = os.pipe()
+            os.set_blocking(stderr, False)
+            try:
+                while True:
+                    stuffed += os.write(stderr, b"#" * 4096)
+            except BlockingIOError:
+                pass
+            os.set_blocking(stderr, True)
         proc = subprocess.Popen([IRIDIUM, *shell_args(data, port), "--start-cluster", "--log-level", "info"],
-                                stdin=slave, stdout=slave, stderr=subprocess.PIPE, cwd=REPO,
+                                stdin=slave, stdout=slave, stderr=stderr, cwd=REPO,
                                 env=clean_env(TERM="xterm", HOME=self.tmp), start_new_session=True)
         os.close(slave)
         self.addCleanup(kill_process, proc)
+        log = bytearray()
+        if stall_log:
+            os.close(stderr)
+            self.addCleanup(os.close, reader)
+            stranger = curve_dealer(port)
+            self.addCleanup(stranger.close, 0)
         wait_until(lambda: port_accepts(port), 15, "the cluster listener")
         os.close(master)
+        if stall_log:
+            # The node waits on its log; read it from now on.
+            pump = threading.Thread(target=lambda: read_all(reader, log), daemon=True)
+            pump.start()
         busy_before = cpu_seconds(proc.pid)
         # Polled for a fixed window: a spinning loop burns about one core.
         window = time.monotonic() + 2.0
@@ -166,7 +218,26 @@ class PtyShell(ShellTestCase):
         self.assertTrue(port_accepts(port))
         proc.send_signal(signal.SIGTERM)
         self.assertEqual(proc.wait(timeout=15), 0)
-        self.assertIn("the terminal hung up", proc.stderr.read().decode())
+        if stall_log:
+            pump.join(10)
+            self.assertEqual(bytes(log[:stuffed]), b"#" * stuffed)
+            return bytes(log[stuffed:]).decode()
+        with proc.stderr:
+            return proc.stderr.read().decode()
+
+    def test_a_terminal_that_hangs_up_ends_reading_without_spinning(self):
+        log = self.hang_up_while_serving()
+        self.assertIn("the terminal hung up; the node keeps serving", log)
+        # The test's own port checks (connect, close) are no peer with a key.
+        self.assertNotIn("refused a cluster connection", log)
+
+    def test_a_terminal_that_hangs_up_before_the_console_is_set_up(self):
+        # The node looked at its stdin (a terminal) when it started; the
+        # terminal hanging up before its console exists does not turn it into
+        # a pipe that ended (which ends reading without a word).
+        log = self.hang_up_while_serving(stall_log=True)
+        self.assertIn("the terminal hung up; the node keeps serving", log)
+        self.assertIn("it runs with a cluster key (CURVE) and this node has none", log)
 
     def test_non_ascii_text_typed_at_the_terminal_is_kept(self):
         # The node starts in the "C" locale (clean_env sets no LANG), where

@@ -197,7 +197,8 @@ Outcome run_schedule(uint64_t seed, bool trace) {
           sim.set_duplication(0.05);
           break;
         case 12:
-        case 13: {  // hostile frames: a duplicate alias, an impostor, a stranger's gossip
+        case 13: {  // hostile frames: a duplicate alias, an impostor, a stranger's gossip,
+                    // and a node of another cluster (a hello, and a leave in a member's name)
           // An alias the target lists: in plain mode (no cluster key) an
           // alias nobody lists is free for anyone to take.
           if (live.size() < 2) break;
@@ -214,6 +215,17 @@ Outcome run_schedule(uint64_t seed, bool trace) {
           gossip.instance = "stranger1";
           gossip.nodes = {NodeAddress{"ghost", "h98", 2254}};
           sim.inject(live_one, gossip);
+          Message outsider;
+          outsider.type = MessageType::kHello;
+          outsider.cluster = "elsewhere";
+          outsider.sender = NodeAddress{"outsider", "h97", 2254};
+          outsider.instance = "outsider1";
+          sim.inject(live_one, outsider);
+          outsider.type = MessageType::kLeave;  // the victim's own alias and instance
+          const Endpoint at = sim.endpoint(victim);
+          outsider.sender = NodeAddress{sim.alias(victim), at.host, at.port};
+          outsider.instance = sim.instance(victim);
+          sim.inject(live_one, outsider);
           break;
         }
       }

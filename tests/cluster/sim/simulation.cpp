@@ -102,6 +102,10 @@ Endpoint Simulation::endpoint(int host) const {
                   it == processes_.end() ? uint16_t{2254} : it->second->port};
 }
 
+std::string Simulation::instance(int host) const {
+  return running(host) ? processes_.at(host)->instance : std::string();
+}
+
 bool Simulation::running(int host) const {
   auto it = processes_.find(host);
   return it != processes_.end() && it->second->running;
@@ -420,7 +424,8 @@ void Simulation::deliver(const Delivery& d) {
   bool refused = false;
   std::vector<cluster::Event> events = p.membership->take_events();
   for (const auto& e : events)
-    refused = refused || e.kind == EventKind::kRefused || e.kind == EventKind::kDropped;
+    refused = refused || e.kind == EventKind::kRefused || e.kind == EventKind::kDropped ||
+              e.kind == EventKind::kOtherCluster;
   if (refused && p.membership->view_version() != before) {
     violations_.push_back("a refused " + std::string(cluster::message_type_name(d.message.type)) +
                           " from " + d.message.sender.alias + " changed " + alias(d.host) +

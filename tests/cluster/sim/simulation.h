@@ -67,6 +67,7 @@ class Simulation {
   void rekey(int host, bool new_primary);
   bool running(int host) const;
   bool paused(int host) const;
+  std::string instance(int host) const;  // of its running process ("" if none)
   Endpoint endpoint(int host) const;
 
   // ---- the network ----
