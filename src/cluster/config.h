@@ -33,7 +33,7 @@ struct Timers {
   // independent suspicions of the same member arrive (Lifeguard).
   double suspicion_mult = 3;
   double suspicion_max_mult = 4;
-  std::size_t awareness_max = 8;  // local-health score ceiling; periods stretch × (1 + score)
+  std::size_t awareness_max = 4;  // local-health score ceiling; periods stretch × (1 + score)
 
   // ---- dissemination ----
   Millis gossip{200};               // pending updates to gossip_fanout members this often
