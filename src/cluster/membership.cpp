@@ -981,4 +981,47 @@ void Membership::leave(TimePoint now) {
   left_ = true;
 }
 
+// ---------------------------------------------------------------------------
+// When the next tick is due
+
+// The earliest of every time tick() compares `now` with, so that the node's
+// I/O thread can sleep until then instead of ticking every few ms. It mirrors
+// tick() and its helpers rule for rule: a timer added there belongs here too
+// (a strict `now - t > d` is due one clock step after t + d). Kept apart from
+// the rules so that another failure detector can replace the body alone.
+TimePoint Membership::next_wakeup() const {
+  if (left_) return TimePoint::max();
+  constexpr Clock::duration kStep{1};  // past a strict `>` comparison
+  TimePoint next = std::min(next_heartbeat_, next_gossip_);
+  auto due = [&next](TimePoint t) { next = std::min(next, t); };
+  // The pause guard reads a gap of more than pause_threshold between two
+  // ticks as this process having been stopped, and excuses every member's
+  // silence by that much: ticking at half the threshold keeps a quiet node's
+  // own sleep from passing for a pause.
+  due(last_tick_ + timers_.pause_threshold / 2);
+  for (const auto& [alias, m] : members_) {
+    due(m.last_evidence + timers_.dead_after + kStep);
+    due(m.state == MemberState::kAlive ? m.last_direct + timers_.suspect_after + kStep
+                                       : m.next_probe);
+  }
+  for (const PendingJoin& join : joins_) {
+    due(std::max(join.start, join.next_send));
+    if (join.kind != JoinKind::kSeed) due(std::max(join.start, join.deadline));
+    if (join.kind == JoinKind::kSeed && join.refused_since) {
+      due(*join.refused_since + timers_.refused_limit);
+    }
+  }
+  for (const auto& [alias, l] : lost_) {
+    due(l.next_probe);
+    due(l.since + timers_.lost_ttl + kStep);
+  }
+  for (const Seed& seed : seeds_) due(seed.next_hello);
+  for (const auto& [alias, c] : contacts_) due(c.since + timers_.contact_timeout + kStep);
+  for (const auto& [seq, p] : probes_) due(p.expires);
+  for (const auto& [seq, r] : relays_) due(r.expires);
+  for (const auto& [alias, d] : departed_) due(d.until);
+  for (const auto& [at, t] : contacted_at_) due(t + timers_.contact_retry);
+  return next;
+}
+
 }  // namespace iridium::cluster

@@ -150,6 +150,12 @@ class Membership {
   void frame_dropped(const Error& why);  // a frame that did not decode
   void link_changed(const Endpoint& endpoint, LinkEvent event, TimePoint now);
   void tick(TimePoint now);
+  // The earliest time at which tick() would do anything: send, change a
+  // member's state, expire or forget something. The node sleeps until then
+  // (or until a frame, a link change or a task arrives), so a time later
+  // than the truth delays the protocol, and an earlier one only costs a
+  // wakeup. TimePoint::max() when nothing is ever due (after leave()).
+  TimePoint next_wakeup() const;
   // Says hello to `to` until it answers or timers.join_timeout passes; the
   // answer comes as a kJoinDone event with the returned id.
   uint64_t join(const Endpoint& to, TimePoint now);

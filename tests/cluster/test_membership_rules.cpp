@@ -821,3 +821,84 @@ TEST_CASE("run frames go to members only, with our name on them", "[membership][
   CHECK(r.m.member_instance("a") == "a1");
   CHECK_FALSE(r.m.member_instance("nobody").has_value());
 }
+
+// ---- next_wakeup ------------------------------------------------------------
+
+namespace {
+
+// What a membership did, with when: to compare two of them.
+std::string trace(const std::vector<Action>& actions, const std::vector<Event>& events,
+                  TimePoint now) {
+  std::string out;
+  const auto at = std::to_string((now - kStart) / Millis(1)) + " ms: ";
+  for (const Action& a : actions) {
+    if (auto* s = std::get_if<SendTo>(&a)) {
+      out += at + "send " + std::string(message_type_name(s->message.type)) + " to " +
+             s->to.text() + "\n";
+    } else if (auto* r = std::get_if<ReplyTo>(&a)) {
+      out += at + "reply " + std::string(message_type_name(r->message.type)) + "\n";
+    } else if (auto* rel = std::get_if<Release>(&a)) {
+      out += at + "release " + rel->to.text() + "\n";
+    }
+  }
+  for (const Event& e : events) {
+    out += at + std::string(event_kind_name(e.kind)) + " " + e.node.alias + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+// The node's I/O thread ticks only when next_wakeup() says (or when input
+// arrives). Driven through the same 12 s of members, a silent member that is
+// suspected, declared dead and comes back, a seed and a join that never
+// answer, and a second-hand contact, a membership ticked that way must do
+// exactly what one ticked every millisecond does, at the same times.
+TEST_CASE("ticking only at next_wakeup does what ticking every ms does", "[membership][wakeup]") {
+  Rig every, sparse;
+  const Peer a = peer("a", 2001), b = peer("b", 2002), c = peer("c", 2003);
+  std::string trace_every, trace_sparse;
+  std::size_t sparse_ticks = 0;
+  for (Rig* r : {&every, &sparse}) {
+    r->admit(a);
+    r->admit(b);
+    r->m.join_seeds({Endpoint{"127.0.0.1", 2999}}, {}, r->now);
+    r->m.join(Endpoint{"127.0.0.1", 2998}, r->now);
+    r->clear();
+  }
+  Message gossip = a.make(MessageType::kMembers);
+  gossip.nodes = {c.address};  // c never answers our join: a contact that expires
+  for (int ms = 1; ms <= 12'000; ++ms) {
+    for (Rig* r : {&every, &sparse}) {
+      const TimePoint due = r->m.next_wakeup();
+      r->now = kStart + Millis(ms);
+      bool input = false;
+      if (ms % 150 == 0) {  // a beats all along; b is silent until 5 s
+        r->beat(a);
+        input = true;
+      }
+      if (ms == 300) {
+        r->receive(gossip);
+        input = true;
+      }
+      if (ms == 5'000) {
+        r->receive(b.make(MessageType::kHello), "rid-b");
+        input = true;
+      }
+      if (r == &every || input || r->now >= due) {
+        r->m.tick(r->now);
+        if (r == &sparse) ++sparse_ticks;
+      }
+      r->collect();
+      (r == &every ? trace_every : trace_sparse) += trace(r->actions, r->events, r->now);
+      r->actions.clear();
+      r->events.clear();
+    }
+  }
+  CHECK(trace_sparse == trace_every);
+  CHECK(trace_every.find("dead b") != std::string::npos);
+  CHECK(trace_every.find("recovered b") != std::string::npos);
+  CHECK(trace_every.find("join_done") != std::string::npos);
+  // And it does sleep: most milliseconds had nothing due.
+  CHECK(sparse_ticks < 12'000 / 10);
+}
