@@ -298,6 +298,15 @@ void Transport::replace_due_dealers(TimePoint now) {
   for (const auto& [endpoint, key] : due) replace_dealer(endpoint, key);
 }
 
+TimePoint Transport::next_due() const {
+  if (!carried_.empty()) return TimePoint::min();
+  TimePoint next = TimePoint::max();
+  for (const auto& [endpoint, d] : dealers_) {
+    if (d->replace_at) next = std::min(next, *d->replace_at);
+  }
+  return next;
+}
+
 Transport::Dealer* Transport::dealer_for(const Endpoint& to) {
   if (auto it = dealers_.find(to); it != dealers_.end()) {
     Dealer& d = *it->second;

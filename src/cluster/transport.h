@@ -104,6 +104,11 @@ class Transport {
   bool poll(Millis timeout, zmq::socket_t* extra, std::vector<Inbound>& frames,
             std::vector<LinkChange>& links, std::vector<Error>& errors);
 
+  // The earliest time poll() has work of its own to do: a DEALER due to be
+  // replaced, or frames a replaced listener left behind (now). The node
+  // sleeps no longer than that.
+  TimePoint next_due() const;
+
   // Lets queued frames (leave) go out for up to `linger` when sockets close.
   void set_linger(Millis linger);
   std::size_t dealer_count() const { return dealers_.size(); }
