@@ -175,6 +175,12 @@ class Membership {
   void frame_dropped(const Error& why);  // a frame that did not decode
   void link_changed(const Endpoint& endpoint, LinkEvent event, TimePoint now);
   void tick(TimePoint now);
+  // The earliest time at which tick() would do anything: send, change a
+  // member's state, expire or forget something. The node sleeps until then
+  // (or until a frame, a link change or a task arrives), so a time later
+  // than the truth delays the protocol, and an earlier one only costs a
+  // wakeup. TimePoint::max() when nothing is ever due (after leave()).
+  TimePoint next_wakeup() const;
   // Says hello to `to` until it answers or timers.join_timeout passes; the
   // answer comes as a kJoinDone event with the returned id.
   uint64_t join(const Endpoint& to, TimePoint now);
@@ -212,9 +218,6 @@ class Membership {
   const Counters& counters() const { return counters_; }
   // Changes whenever the member set (an alias or its instance) changes.
   uint64_t view_version() const { return view_version_; }
-  // The earliest time tick() has anything to do: the node sleeps until then
-  // (or until a frame arrives).
-  TimePoint next_wakeup() const;
   uint64_t incarnation() const { return incarnation_; }
   // Lifeguard's local-health score: 0 is healthy; each point stretches this
   // node's probe period and timeouts by one more multiple.

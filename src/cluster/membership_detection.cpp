@@ -273,24 +273,37 @@ void Membership::apply_to_stranger(const Update& u, TimePoint now) {
 // ---------------------------------------------------------------------------
 // When tick() next has work: the node sleeps until then.
 
+// It mirrors tick() and its helpers rule for rule: a timer added there
+// belongs here too (a strict `now - t > d` is due one clock step after t + d).
 TimePoint Membership::next_wakeup() const {
-  TimePoint at = std::min({next_probe_, next_push_pull_});
-  if (probe_) at = std::min({at, probe_->helpers_asked ? probe_->ends : probe_->ask_helpers});
-  if (!updates_.empty()) at = std::min(at, next_gossip_);
+  if (left_) return TimePoint::max();
+  constexpr Clock::duration kStep{1};  // past a strict `>` comparison
+  // A tick more than pause_threshold after the last one reads as a pause of
+  // this process: ticking at half that keeps a quiet node's own sleep from
+  // passing for one.
+  TimePoint at = std::min({next_probe_, next_push_pull_, last_tick_ + timers_.pause_threshold / 2});
+  auto due = [&at](TimePoint t) { at = std::min(at, t); };
+  if (probe_) due(probe_->helpers_asked ? probe_->ends : probe_->ask_helpers);
+  if (!updates_.empty()) due(next_gossip_);
   for (const std::string& alias : suspects_) {
     const Member& m = members_.at(alias);
-    at = std::min({at, m.suspected_at + m.suspicion->timeout(), m.next_notice});
+    due(m.suspected_at + m.suspicion->timeout());
+    due(m.next_notice);
   }
-  for (const auto& [seq, r] : relays_) at = std::min(at, r.expires);
+  for (const auto& [seq, r] : relays_) due(r.expires);
   for (const PendingJoin& j : joins_) {
-    at = std::min(at, std::max(j.start, j.next_send));
-    if (j.kind != JoinKind::kSeed) at = std::min(at, j.deadline);
+    due(std::max(j.start, j.next_send));
+    if (j.kind != JoinKind::kSeed) due(std::max(j.start, j.deadline));
+    if (j.kind == JoinKind::kSeed && j.refused_since) due(*j.refused_since + timers_.refused_limit);
   }
-  for (const auto& [alias, l] : lost_) at = std::min({at, l.next_probe, l.since + timers_.lost_ttl});
-  for (const Seed& seed : seeds_) at = std::min(at, seed.next_hello);
-  for (const auto& [alias, c] : contacts_) at = std::min(at, c.since + timers_.contact_timeout);
-  for (const auto& [alias, d] : departed_) at = std::min(at, d.until);
-  for (const auto& [endpoint, t] : contacted_at_) at = std::min(at, t + timers_.contact_retry);
+  for (const auto& [alias, l] : lost_) {
+    due(l.next_probe);
+    due(l.since + timers_.lost_ttl + kStep);
+  }
+  for (const Seed& seed : seeds_) due(seed.next_hello);
+  for (const auto& [alias, c] : contacts_) due(c.since + timers_.contact_timeout + kStep);
+  for (const auto& [alias, d] : departed_) due(d.until);
+  for (const auto& [endpoint, t] : contacted_at_) due(t + timers_.contact_retry);
   return at;
 }
 

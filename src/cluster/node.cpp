@@ -1,5 +1,6 @@
 #include "cluster/node.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -29,7 +30,10 @@ std::string random_instance() {
   return text;
 }
 
-constexpr Millis kPollInterval{10};            // the membership's tick resolution
+// The loop sleeps until its next deadline (Loop::sleep_time), but never
+// longer than this: a bound, not a timer anything waits for.
+constexpr Millis kMaxSleep{1000};
+constexpr Millis kResendInterval{10};          // run frames not sent yet are retried this often
 constexpr Millis kMembersFileDelay{500};       // batch membership changes before saving them
 constexpr Millis kLeaveLinger{300};            // let leave frames go out before sockets close
 constexpr Millis kRefusalLogInterval{60'000};  // one line per refused peer and reason per minute
@@ -149,7 +153,7 @@ class Node::Loop {
       frames.clear();
       links.clear();
       errors.clear();
-      if (transport_->poll(kPollInterval, &wake_, frames, links, errors)) drain_wake();
+      if (transport_->poll(sleep_time(Clock::now()), &wake_, frames, links, errors)) drain_wake();
       std::deque<Task> ready;
       {
         std::lock_guard lock(mutex);
@@ -183,6 +187,20 @@ class Node::Loop {
       carry_out();
       report_refusals(now);
     }
+  }
+
+  // How long the loop may sleep: until the earliest deadline of the
+  // membership, the remote runs, the members file and the transport. An
+  // idle node then wakes a few times a second instead of every 10 ms, each
+  // wake a poll over every socket and a walk over every member. Frames, link
+  // changes and other threads' tasks (the wake socket) end the sleep sooner.
+  Millis sleep_time(TimePoint now) const {
+    TimePoint next = std::min({membership_.next_wakeup(), transport_->next_due(), now + kMaxSleep});
+    if (members_dirty_) next = std::min(next, members_dirty_since_ + kMembersFileDelay);
+    if (!unsent_.empty()) next = std::min(next, now + kResendInterval);
+    for (const auto& [id, run] : outgoing_) next = std::min(next, run_deadline(run));
+    if (next <= now) return Millis(0);
+    return std::chrono::ceil<Millis>(next - now);  // not a few µs early, then again at once
   }
 
   // ---- requests from other threads (run as tasks) -------------------------
@@ -469,6 +487,16 @@ class Node::Loop {
       in.orphaned = true;
       executor_->cancel(job);
     }
+  }
+
+  // The earliest time tick_runs() has something to decide about `run` on
+  // its own clock. A cancel asked for by the caller wakes the loop itself
+  // (Node::run), and a member's departure comes with the frame or tick that
+  // caused it.
+  static TimePoint run_deadline(const Outgoing& run) {
+    if (run.cancel_by) return *run.cancel_by;
+    const TimePoint accept_by = run.accepted ? TimePoint::max() : run.sent + kRunAcceptTimeout;
+    return std::min(accept_by, run.deadline);
   }
 
   // Why a member we ran something on is not one any more, from the last
@@ -851,7 +879,11 @@ Result<StartInfo> Node::start() {
                               config_.timers, std::random_device{}(), config_.cluster_name};
   loop_ = std::make_unique<Loop>(*this, std::move(transport), zap_.get(), std::move(wake),
                                  membership, config_.members_file, executor_, relay_);
-  thread_ = std::thread([this] { loop_->run(mutex_, tasks_); });
+  thread_ = std::thread([this] {
+    // Named, so that per-thread CPU (top -H, /proc/PID/task) tells it apart.
+    pthread_setname_np(pthread_self(), "cluster-io");
+    loop_->run(mutex_, tasks_);
+  });
   return StartInfo{Endpoint{config_.bind_host, *port}, membership.self, false,
                    *port != config_.bind_port, config_.cluster_name};
 }
@@ -950,8 +982,14 @@ Result<std::vector<RunReply>> Node::run(std::optional<std::vector<std::string>> 
     if (!batch->cancel && wait.cancelled) {
       lock.unlock();
       const bool cancel = wait.cancelled();
+      if (cancel) {
+        {
+          std::lock_guard again(batch->mutex);
+          batch->cancel = true;
+        }
+        submit([](Loop&) {});  // the loop may be asleep: tick_runs() sends the cancels
+      }
       lock.lock();
-      batch->cancel = batch->cancel || cancel;
     }
   }
   return batch->replies;

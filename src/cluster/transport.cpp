@@ -1,9 +1,11 @@
 #include "cluster/transport.h"
 
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <iterator>
 #include <optional>
@@ -29,13 +31,35 @@ std::string tcp_endpoint(const std::string& host, uint16_t port) {
   return "tcp://" + Endpoint{host, port}.text();
 }
 
-// Shared by every cluster socket: bounded frames; ZMTP heartbeats, so a
-// half-open connection (a cut) is closed and redialled rather than trusted.
+// A connection whose data goes unacknowledged this long is closed by the
+// kernel (TCP_USER_TIMEOUT): a cut, or a host gone. With 5 % loss it takes
+// four lost tries of one segment in a row (RTO 0.2 + 0.4 + 0.8 + 1.6 s).
+constexpr Millis kUnackedTimeout{3000};
+// An idle connection is probed after this much silence, and closed (within
+// kUnackedTimeout) when the probe is not answered.
+constexpr int kKeepaliveIdleSeconds = 10;
+constexpr int kKeepaliveIntervalSeconds = 2;
+constexpr int kKeepaliveProbes = 3;  // where TCP_USER_TIMEOUT is not honoured
+
+// Shared by every cluster socket: bounded frames, and a half-open
+// connection (a cut) is closed and redialled rather than trusted. That is
+// left to the kernel: TCP_USER_TIMEOUT for data that is not acknowledged,
+// keepalive probes for a connection that carries none. Both run on the
+// kernel's timers, so an idle node does no work in user space per peer.
+// They replace ZMTP heartbeats (a PING every 500 ms each way on every
+// connection, answered in libzmq's I/O thread: about 4 (N - 1) messages a
+// second per node in a full mesh, the largest idle cost once the membership
+// itself sends little). One difference: ZMTP heartbeats also closed the
+// connections to a stopped (SIGSTOP) process after 2 s, where its kernel
+// still acknowledges TCP; those now stay open, and the membership's silence
+// rules (docs/protocol.md section 7) decide about the member, as before.
 void common_options(zmq::socket_t& s, const std::string& host) {
   s.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kMaxFrameBytes));
-  s.set(zmq::sockopt::heartbeat_ivl, 500);
-  s.set(zmq::sockopt::heartbeat_timeout, 2000);
-  s.set(zmq::sockopt::heartbeat_ttl, 2000);
+  s.set(zmq::sockopt::tcp_maxrt, static_cast<int>(kUnackedTimeout.count()));
+  s.set(zmq::sockopt::tcp_keepalive, 1);
+  s.set(zmq::sockopt::tcp_keepalive_idle, kKeepaliveIdleSeconds);
+  s.set(zmq::sockopt::tcp_keepalive_intvl, kKeepaliveIntervalSeconds);
+  s.set(zmq::sockopt::tcp_keepalive_cnt, kKeepaliveProbes);
   s.set(zmq::sockopt::linger, 0);
   if (host.find(':') != std::string::npos) s.set(zmq::sockopt::ipv6, 1);
 }
@@ -65,7 +89,7 @@ std::string describe_handshake_failure(const HandshakeFailure& f, bool secure) {
 }
 
 Transport::Transport(zmq::context_t& context, std::optional<CurveKey> key)
-    : context_(context), key_(std::move(key)) {
+    : context_(context), key_(std::move(key)), epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)) {
   if (key_) keys_.push_back(key_->public_z85);
 }
 
@@ -75,6 +99,26 @@ Transport::~Transport() {
   close_monitor(router_, router_monitor_);
   if (router_) router_.close();
   if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+}
+
+// Adds `socket`'s ZMQ_FD to the epoll set, standing for `what`. Removed
+// (unwatch) before the socket closes: libzmq closes that descriptor later,
+// on its reaper thread, and the number may be reused meanwhile.
+void Transport::watch(zmq::socket_t& socket, Watch& what) {
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.ptr = &what;
+  const auto fd = socket.get(zmq::sockopt::fd);
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0) {
+    throw zmq::error_t();  // errno says why; callers turn it into their error
+  }
+}
+
+void Transport::unwatch(zmq::socket_t& socket) {
+  if (!socket) return;
+  const auto fd = socket.get(zmq::sockopt::fd);
+  (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
 }
 
 void Transport::secure_listener(zmq::socket_t& s) {
@@ -105,6 +149,10 @@ void Transport::await_listener_closed() {
 }
 
 Result<uint16_t> Transport::listen(const std::string& host, uint16_t port, bool fallback) {
+  if (epoll_fd_ < 0) {
+    return Error{std::string("cannot create the cluster's epoll set: ") + std::strerror(errno),
+                 ErrorKind::kIo};
+  }
   try {
     router_ = zmq::socket_t(context_, zmq::socket_type::router);
     common_options(router_, host);
@@ -113,6 +161,9 @@ Result<uint16_t> Transport::listen(const std::string& host, uint16_t port, bool 
     auto monitor = open_router_monitor(router_);
     if (!monitor) return monitor.error();
     router_monitor_ = std::move(*monitor);
+    watch(router_, router_watch_);
+    watch(router_monitor_, router_monitor_watch_);
+    recheck_router_ = true;  // see read_rechecks
   } catch (const zmq::error_t& e) {
     return Error{std::string("cannot create the cluster listener: ") + e.what(), ErrorKind::kIo};
   }
@@ -210,10 +261,20 @@ Status Transport::replace_listener() {
     return Error{std::string("cannot replace the cluster listener: ") + e.what(), ErrorKind::kIo};
   }
   // It closes with every connection it accepted: their peers redial.
+  unwatch(router_monitor_);
+  unwatch(router_);
   close_monitor(router_, router_monitor_);
   router_.close();
   router_ = std::move(fresh);
   router_monitor_ = std::move(fresh_monitor);
+  recheck_router_ = true;  // what it received before it was watched
+  try {
+    watch(router_, router_watch_);
+    watch(router_monitor_, router_monitor_watch_);
+  } catch (const zmq::error_t&) {
+    // Not on this system's epoll limits in practice; the next poll still
+    // reads the listener once (recheck_router_).
+  }
   listener_replaced_at_ = Clock::now();
   return ok_status();
 }
@@ -275,9 +336,19 @@ std::unique_ptr<Transport::Dealer> Transport::open_dealer(const Endpoint& to,
     auto monitor = open_monitor(context_, s, monitor_endpoint, events);
     if (!monitor) return nullptr;
     s.connect(tcp_endpoint(to.host, to.port));
-    return std::make_unique<Dealer>(Dealer{std::move(s), std::move(*monitor),
-                                           LinkWatch(kConnectTimeout), server_key, std::nullopt,
-                                           std::string()});
+    auto d = std::make_unique<Dealer>(Dealer{
+        to, std::move(s), std::move(*monitor), LinkWatch(kConnectTimeout), server_key, std::nullopt,
+        std::string(), Watch{Role::kDealer, nullptr}, Watch{Role::kDealerMonitor, nullptr}});
+    d->on_socket.dealer = d.get();
+    d->on_monitor.dealer = d.get();
+    try {
+      watch(d->socket, d->on_socket);
+      watch(d->monitor, d->on_monitor);
+    } catch (const zmq::error_t&) {
+      close_dealer(*d);
+      return nullptr;
+    }
+    return d;
   } catch (const zmq::error_t&) {
     return nullptr;  // e.g. a name that does not resolve: the membership retries
   }
@@ -292,6 +363,7 @@ void Transport::replace_dealer(const Endpoint& to, const std::string& server_key
   close_dealer(*it->second);
   if (auto fresh = open_dealer(to, server_key)) {
     it->second = std::move(fresh);
+    recheck_dealers_.insert(to);  // see read_rechecks
   } else {
     dealers_.erase(it);
   }
@@ -303,6 +375,15 @@ void Transport::replace_due_dealers(TimePoint now) {
     if (d->replace_at && now >= *d->replace_at) due.emplace_back(endpoint, d->replace_key);
   }
   for (const auto& [endpoint, key] : due) replace_dealer(endpoint, key);
+}
+
+TimePoint Transport::next_due() const {
+  if (!carried_.empty()) return TimePoint::min();
+  TimePoint next = TimePoint::max();
+  for (const auto& [endpoint, d] : dealers_) {
+    if (d->replace_at) next = std::min(next, *d->replace_at);
+  }
+  return next;
 }
 
 Transport::Dealer* Transport::dealer_for(const Endpoint& to) {
@@ -319,6 +400,9 @@ Transport::Dealer* Transport::dealer_for(const Endpoint& to) {
 }
 
 void Transport::close_dealer(Dealer& d) {
+  recheck_dealers_.erase(d.to);
+  unwatch(d.monitor);
+  unwatch(d.socket);
   close_monitor(d.socket, d.monitor);
   d.socket.set(zmq::sockopt::linger, linger_ms_);
   d.socket.close();
@@ -327,6 +411,7 @@ void Transport::close_dealer(Dealer& d) {
 bool Transport::send(const Endpoint& to, std::string_view frame) {
   Dealer* d = dealer_for(to);
   if (d == nullptr) return false;
+  recheck_dealers_.insert(to);  // see read_rechecks
   try {
     return d->socket.send(zmq::buffer(frame), zmq::send_flags::dontwait).has_value();
   } catch (const zmq::error_t&) {
@@ -335,6 +420,7 @@ bool Transport::send(const Endpoint& to, std::string_view frame) {
 }
 
 bool Transport::reply(const std::string& routing_id, std::string_view frame) {
+  recheck_router_ = true;  // see read_rechecks
   return wire::send_envelope(router_, routing_id, frame);
 }
 
@@ -356,65 +442,110 @@ bool Transport::poll(Millis timeout, zmq::socket_t* extra, std::vector<Inbound>&
   // Frames a replaced listener had read: first.
   for (Inbound& in : carried_) frames.push_back(std::move(in));
   carried_.clear();
-  // Items: [router][extra?] then, per dealer, [socket][monitor].
-  std::vector<zmq::pollitem_t> items;
-  std::vector<std::pair<const Endpoint*, Dealer*>> owners;
-  items.reserve(3 + 2 * dealers_.size());
-  items.push_back({router_.handle(), 0, ZMQ_POLLIN, 0});
-  if (extra != nullptr) items.push_back({extra->handle(), 0, ZMQ_POLLIN, 0});
-  const std::size_t router_monitor = items.size();
-  items.push_back({router_monitor_.handle(), 0, ZMQ_POLLIN, 0});
-  const std::size_t first_dealer = items.size();
-  for (auto& [endpoint, d] : dealers_) {
-    items.push_back({d->socket.handle(), 0, ZMQ_POLLIN, 0});
-    items.push_back({d->monitor.handle(), 0, ZMQ_POLLIN, 0});
-    owners.emplace_back(&endpoint, d.get());
+  if (extra != extra_) {
+    if (extra_ != nullptr) unwatch(*extra_);
+    extra_ = nullptr;
+    try {
+      if (extra != nullptr) watch(*extra, extra_watch_);
+      extra_ = extra;
+    } catch (const zmq::error_t& e) {
+      errors.push_back(Error{std::string("poll: ") + e.what(), ErrorKind::kIo});
+    }
   }
-  try {
-    zmq::poll(items, timeout);
-  } catch (const zmq::error_t& e) {
-    if (e.num() != EINTR) errors.push_back(Error{std::string("poll: ") + e.what(), ErrorKind::kIo});
+  last_poll_reads_ = 0;
+  read_rechecks(frames, links, errors);
+  // Something read already, or a queue not emptied: look, do not wait.
+  const bool busy =
+      !frames.empty() || !links.empty() || recheck_router_ || !recheck_dealers_.empty();
+  constexpr int kMaxEvents = 256;  // more stay ready for the next call
+  std::array<epoll_event, kMaxEvents> events;
+  const int ready = ::epoll_wait(epoll_fd_, events.data(), kMaxEvents,
+                                 busy ? 0 : static_cast<int>(timeout.count()));
+  if (ready < 0) {
+    if (errno != EINTR) {
+      errors.push_back(Error{std::string("poll: ") + std::strerror(errno), ErrorKind::kIo});
+    }
     return false;
   }
-  // Frames before link changes: a peer's last frames are read before the
-  // news that its connection closed.
-  if (items[0].revents & ZMQ_POLLIN) drain_router(frames, errors);
-  if (items[router_monitor].revents & ZMQ_POLLIN) drain_router_monitor();
-  for (std::size_t i = 0; i < owners.size(); ++i) {
-    auto [endpoint, d] = owners[i];
-    if (items[first_dealer + 2 * i].revents & ZMQ_POLLIN)
-      drain_dealer(*endpoint, *d, frames, errors);
-  }
-  for (std::size_t i = 0; i < owners.size(); ++i) {
-    auto [endpoint, d] = owners[i];
-    if (items[first_dealer + 2 * i + 1].revents & ZMQ_POLLIN) drain_monitor(*endpoint, *d, links);
+  bool extra_ready = false;
+  for (int i = 0; i < ready; ++i) {
+    const Watch& what = *static_cast<const Watch*>(events[static_cast<std::size_t>(i)].data.ptr);
+    if (what.role == Role::kExtra) {
+      extra_ready = true;  // the caller reads it
+    } else {
+      read_socket(what, frames, links, errors);
+    }
   }
   replace_due_dealers(Clock::now());
-  return extra != nullptr && (items[1].revents & ZMQ_POLLIN) != 0;
+  return extra_ready;
 }
 
-void Transport::drain_router(std::vector<Inbound>& frames, std::vector<Error>& errors) {
+// Reads everything waiting on one socket. A DEALER's own frames are read
+// before the news from its monitor: a peer's last frames come before the
+// link change that says its connection closed.
+void Transport::read_socket(const Watch& what, std::vector<Inbound>& frames,
+                            std::vector<LinkChange>& links, std::vector<Error>& errors) {
+  ++last_poll_reads_;
+  switch (what.role) {
+    case Role::kRouter:
+      if (drain_router(frames, errors)) recheck_router_ = true;
+      return;
+    case Role::kRouterMonitor:
+      return drain_router_monitor();
+    case Role::kDealer:
+    case Role::kDealerMonitor: {
+      Dealer& d = *what.dealer;
+      if (drain_dealer(d.to, d, frames, errors)) recheck_dealers_.insert(d.to);
+      if (what.role == Role::kDealerMonitor) drain_monitor(d.to, d, links);
+      return;
+    }
+    case Role::kExtra:
+      return;
+  }
+}
+
+// Sockets whose ZMQ_FD may stay quiet while something waits, read once
+// without waiting: those whose queue a drain left non-empty; those we sent
+// on, as a send may process the command that announced a frame; and new
+// ones (with their monitors), because libzmq announces a message only to a
+// reader that has found its pipe empty once, and a pipe attached outside a
+// receive (an inproc connect, a command a send processed) has not.
+void Transport::read_rechecks(std::vector<Inbound>& frames, std::vector<LinkChange>& links,
+                              std::vector<Error>& errors) {
+  if (std::exchange(recheck_router_, false)) {
+    read_socket(router_watch_, frames, links, errors);
+    read_socket(router_monitor_watch_, frames, links, errors);
+  }
+  for (const Endpoint& to : std::exchange(recheck_dealers_, {})) {
+    if (auto it = dealers_.find(to); it != dealers_.end()) {
+      read_socket(it->second->on_monitor, frames, links, errors);  // its socket, then its monitor
+    }
+  }
+}
+
+bool Transport::drain_router(std::vector<Inbound>& frames, std::vector<Error>& errors) {
   for (int budget = 0; budget < 1000; ++budget) {
     auto envelope = wire::receive_envelope(router_);
     if (!envelope) {
       errors.push_back(envelope.error());
       continue;
     }
-    if (!envelope->has_value()) return;
+    if (!envelope->has_value()) return false;
     frames.push_back(Inbound{Source::from_router(std::move((*envelope)->routing_id)),
                              std::move((*envelope)->body)});
   }
+  return true;
 }
 
-void Transport::drain_dealer(const Endpoint& from, Dealer& d, std::vector<Inbound>& frames,
+bool Transport::drain_dealer(const Endpoint& from, Dealer& d, std::vector<Inbound>& frames,
                              std::vector<Error>& errors) {
   for (int budget = 0; budget < 100; ++budget) {
     zmq::message_t body;
     try {
-      if (!d.socket.recv(body, zmq::recv_flags::dontwait)) return;
+      if (!d.socket.recv(body, zmq::recv_flags::dontwait)) return false;
     } catch (const zmq::error_t& e) {
       errors.push_back(Error{std::string("receive failed: ") + e.what(), ErrorKind::kIo});
-      return;
+      return false;
     }
     if (body.more()) {  // a DEALER peer sends one frame per message
       errors.push_back(Error{"multi-part message on a dealer", ErrorKind::kInvalid});
@@ -424,6 +555,7 @@ void Transport::drain_dealer(const Endpoint& from, Dealer& d, std::vector<Inboun
     }
     frames.push_back(Inbound{Source::from_dealer(from), std::move(body)});
   }
+  return true;
 }
 
 void Transport::drain_monitor(const Endpoint& from, Dealer& d, std::vector<LinkChange>& links) {

@@ -30,11 +30,22 @@
 // several keys are installed is replaced by one that expects the next key:
 // twice round the ring at once, then at most once per second.
 //
+// Waiting (poll) costs the same at any number of peers: every socket's
+// ZMQ_FD is registered once in an epoll set, and a wait returns only the
+// sockets that have something, so an idle node's wakeup does not walk 2N
+// sockets (zmq_poll asks every one for ZMQ_EVENTS, twice per call). ZMQ_FD
+// is edge-like: it signals new commands for the socket, not "a message is
+// waiting"; a send on the socket may consume that signal, and a new pipe
+// signals nothing until it was once found empty. So new sockets, every
+// socket we sent on, and every one whose queue we did not empty are read
+// again on the next poll without waiting (read_rechecks).
+//
 // Not thread-safe: the node's I/O thread creates, uses and closes it.
 #pragma once
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -104,14 +115,29 @@ class Transport {
   bool poll(Millis timeout, zmq::socket_t* extra, std::vector<Inbound>& frames,
             std::vector<LinkChange>& links, std::vector<Error>& errors);
 
+  // The earliest time poll() has work of its own to do: a DEALER due to be
+  // replaced, or frames a replaced listener left behind (now). The node
+  // sleeps no longer than that.
+  TimePoint next_due() const;
+
   // Lets queued frames (leave) go out for up to `linger` when sockets close.
   void set_linger(Millis linger);
   std::size_t dealer_count() const { return dealers_.size(); }
+  // How many sockets the last poll() read (for tests of the waiting).
+  std::size_t last_poll_reads() const { return last_poll_reads_; }
   // Handshake failures seen since the last call.
   std::vector<HandshakeFailure> take_handshake_failures() { return std::exchange(failures_, {}); }
 
  private:
+  struct Dealer;
+  // What one entry of the epoll set stands for.
+  enum class Role { kRouter, kRouterMonitor, kExtra, kDealer, kDealerMonitor };
+  struct Watch {
+    Role role;
+    Dealer* dealer = nullptr;  // kDealer, kDealerMonitor
+  };
   struct Dealer {
+    Endpoint to;
     zmq::socket_t socket;
     zmq::socket_t monitor;
     LinkWatch watch;
@@ -121,6 +147,8 @@ class Transport {
     // Either is replaced (then, expecting `replace_key`) from this time on.
     std::optional<TimePoint> replace_at;
     std::string replace_key;
+    Watch on_socket{Role::kDealer};
+    Watch on_monitor{Role::kDealerMonitor};
   };
   // Per listener: the key that last worked there, and the handshakes that
   // failed in a row since (trying each installed key in turn).
@@ -139,8 +167,15 @@ class Transport {
   void await_listener_closed();
   Result<zmq::socket_t> open_router_monitor(zmq::socket_t& router);
   void close_dealer(Dealer& d);
-  void drain_router(std::vector<Inbound>& frames, std::vector<Error>& errors);
-  void drain_dealer(const Endpoint& from, Dealer& d, std::vector<Inbound>& frames,
+  void watch(zmq::socket_t& socket, Watch& what);
+  void unwatch(zmq::socket_t& socket);
+  void read_socket(const Watch& what, std::vector<Inbound>& frames, std::vector<LinkChange>& links,
+                   std::vector<Error>& errors);
+  void read_rechecks(std::vector<Inbound>& frames, std::vector<LinkChange>& links,
+                     std::vector<Error>& errors);
+  // Each drain returns true when it stopped at its budget with more waiting.
+  bool drain_router(std::vector<Inbound>& frames, std::vector<Error>& errors);
+  bool drain_dealer(const Endpoint& from, Dealer& d, std::vector<Inbound>& frames,
                     std::vector<Error>& errors);
   void drain_monitor(const Endpoint& from, Dealer& d, std::vector<LinkChange>& links);
   void drain_router_monitor();
@@ -161,6 +196,15 @@ class Transport {
   std::map<Endpoint, PeerKey> peer_keys_;
   uint64_t monitor_serial_ = 0;
   int linger_ms_ = 0;
+  int epoll_fd_ = -1;
+  zmq::socket_t* extra_ = nullptr;  // the caller's extra socket, once watched
+  Watch router_watch_{Role::kRouter};
+  Watch router_monitor_watch_{Role::kRouterMonitor};
+  Watch extra_watch_{Role::kExtra};
+  // Sockets to read on the next poll() without waiting for their ZMQ_FD.
+  bool recheck_router_ = false;
+  std::set<Endpoint> recheck_dealers_;
+  std::size_t last_poll_reads_ = 0;
 };
 
 }  // namespace iridium::cluster

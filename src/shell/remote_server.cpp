@@ -1,5 +1,6 @@
 #include "shell/remote_server.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdint>
@@ -100,7 +101,10 @@ Status RemoteServer::start() {
   // thread per session slot means no line ever waits for another session's.
   executor_ = std::make_unique<LineExecutor>(context_, done_endpoint_, options_.max_sessions);
   running_ = true;
-  thread_ = std::thread([this] { serve(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "remote-shell");  // per-thread CPU tells it apart
+    serve();
+  });
   spdlog::info("remote shell listening on {}{}", endpoint(),
                options_.key ? " (CURVE, key " + options_.key->fingerprint() + "...)" : "");
   return ok_status();

@@ -15,8 +15,14 @@ using cluster::Source;
 using Duration = cluster::Clock::duration;
 
 namespace {
-constexpr Millis kConnectTimeout{1000};    // ZMQ_CONNECT_TIMEOUT in the transport
-constexpr Millis kHeartbeatTimeout{2000};  // ZMTP heartbeats close a silent link after this
+constexpr Millis kConnectTimeout{1000};  // ZMQ_CONNECT_TIMEOUT in the transport
+// The kernel closes a link whose data goes unacknowledged this long
+// (TCP_USER_TIMEOUT, src/cluster/transport.cpp): a cut one. A stopped peer's
+// kernel still acknowledges, so its links stay up and frames wait for it.
+constexpr Millis kUnackedTimeout{3000};
+// A member dropped this soon after it started or resumed is not a false
+// death: the others may still be deciding about its silence.
+constexpr Millis kResumeGrace{2000};
 constexpr Millis kReconnectMin{10};
 constexpr Millis kReconnectMax{500};
 
@@ -30,7 +36,6 @@ struct Simulation::Process {
   std::unique_ptr<Membership> membership;
   bool running = false;
   bool paused = false;
-  TimePoint paused_at;
   TimePoint woke_at;            // started or resumed
   std::vector<Delivery> inbox;  // frames that arrived while paused
   std::vector<NodeAddress> remembered;
@@ -226,16 +231,13 @@ void Simulation::pause(int host) {
   note("pause " + alias(host));
   Process& p = *processes_.at(host);
   p.paused = true;
-  p.paused_at = now_;
-  // Its peers' ZMTP heartbeats go unanswered: their links to it close.
-  recheck_links_later([&](int, const Link& link) { return link.target == host; });
 }
 
 template <typename Which>
 void Simulation::recheck_links_later(Which which) {
   for (auto& [key, link] : links_) {
     if (link.state != Link::State::kUp || !which(key.first, link)) continue;
-    schedule(Item{now_ + kHeartbeatTimeout,
+    schedule(Item{now_ + kUnackedTimeout,
                   0,
                   Kind::kCheckLink,
                   key.first,
@@ -252,13 +254,6 @@ void Simulation::resume(int host) {
   Process& p = *processes_.at(host);
   p.paused = false;
   p.woke_at = now_;
-  // The far ends closed its links while it slept.
-  if (now_ - p.paused_at >= kHeartbeatTimeout) {
-    for (auto& [key, link] : links_) {
-      if (key.first == host && link.state == Link::State::kUp)
-        link_down(host, key.second, link, false);
-    }
-  }
   std::vector<Delivery> inbox = std::move(p.inbox);
   p.inbox.clear();
   for (const Delivery& d : inbox) deliver(d);
@@ -271,7 +266,7 @@ void Simulation::resume(int host) {
 void Simulation::block(int from, int to) {
   if (!blocked_.insert({from, to}).second) return;
   note("block " + alias(from) + " -> " + alias(to));
-  // A link that stays cut past the ZMTP heartbeat timeout is closed.
+  // A link that stays cut past the kernel's unacknowledged-data timeout is closed.
   recheck_links_later([&](int owner, const Link& link) {
     return (owner == from && link.target == to) || (owner == to && link.target == from);
   });
@@ -402,10 +397,7 @@ void Simulation::check_link(int owner, const Endpoint& to, uint64_t serial) {
   if (it == links_.end() || it->second.serial != serial || it->second.state != Link::State::kUp)
     return;
   Link& link = it->second;
-  const bool silent_peer =
-      !running(link.target) ||
-      (paused(link.target) && now_ - processes_.at(link.target)->paused_at >= kHeartbeatTimeout);
-  if (!path_ok(owner, link.target) || silent_peer) link_down(owner, to, link, false);
+  if (!path_ok(owner, link.target) || !running(link.target)) link_down(owner, to, link, false);
 }
 
 // ---------------------------------------------------------------------------
@@ -473,7 +465,7 @@ void Simulation::flush(int host) {
         return b.first == victim || b.second == victim || b.first == host || b.second == host;
       });
       if (running(victim) && !paused(victim) && processes_.at(victim)->instance == e.instance &&
-          clean_network && now_ - last_resume_or_start(victim) > kHeartbeatTimeout) {
+          clean_network && now_ - last_resume_or_start(victim) > kResumeGrace) {
         ++false_deaths_;
         note("FALSE DEATH: " + alias(host) + " dropped " + e.node.alias);
       }

@@ -4,8 +4,9 @@
 // The network models what the real transport does: one DEALER link per
 // (node, endpoint) that must be up before frames go (ZMQ_IMMEDIATE), per-link
 // FIFO delivery with latency, a refused redial when the target process is
-// gone, a connect timeout when the host is cut off, ZMTP heartbeats that
-// close a link after 2 s of a cut or a paused peer. On top it injects
+// gone, a connect timeout when the host is cut off, the kernel closing a
+// link whose data goes unacknowledged for 3 s (a cut; a paused peer's kernel
+// still acknowledges, so its links stay up). On top it injects
 // faults: loss, duplication, one-way and two-way cuts, partitions, crashes,
 // SIGTERM leaves, pauses and restarts, and hostile frames.
 //
@@ -133,7 +134,7 @@ class Simulation {
   void attempt(int owner, const Endpoint& to, uint64_t serial);
   void link_down(int owner, const Endpoint& to, Link& link, bool refuse_next);
   void check_link(int owner, const Endpoint& to, uint64_t serial);
-  // Schedules check_link, a heartbeat timeout from now, for the up links
+  // Schedules check_link, kUnackedTimeout from now, for the up links
   // `which(owner, link)` selects.
   template <typename Which>
   void recheck_links_later(Which which);
