@@ -114,9 +114,17 @@ void add_cluster_families(const cluster::Snapshot& s, std::vector<MetricFamily>&
        c.joins},
       {"iridium_cluster_leaves_total", "Members dropped because they said leave", c.leaves},
       {"iridium_cluster_suspicions_total",
-       "Members suspected: not heard directly for suspect_after", c.suspicions},
-      {"iridium_cluster_recoveries_total", "Suspect or lost members heard directly again",
-       c.recoveries},
+       "Members suspected: a probe (ours or another member's) went unanswered", c.suspicions},
+      {"iridium_cluster_recoveries_total",
+       "Suspects that refuted the suspicion, and lost members heard again", c.recoveries},
+      {"iridium_cluster_probes_total", "SWIM probes this node started (one per probe period)",
+       c.probes},
+      {"iridium_cluster_probes_failed_total",
+       "Probes that ended with no ack, direct or through helpers", c.probes_failed},
+      {"iridium_cluster_refutations_total",
+       "Times this node raised its incarnation to refute a suspicion of itself", c.refutations},
+      {"iridium_cluster_updates_sent_total",
+       "Membership updates piggybacked on outgoing frames", c.updates_sent},
       {"iridium_cluster_refused_total", "Hellos and joins this node refused (duplicate alias)",
        c.refused},
       {"iridium_cluster_frames_other_cluster_total",
@@ -129,11 +137,12 @@ void add_cluster_families(const cluster::Snapshot& s, std::vector<MetricFamily>&
     out.push_back(std::move(f));
   }
   MetricFamily deaths = family("iridium_cluster_deaths_total",
-                               "Members declared dead: silent past dead_after, or their "
-                               "connection was refused",
+                               "Members declared dead: our suspicion timed out (silent), "
+                               "their connection was refused, or another member said so",
                                MetricType::Counter);
   add_counter(deaths, c.deaths_silent, {{"cause", "silent"}});
   add_counter(deaths, c.deaths_refused, {{"cause", "refused"}});
+  add_counter(deaths, c.deaths_reported, {{"cause", "reported"}});
   out.push_back(std::move(deaths));
   out.push_back(detection_histogram(c.detection));
 }
