@@ -14,8 +14,8 @@ BINARY = take_binary()
 
 
 def frame(**fields):
-    base = {"v": 1, "cluster": CLUSTER_NAME, "type": "heartbeat", "alias": "evil", "host": "127.0.0.1",
-            "port": 9, "instance": "x"}
+    base = {"v": 2, "cluster": CLUSTER_NAME, "type": "heartbeat", "alias": "evil", "host": "127.0.0.1",
+            "port": 9, "instance": "x", "incarnation": 0}
     base.update(fields)
     return msgpack.packb({k: v for k, v in base.items() if v is not None})
 

@@ -125,8 +125,9 @@ class ClusterNames(ClusterTestCase):
             self.addCleanup(s.close, 0)
             s.setsockopt(zmq.LINGER, 0)
             s.connect(f"tcp://{seed.address}")
-            s.send(msgpack.packb({"v": 1, "cluster": cluster, "type": "hello", "alias": alias,
-                                  "host": "127.0.0.1", "port": 9, "instance": "0123456789abcdef"}))
+            s.send(msgpack.packb({"v": 2, "cluster": cluster, "type": "hello", "alias": alias,
+                                  "host": "127.0.0.1", "port": 9, "instance": "0123456789abcdef",
+                                  "incarnation": 0}))
             return s
 
         # Another cluster, the node's own alias, an alias in use: not even a hello_nack.

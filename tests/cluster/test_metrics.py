@@ -79,12 +79,13 @@ class MetricsOfACluster(ClusterTestCase):
             self.assertIn(f"serving metrics on http://127.0.0.1:{node.metrics_port}/metrics", node.log())
 
         def mesh_in_metrics(node):
-            # Gossip (members frames) goes to random members every 200 ms: a
-            # node that just joined may not have had one yet.
+            # A heartbeat greets each new member; after that each node pings
+            # one member per probe period (200 ms) and acks the pings it gets.
             samples, _, _ = scrape(node.metrics_port)
             return (value(samples, "iridium_cluster_members", state="alive") == 2
                     and all(value(samples, f"iridium_cluster_frames_{way}_total", type=kind) > 0
-                            for way in ("sent", "received") for kind in ("heartbeat", "members"))
+                            for way in ("sent", "received") for kind in ("heartbeat", "ping", "ack"))
+                    and value(samples, "iridium_cluster_probes_total") > 0
                     and samples)
 
         for node in nodes:
@@ -97,7 +98,7 @@ class MetricsOfACluster(ClusterTestCase):
             self.assertEqual(types["iridium_cluster_frames_sent_total"], "counter")
             self.assertEqual(types["iridium_cluster_detection_seconds"], "histogram")
             # One series per message type, zeros too.
-            self.assertEqual(len(samples["iridium_cluster_frames_sent_total"]), 15)
+            self.assertEqual(len(samples["iridium_cluster_frames_sent_total"]), 18)
             self.assertEqual(value(samples, "iridium_cluster_joins_total"), 2)
             self.assertEqual(total(samples, "iridium_cluster_deaths_total"), 0)
             self.assertEqual(value(samples, "iridium_cluster_detection_seconds_count"), 0)

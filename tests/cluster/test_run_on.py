@@ -269,8 +269,9 @@ class Peer:
         self.thread.start()
 
     def frame(self, type_, **fields):
-        return msgpack.packb({"v": 1, "cluster": CLUSTER_NAME, "type": type_, "alias": self.alias,
-                              "host": "127.0.0.1", "port": self.port, "instance": self.instance, **fields},
+        return msgpack.packb({"v": 2, "cluster": CLUSTER_NAME, "type": type_, "alias": self.alias,
+                              "host": "127.0.0.1", "port": self.port, "instance": self.instance,
+                              "incarnation": 0, **fields},
                              use_bin_type=True)
 
     def send(self, type_, **fields):

@@ -10,8 +10,8 @@ from iridium_nodes import CLUSTER_NAME, ClusterTestCase
 
 
 def hello(alias="intruder", port=9, cluster=CLUSTER_NAME):
-    return msgpack.packb({"v": 1, "cluster": cluster, "type": "hello", "alias": alias, "host": "127.0.0.1",
-                          "port": port, "instance": "0123456789abcdef"})
+    return msgpack.packb({"v": 2, "cluster": cluster, "type": "hello", "alias": alias, "host": "127.0.0.1",
+                          "port": port, "instance": "0123456789abcdef", "incarnation": 0})
 
 
 def read_key(path):
