@@ -959,6 +959,13 @@ TEST_CASE("sync: an equal digest is answered with nothing, a different one with 
   CHECK(answers[0].message.seq != 0);  // an answer: not to be answered again
   CHECK(answers[0].message.digest == r.m.digest());
   CHECK(answers[0].message.count == 3);
+  // Every frame of the exchange crosses the wire intact.
+  for (const Message& m : r.outgoing()) {
+    const std::string frame = encode(m);
+    auto decoded = decode(std::span(reinterpret_cast<const uint8_t*>(frame.data()), frame.size()));
+    INFO(message_type_name(m.type) << ": " << (decoded ? "decoded" : decoded.message()));
+    CHECK(decoded.ok());
+  }
   r.clear();
   // An answer that differs gets the pages but no sync back; an equal one nothing.
   sync_from(r.m.digest() ^ 1, true);
