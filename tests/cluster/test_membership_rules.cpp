@@ -534,7 +534,7 @@ TEST_CASE("a vouch that answers no probe of ours clears nothing, and a stranger'
 
 // Changed meaning: under heartbeats any direct frame cleared a suspicion;
 // now only a higher incarnation does.
-TEST_CASE("an ack from a suspect does not clear the suspicion; its refutation does",
+TEST_CASE("an ack from a suspect does not clear the suspicion, but its refutation does",
           "[membership][swim]") {
   Rig r;
   Peer a = peer("a", 2001);
@@ -715,7 +715,7 @@ TEST_CASE("a suspect update about this node makes it refute with a higher incarn
   CHECK(r.m.counters().refutations == 2);
 }
 
-TEST_CASE("an alive update with a higher incarnation clears a suspicion; an equal one does not",
+TEST_CASE("an alive update with a higher incarnation clears a suspicion, but an equal one does not",
           "[membership][swim]") {
   Rig r;
   const Peer a = peer("a", 2001), b = peer("b", 2002);
@@ -766,8 +766,9 @@ std::optional<Millis> time_to_death(
 
 }  // namespace
 
-TEST_CASE("a suspicion times out sooner with independent accusers; a repeated accuser counts once",
-          "[membership][swim][lifeguard]") {
+TEST_CASE(
+    "a suspicion times out sooner with independent accusers, and a repeated accuser counts once",
+    "[membership][swim][lifeguard]") {
   const Timers t;
   const Millis floor = suspicion_floor(t, 4), ceiling = suspicion_ceiling(t, 4);
   REQUIRE(floor < ceiling);
@@ -1061,12 +1062,15 @@ TEST_CASE("next_wakeup() is the next probe when idle, never past, never after ti
     r.respond(c);
     r.help(c, MessageType::kIndirectNack);
     r.respond(d);  // d answers pings but not ping_reqs; b answers nothing
-    r.m.join(Endpoint{"127.0.0.1", 2999}, r.now);  // nobody there
     Message members = a.make(MessageType::kMembers);
     members.nodes = {far.address};  // contacted, never answers
     r.receive(members);
-    bool relayed = false;
+    bool relayed = false, joining = false;
     wake_only_when_due(r, 400, [&] {
+      if (!joining && r.now - kStart > Millis(3500)) {
+        joining = true;  // nobody there; its hellos every 100 ms would hide the rest before
+        r.m.join(Endpoint{"127.0.0.1", 2999}, r.now);
+      }
       if (!relayed && r.now - kStart > Millis(700)) {
         relayed = true;  // a ping_req for us to serve, unanswered: an indirect_nack later
         Message req = a.make(MessageType::kPingReq);
@@ -1076,8 +1080,30 @@ TEST_CASE("next_wakeup() is the next probe when idle, never past, never after ti
         r.receive(req);
       }
     });
-    CHECK(r.now - kStart > Millis(5000));
+    CHECK(r.now - kStart > Millis(7000));
     CHECK_FALSE(r.m.is_member("b"));  // it went through suspicion to death and lost
+    CHECK(joining);
+    CHECK(r.m.counters().deaths_silent == 1);
+  }
+  SECTION("a relayed ping, at an instant of its own, ends in an indirect_nack when due") {
+    Rig r;
+    const Peer q = peer("q", 2001), t = peer("t", 2002);
+    r.admit(q);
+    r.admit(t);
+    r.respond(q);
+    r.tick_at(kStart + Millis(37));
+    Message req = q.make(MessageType::kPingReq);
+    req.seq = 5;
+    req.target = t.address;
+    req.target_instance = t.instance;
+    r.receive(req);
+    REQUIRE(r.sent(MessageType::kPing, t.endpoint()).size() == 1);
+    CHECK(r.m.next_wakeup() <= r.now + r.timers.probe_timeout);
+    bool nacked = false;
+    wake_only_when_due(r, 3, [&] {
+      nacked = nacked || !r.sent(MessageType::kIndirectNack, q.endpoint()).empty();
+    });
+    CHECK(nacked);
   }
   SECTION("seeds that refuse our alias, answering 50 ms after each hello") {
     Rig r;
