@@ -393,7 +393,7 @@ void Membership::declare_dead(const std::string& alias, DeathCause cause, TimePo
   Event e = make_event(EventKind::kDead, m.address, m.instance);
   e.cause = cause;
   e.silent = since(m.last_direct, now);
-  counters_.detection.observe(cause == DeathCause::kSilent ? since(m.suspected_at, now) : e.silent);
+  counters_.detection.observe(e.silent);
   emit(std::move(e));
 }
 
@@ -671,7 +671,8 @@ void Membership::on_ping_req(const Message& m, TimePoint now) {
   apply_updates(m.updates, requester, now);
   requester = member_from(m);
   if (requester == nullptr) return;
-  // Ping it for the requester, but only a member of ours, at the address we
+  // Ping it for the requester (a nack after half a probe timeout, so it
+  // reaches the requester before its probe period ends), but only a member of ours, at the address we
   // know: a ping_req must not make us dial addresses of a stranger's choice.
   auto target = members_.find(m.target.alias);
   if (target == members_.end() || target->second.instance != m.target_instance) {
@@ -685,7 +686,7 @@ void Membership::on_ping_req(const Message& m, TimePoint now) {
   const NodeAddress at = target->second.address;
   const uint64_t seq = next_seq_++;
   relays_[seq] =
-      Relay{m.seq, m.sender.alias, at, m.target_instance, now + scaled(timers_.probe_timeout)};
+      Relay{m.seq, m.sender.alias, at, m.target_instance, now + scaled(timers_.probe_timeout) / 2};
   Message ping = message_with_updates(MessageType::kPing);
   ping.seq = seq;
   send(endpoint_of(at), std::move(ping));

@@ -62,7 +62,9 @@ const ClientMetric& metric(const std::vector<MetricFamily>& families, const std:
   return *found;
 }
 
-// "me" with members a and b; a keeps beating, b falls silent and dies.
+// "me" with members a and b; a answers every ping (and beats every 100 ms),
+// b answers nothing: suspected after its first probe, dead after the
+// suspicion's timeout.
 struct Driven {
   Membership m{MembershipConfig{NodeAddress{"me", "127.0.0.1", 1000}, "me-1", Timers{}, 7}, kStart};
   TimePoint now = kStart;
@@ -79,17 +81,31 @@ struct Driven {
       if ((now - kStart) % Millis(100) == Millis(0))
         m.receive(from(a, MessageType::kHeartbeat), Source::from_router("rid-a"), now);
       m.tick(now);
+      for (const Action& action : m.take_actions()) {
+        const auto* s = std::get_if<SendTo>(&action);
+        if (s == nullptr || s->message.type != MessageType::kPing || s->to.port != a.port) continue;
+        Message ack = from(a, MessageType::kAck);
+        ack.seq = s->message.seq;
+        m.receive(ack, Source::from_dealer(s->to), now);
+      }
       (void)m.take_actions();
       (void)m.take_events();
     }
   }
 };
 
+// The suspicion timeout's floor for N nodes (config.h), in seconds.
+double suspicion_floor_seconds(std::size_t n) {
+  const Timers t;
+  return std::chrono::duration<double>(t.probe_period).count() * t.suspicion_mult *
+         std::log10(static_cast<double>(n) + 1.0);
+}
+
 }  // namespace
 
 TEST_CASE("metrics: members by state and frames by type come from the snapshot", "[metrics]") {
   Driven d;
-  d.run(Millis(800));  // b silent for 800 ms: suspect (suspect_after 600 ms), not yet dead
+  d.run(Millis(500));  // b's first probe unanswered by 400 ms: suspect, not yet dead
   const MetricsInput input{snapshot_of(d.m, d.now), std::nullopt, {}};
   const auto families = metric_families(input);
 
@@ -105,13 +121,19 @@ TEST_CASE("metrics: members by state and frames by type come from the snapshot",
     CHECK(metric(families, "iridium_cluster_frames_received_total", "type", type).counter.value ==
           static_cast<double>(c.received_by_type[i]));
   }
-  CHECK(metric(families, "iridium_cluster_frames_sent_total", "type", "heartbeat").counter.value >=
-        8);
-  CHECK(metric(families, "iridium_cluster_frames_sent_total", "type", "ping").counter.value >= 1);
+  // One heartbeat to each newcomer; a ping each probe period (200, 400 ms),
+  // a ping_req for b at 300 ms, the one ack from a.
+  CHECK(metric(families, "iridium_cluster_frames_sent_total", "type", "heartbeat").counter.value ==
+        2);
+  CHECK(metric(families, "iridium_cluster_frames_sent_total", "type", "ping").counter.value == 2);
+  CHECK(metric(families, "iridium_cluster_frames_sent_total", "type", "ping_req").counter.value ==
+        1);
+  CHECK(metric(families, "iridium_cluster_frames_received_total", "type", "ack").counter.value ==
+        1);
   CHECK(metric(families, "iridium_cluster_frames_received_total", "type", "hello").counter.value ==
         2);
   CHECK(metric(families, "iridium_cluster_frames_received_total", "type", "heartbeat")
-            .counter.value == 8);
+            .counter.value == 5);
   CHECK(find(families, "iridium_cluster_frames_sent_total")->type == MetricType::Counter);
   CHECK(metric(families, "iridium_cluster_suspicions_total").counter.value == 1);
   CHECK(metric(families, "iridium_cluster_joins_total").counter.value == 2);
@@ -121,7 +143,7 @@ TEST_CASE("metrics: members by state and frames by type come from the snapshot",
 
 TEST_CASE("metrics: deaths by cause, dropped frames and the detection histogram", "[metrics]") {
   Driven d;
-  d.run(Millis(2500));  // b dies of silence
+  d.run(Millis(2500));  // b dies of its suspicion's timeout
   d.m.frame_dropped(iridium::Error{"bad msgpack", iridium::ErrorKind::kInvalid});
   Message stray = from(d.a, MessageType::kAck);
   stray.seq = 99;
@@ -159,7 +181,7 @@ TEST_CASE("metrics: deaths by cause, dropped frames and the detection histogram"
   CHECK(h.sample_count == 1);
   const double silent = static_cast<double>(d.m.counters().detection.sum.count()) / 1000.0;
   CHECK(h.sample_sum == Approx(silent));
-  CHECK(silent > 1.5);
+  CHECK(silent >= suspicion_floor_seconds(3));  // never before the suspicion's floor
   REQUIRE(h.bucket.size() == DetectionHistogram::kBounds.size() + 1);
   uint64_t previous = 0;
   for (const auto& bucket : h.bucket) {

@@ -79,9 +79,9 @@ std::vector<uint8_t> bytes(const std::string& s) {
 }
 
 Fields common(const std::string& type) {
-  return {{"v", integer(1)},          {"cluster", str("iridium")}, {"type", str(type)},
-          {"alias", str("a")},        {"host", str("10.0.0.1")},   {"port", integer(2254)},
-          {"instance", str("abc123")}};
+  return {{"v", integer(2)},          {"cluster", str("iridium")}, {"type", str(type)},     {"alias", str("a")},
+          {"host", str("10.0.0.1")},  {"port", integer(2254)}, {"instance", str("abc123")},
+          {"incarnation", integer(0)}};
 }
 
 Fields good(const std::string& type) {
@@ -110,6 +110,7 @@ Message sample(MessageType type) {
   m.type = type;
   m.sender = NodeAddress{"node-1", "10.0.0.7", 2254};
   m.instance = "00ff00ff00ff00ff";
+  m.incarnation = 5;
   m.run = 1ull << 40;
   if (type == MessageType::kRunRequest) {
     m.name = "examples/hello.iasm";
@@ -141,6 +142,7 @@ TEST_CASE("every run frame round-trips with every field", "[protocol][run]") {
     CHECK(decoded->type == type);
     CHECK(decoded->sender == m.sender);
     CHECK(decoded->instance == m.instance);
+    CHECK(decoded->incarnation == m.incarnation);
     CHECK(decoded->run == m.run);
     CHECK(decoded->name == m.name);
     CHECK(decoded->image == m.image);
@@ -196,8 +198,8 @@ TEST_CASE("run frames carry their fields as documented", "[protocol][run]") {
   std::vector<std::string> keys;
   for (uint32_t i = 0; i < root.via.map.size; ++i)
     keys.push_back(root.via.map.ptr[i].key.as<std::string>());
-  CHECK(keys == std::vector<std::string>{"v", "cluster", "type", "alias", "host", "port",
-                                         "instance", "run", "job", "status", "code", "error",
+  CHECK(keys == std::vector<std::string>{"v", "cluster", "type", "alias", "host", "port", "instance",
+                                         "incarnation", "run", "job", "status", "code", "error",
                                          "output", "truncated", "registers", "float_registers",
                                          "elapsed_ms"});
   std::map<std::string, msgpack::object> fields;
@@ -211,7 +213,9 @@ TEST_CASE("run frames carry their fields as documented", "[protocol][run]") {
   std::map<std::string, msgpack::object> request_fields;
   request_handle.get().convert(request_fields);
   CHECK(request_fields.at("image").type == msgpack::type::BIN);
-  CHECK(request_fields.size() == 10);
+  CHECK(request_fields.size() == 11);
+  CHECK(request_fields.at("v").as<int>() == 2);
+  CHECK(request_fields.at("incarnation").as<int>() == 5);
 }
 
 TEST_CASE("malformed run frames are rejected with a reason", "[protocol][run]") {
@@ -233,7 +237,7 @@ TEST_CASE("malformed run frames are rejected with a reason", "[protocol][run]") 
     CHECK_FALSE(with("run", integer(-1)).ok());
     CHECK_FALSE(with("run", str("7")).ok());
     CHECK_FALSE(with("run", real(7.0)).ok());
-    CHECK_FALSE(with("run", uinteger(UINT64_MAX)).ok());
+    CHECK(with("run", uinteger(UINT64_MAX)).ok());  // a run id may use all 64 bits
   }
   auto request = [](const std::string& key, Field value) {
     Fields f = good("run_request");
@@ -322,7 +326,8 @@ TEST_CASE("every message type has its own name", "[protocol][run]") {
 }
 
 TEST_CASE("encode() writes the bytes of docs/protocol.md's remote-run example", "[protocol][run]") {
-  // The same bytes come out of Python's msgpack.packb with encode()'s key order.
+  // The same bytes come out of Python's msgpack.packb with encode()'s key order
+  // (version 2: "v" is 2 and "incarnation" follows "instance").
   auto from = [](MessageType type, const std::string& alias, const std::string& host,
                  const std::string& instance) {
     Message m;
@@ -335,14 +340,15 @@ TEST_CASE("encode() writes the bytes of docs/protocol.md's remote-run example", 
   Message accepted = from(MessageType::kRunAccepted, "b", "10.0.0.2", "b01c7d22e9a45f13");
   accepted.job = 4;
   const std::string accepted_bytes(
-      "\x89\xa1\x76\x01\xa7\x63\x6c\x75\x73\x74\x65\x72\xa7\x69\x72\x69"
+      "\x8a\xa1\x76\x02\xa7\x63\x6c\x75\x73\x74\x65\x72\xa7\x69\x72\x69"
       "\x64\x69\x75\x6d\xa4\x74\x79\x70\x65\xac\x72\x75\x6e\x5f\x61\x63"
       "\x63\x65\x70\x74\x65\x64\xa5\x61\x6c\x69\x61\x73\xa1\x62\xa4\x68"
       "\x6f\x73\x74\xa8\x31\x30\x2e\x30\x2e\x30\x2e\x32\xa4\x70\x6f\x72"
       "\x74\xcd\x08\xce\xa8\x69\x6e\x73\x74\x61\x6e\x63\x65\xb0\x62\x30"
-      "\x31\x63\x37\x64\x32\x32\x65\x39\x61\x34\x35\x66\x31\x33\xa3\x72"
-      "\x75\x6e\x01\xa3\x6a\x6f\x62\x04",
-      104);
+      "\x31\x63\x37\x64\x32\x32\x65\x39\x61\x34\x35\x66\x31\x33\xab\x69"
+      "\x6e\x63\x61\x72\x6e\x61\x74\x69\x6f\x6e\x00\xa3\x72\x75\x6e\x01"
+      "\xa3\x6a\x6f\x62\x04",
+      117);
   CHECK(encode(accepted) == accepted_bytes);
 
   Message result = from(MessageType::kRunResult, "b", "10.0.0.2", "b01c7d22e9a45f13");
@@ -350,32 +356,34 @@ TEST_CASE("encode() writes the bytes of docs/protocol.md's remote-run example", 
   result.run_status = RunStatus::kHalted;
   result.output = "Hello, Iridium!\n";
   const std::string result_bytes(
-      "\xde\x00\x11\xa1\x76\x01\xa7\x63\x6c\x75\x73\x74\x65\x72\xa7\x69"
+      "\xde\x00\x12\xa1\x76\x02\xa7\x63\x6c\x75\x73\x74\x65\x72\xa7\x69"
       "\x72\x69\x64\x69\x75\x6d\xa4\x74\x79\x70\x65\xaa\x72\x75\x6e\x5f"
       "\x72\x65\x73\x75\x6c\x74\xa5\x61\x6c\x69\x61\x73\xa1\x62\xa4\x68"
       "\x6f\x73\x74\xa8\x31\x30\x2e\x30\x2e\x30\x2e\x32\xa4\x70\x6f\x72"
       "\x74\xcd\x08\xce\xa8\x69\x6e\x73\x74\x61\x6e\x63\x65\xb0\x62\x30"
-      "\x31\x63\x37\x64\x32\x32\x65\x39\x61\x34\x35\x66\x31\x33\xa3\x72"
-      "\x75\x6e\x01\xa3\x6a\x6f\x62\x04\xa6\x73\x74\x61\x74\x75\x73\xa6"
-      "\x68\x61\x6c\x74\x65\x64\xa4\x63\x6f\x64\x65\xa0\xa5\x65\x72\x72"
-      "\x6f\x72\xa0\xa6\x6f\x75\x74\x70\x75\x74\xc4\x10\x48\x65\x6c\x6c"
-      "\x6f\x2c\x20\x49\x72\x69\x64\x69\x75\x6d\x21\x0a\xa9\x74\x72\x75"
-      "\x6e\x63\x61\x74\x65\x64\xc2\xa9\x72\x65\x67\x69\x73\x74\x65\x72"
-      "\x73\x90\xaf\x66\x6c\x6f\x61\x74\x5f\x72\x65\x67\x69\x73\x74\x65"
-      "\x72\x73\x90\xaa\x65\x6c\x61\x70\x73\x65\x64\x5f\x6d\x73\x00",
-      207);
+      "\x31\x63\x37\x64\x32\x32\x65\x39\x61\x34\x35\x66\x31\x33\xab\x69"
+      "\x6e\x63\x61\x72\x6e\x61\x74\x69\x6f\x6e\x00\xa3\x72\x75\x6e\x01"
+      "\xa3\x6a\x6f\x62\x04\xa6\x73\x74\x61\x74\x75\x73\xa6\x68\x61\x6c"
+      "\x74\x65\x64\xa4\x63\x6f\x64\x65\xa0\xa5\x65\x72\x72\x6f\x72\xa0"
+      "\xa6\x6f\x75\x74\x70\x75\x74\xc4\x10\x48\x65\x6c\x6c\x6f\x2c\x20"
+      "\x49\x72\x69\x64\x69\x75\x6d\x21\x0a\xa9\x74\x72\x75\x6e\x63\x61"
+      "\x74\x65\x64\xc2\xa9\x72\x65\x67\x69\x73\x74\x65\x72\x73\x90\xaf"
+      "\x66\x6c\x6f\x61\x74\x5f\x72\x65\x67\x69\x73\x74\x65\x72\x73\x90"
+      "\xaa\x65\x6c\x61\x70\x73\x65\x64\x5f\x6d\x73\x00",
+      220);
   CHECK(encode(result) == result_bytes);
 
   const Message cancel = from(MessageType::kRunCancel, "seed", "10.0.0.1", "45346e2b5f6a33da");
   const std::string cancel_bytes(
-      "\x88\xa1\x76\x01\xa7\x63\x6c\x75\x73\x74\x65\x72\xa7\x69\x72\x69"
+      "\x89\xa1\x76\x02\xa7\x63\x6c\x75\x73\x74\x65\x72\xa7\x69\x72\x69"
       "\x64\x69\x75\x6d\xa4\x74\x79\x70\x65\xaa\x72\x75\x6e\x5f\x63\x61"
       "\x6e\x63\x65\x6c\xa5\x61\x6c\x69\x61\x73\xa4\x73\x65\x65\x64\xa4"
       "\x68\x6f\x73\x74\xa8\x31\x30\x2e\x30\x2e\x30\x2e\x31\xa4\x70\x6f"
       "\x72\x74\xcd\x08\xce\xa8\x69\x6e\x73\x74\x61\x6e\x63\x65\xb0\x34"
-      "\x35\x33\x34\x36\x65\x32\x62\x35\x66\x36\x61\x33\x33\x64\x61\xa3"
-      "\x72\x75\x6e\x01",
-      100);
+      "\x35\x33\x34\x36\x65\x32\x62\x35\x66\x36\x61\x33\x33\x64\x61\xab"
+      "\x69\x6e\x63\x61\x72\x6e\x61\x74\x69\x6f\x6e\x00\xa3\x72\x75\x6e"
+      "\x01",
+      113);
   CHECK(encode(cancel) == cancel_bytes);
 }
 

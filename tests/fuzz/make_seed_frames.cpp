@@ -40,7 +40,16 @@ int main(int argc, char** argv) {
     m.seq = 42;
     m.target = {"t", "10.0.0.2", 2254};
     m.target_instance = "fedcba9876543210";
-    m.heard_ms_ago = 70000;  // past 16 bits: msgpack uint32
+    m.incarnation = 70000;  // past 16 bits: msgpack uint32
+    // One update in each state, so every state name is in the corpus.
+    m.updates = {
+        {{"a", "10.0.0.1", 2254}, "aaaa0001", 3, cluster::UpdateState::kAlive, ""},
+        {{"b", "node-b.example", 2255}, "bbbb0001", 1, cluster::UpdateState::kSuspect, "a"},
+        {{"c", "10.0.0.3", 2254}, "cccc0001", 0, cluster::UpdateState::kDead, ""},
+        {{"d", "10.0.0.4", 2254}, "dddd0001", 2, cluster::UpdateState::kLeft, ""},
+    };
+    m.digest = 0x0123456789abcdefULL;
+    m.count = 3;
     m.run = 7;
     m.name = "examples/hello.iasm";
     m.image = std::string("EPIE") + std::string(64, '\0') + std::string("\x05\0\0\0", 4);
