@@ -25,8 +25,8 @@ inline std::string seconds_text(Millis d) {
 // rather than accuse others (Lifeguard).
 struct Timers {
   // ---- SWIM failure detection ----
-  Millis probe_period{200};         // one member probed per period, in shuffled round-robin (× health)
-  Millis probe_timeout{100};        // no ack by then: ask indirect_probes helpers (× health)
+  Millis probe_period{200};   // one member probed per period, in shuffled round-robin (× health)
+  Millis probe_timeout{100};  // no ack by then: ask indirect_probes helpers (× health)
   std::size_t indirect_probes = 3;  // helpers per failed probe (SWIM's k)
   // Suspicion timeout: starts at suspicion_max_mult × the floor and shrinks
   // towards the floor, suspicion_mult × log10(N+1) × probe_period, as

@@ -311,8 +311,8 @@ void Membership::heard_directly(Member& m, uint64_t incarnation, TimePoint now) 
 void Membership::notify_suspect(Member& m, TimePoint now) {
   m.next_notice = now + timers_.probe_period;
   Message notice = message(MessageType::kGossip);
-  notice.updates = {Update{m.address, m.instance, m.incarnation, UpdateState::kSuspect,
-                           config_.self.alias}};
+  notice.updates = {
+      Update{m.address, m.instance, m.incarnation, UpdateState::kSuspect, config_.self.alias}};
   send(endpoint_of(m.address), std::move(notice));
 }
 
@@ -672,8 +672,8 @@ void Membership::on_ping_req(const Message& m, TimePoint now) {
   requester = member_from(m);
   if (requester == nullptr) return;
   // Ping it for the requester (a nack after half a probe timeout, so it
-  // reaches the requester before its probe period ends), but only a member of ours, at the address we
-  // know: a ping_req must not make us dial addresses of a stranger's choice.
+  // reaches the requester before its probe period ends), but only a member of ours, at the address
+  // we know: a ping_req must not make us dial addresses of a stranger's choice.
   auto target = members_.find(m.target.alias);
   if (target == members_.end() || target->second.instance != m.target_instance) {
     Message nack = message_with_updates(MessageType::kIndirectNack);

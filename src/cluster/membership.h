@@ -85,12 +85,12 @@ struct Release {  // no frame will go to this listener any more: close the DEALE
 using Action = std::variant<SendTo, ReplyTo, Release>;
 
 enum class EventKind {
-  kJoined,        // a new member (node)
-  kRestarted,     // a member came back as a new instance at the same address
-  kSuspect,       // a probe went unanswered (ours or another member's): suspected
-  kRecovered,     // a suspect refuted the suspicion, or a lost member is heard again
-  kDead,          // dropped: its suspicion timed out (here or elsewhere), or its connection was refused
-  kLeft,          // dropped: it said leave
+  kJoined,     // a new member (node)
+  kRestarted,  // a member came back as a new instance at the same address
+  kSuspect,    // a probe went unanswered (ours or another member's): suspected
+  kRecovered,  // a suspect refuted the suspicion, or a lost member is heard again
+  kDead,  // dropped: its suspicion timed out (here or elsewhere), or its connection was refused
+  kLeft,  // dropped: it said leave
   kForgotten,     // a lost member no longer probed (lost_ttl)
   kRefused,       // we refused a hello or join (node = the sender; error = why)
   kJoinDone,      // a join(): ok, or failed with error
@@ -151,7 +151,7 @@ struct Counters {
   uint64_t probes = 0, probes_failed = 0;  // our own probes, and those that ended in suspicion
   uint64_t refutations = 0;                // times we raised our incarnation
   uint64_t updates_sent = 0;               // piggybacked updates, counted per frame
-  DetectionHistogram detection;                    // every kDead's `silent`
+  DetectionHistogram detection;            // every kDead's `silent`
   // Frames of another cluster (another cluster name), dropped before any
   // rule saw them; in neither frames_received nor frames_dropped.
   uint64_t dropped_other_cluster = 0;
@@ -232,8 +232,8 @@ class Membership {
     std::string instance;
     uint64_t incarnation = 0;
     MemberState state = MemberState::kAlive;
-    TimePoint last_direct;    // last frame from it on any path of its own
-    bool link_down = false;   // our DEALER's connection to it closed and has not come back
+    TimePoint last_direct;   // last frame from it on any path of its own
+    bool link_down = false;  // our DEALER's connection to it closed and has not come back
     std::optional<Suspicion> suspicion;  // while suspect
     TimePoint suspected_at{};            // while suspect
     TimePoint next_notice{};             // while suspect: tell it again no sooner

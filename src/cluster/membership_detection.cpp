@@ -105,7 +105,8 @@ void Membership::probe_failed(TimePoint now) {
   // Lifeguard: helpers that could not answer at all (no nack either) point
   // at our own trouble, not the target's.
   int delta = 1;
-  if (p.nacks_expected > 0) delta = static_cast<int>(p.nacks_expected - std::min(p.nacks, p.nacks_expected));
+  if (p.nacks_expected > 0)
+    delta = static_cast<int>(p.nacks_expected - std::min(p.nacks, p.nacks_expected));
   change_health(delta);
   auto it = members_.find(p.alias);
   if (it == members_.end() || it->second.instance != p.instance) return;
@@ -170,8 +171,8 @@ std::size_t Membership::retransmit_limit() const {
   return timers_.retransmit_mult * static_cast<std::size_t>(std::ceil(std::log10(n + 1.0)));
 }
 
-void Membership::spread(const NodeAddress& node, const std::string& instance,
-                        uint64_t incarnation, UpdateState state, const std::string& from) {
+void Membership::spread(const NodeAddress& node, const std::string& instance, uint64_t incarnation,
+                        UpdateState state, const std::string& from) {
   updates_.push(Update{node, instance, incarnation, state, from});
 }
 

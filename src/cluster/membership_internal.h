@@ -13,7 +13,7 @@ inline Millis since(TimePoint earlier, TimePoint now) {
 }
 
 inline Event make_event(EventKind kind, const NodeAddress& node, const std::string& instance,
-                 std::optional<Error> error = std::nullopt) {
+                        std::optional<Error> error = std::nullopt) {
   Event e;
   e.kind = kind;
   e.node = node;

@@ -345,8 +345,8 @@ std::string encode(const Message& m) {
   const bool job = carries(m.type, kJob);
   const bool result = m.type == MessageType::kRunResult;
   w.begin(8 + (nodes ? 1 : 0) + (reason ? 2 : 0) + (seq ? 1 : 0) + (target ? 2 : 0) +
-          (updates ? 1 : 0) + (digest ? 2 : 0) + (run ? 1 : 0) + (request ? 2 : 0) +
-          (job ? 1 : 0) + (result ? 8 : 0))
+          (updates ? 1 : 0) + (digest ? 2 : 0) + (run ? 1 : 0) + (request ? 2 : 0) + (job ? 1 : 0) +
+          (result ? 8 : 0))
       .field("v", kProtocolVersion)
       .field("cluster", m.cluster)
       .field("type", message_type_name(m.type))

@@ -20,7 +20,7 @@ namespace iridium::cluster {
 inline constexpr int kProtocolVersion = 2;
 inline constexpr std::size_t kMaxFrameBytes = 64 * 1024;  // ZMQ_MAXMSGSIZE on every socket
 inline constexpr std::size_t kMaxNodesPerFrame = 1024;    // longer lists go as several frames
-inline constexpr std::size_t kMaxUpdatesPerFrame = 256;  // piggybacked updates a frame may carry
+inline constexpr std::size_t kMaxUpdatesPerFrame = 256;   // piggybacked updates a frame may carry
 // The cluster a node belongs to (--cluster-name). Every frame carries its
 // sender's, and a node drops every frame of another cluster unread.
 inline constexpr std::string_view kDefaultClusterName = "iridium";
@@ -118,7 +118,6 @@ struct Update {
 
   bool operator==(const Update&) const = default;
 };
-
 
 struct Message {
   MessageType type = MessageType::kHeartbeat;

@@ -211,13 +211,10 @@ TEST_CASE("the wire form is a map with the documented keys", "[protocol]") {
 }
 
 TEST_CASE("malformed frames are rejected with a reason", "[protocol]") {
-  Fields good{{"v", int64_t{2}}, {"cluster", "iridium"},
-              {"type", "heartbeat"},
-              {"alias", "a"},
-              {"host", "h"},
-              {"port", int64_t{1}},
-              {"instance", "i"},
-              {"incarnation", int64_t{0}}};
+  Fields good{{"v", int64_t{2}},     {"cluster", "iridium"},
+              {"type", "heartbeat"}, {"alias", "a"},
+              {"host", "h"},         {"port", int64_t{1}},
+              {"instance", "i"},     {"incarnation", int64_t{0}}};
   REQUIRE(decode(pack(good)).ok());
   auto without = [&](const std::string& key) {
     Fields f = good;
@@ -264,7 +261,7 @@ TEST_CASE("a frame of another protocol version is refused as kVersion, naming bo
           "[protocol][swim]") {
   // A version-1 heartbeat exactly as a node of the heartbeat protocol sent it.
   const Fields v1{{"v", int64_t{1}}, {"cluster", "iridium"}, {"type", "heartbeat"}, {"alias", "a"},
-                  {"host", "h"},     {"port", int64_t{1}},  {"instance", "i"}};
+                  {"host", "h"},     {"port", int64_t{1}},   {"instance", "i"}};
   auto old = decode(pack(v1));
   REQUIRE_FALSE(old.ok());
   CHECK(old.kind() == ErrorKind::kVersion);
@@ -398,15 +395,11 @@ TEST_CASE("malformed updates are rejected: arity, state, instance, names, count"
 }
 
 TEST_CASE("malformed sync frames are rejected", "[protocol][swim]") {
-  Fields sync{{"v", int64_t{2}}, {"cluster", "iridium"},
-              {"type", "sync"},
-              {"alias", "a"},
-              {"host", "h"},
-              {"port", int64_t{1}},
-              {"instance", "i"},
-              {"incarnation", int64_t{0}},
-              {"seq", int64_t{0}},
-              {"digest", int64_t{5}},
+  Fields sync{{"v", int64_t{2}},    {"cluster", "iridium"},
+              {"type", "sync"},     {"alias", "a"},
+              {"host", "h"},        {"port", int64_t{1}},
+              {"instance", "i"},    {"incarnation", int64_t{0}},
+              {"seq", int64_t{0}},  {"digest", int64_t{5}},
               {"count", int64_t{2}}};
   REQUIRE(decode(pack(sync)).ok());
   for (const char* key : {"seq", "digest", "count"}) {
@@ -460,9 +453,10 @@ TEST_CASE("the cluster name travels in every frame and must be a valid name", "[
   CHECK(decoded->cluster == m.cluster);
   CHECK(decoded.value() == m);
 
-  Fields good{{"v", int64_t{2}}, {"cluster", "blue-2.eu_x"}, {"type", "heartbeat"},
-              {"alias", "a"},    {"host", "h"},              {"port", int64_t{1}},
-              {"instance", "i"}, {"incarnation", int64_t{0}}};
+  Fields good{{"v", int64_t{2}},     {"cluster", "blue-2.eu_x"},
+              {"type", "heartbeat"}, {"alias", "a"},
+              {"host", "h"},         {"port", int64_t{1}},
+              {"instance", "i"},     {"incarnation", int64_t{0}}};
   REQUIRE(decode(pack(good)).ok());
   CHECK(decode(pack(good))->cluster == "blue-2.eu_x");
   auto with = [&](Value value) {
@@ -499,4 +493,3 @@ TEST_CASE("the cluster name travels in every frame and must be a valid name", "[
   pk.pack(0);
   CHECK_FALSE(decode(std::vector<uint8_t>(buffer.data(), buffer.data() + buffer.size())).ok());
 }
-

@@ -79,9 +79,9 @@ std::vector<uint8_t> bytes(const std::string& s) {
 }
 
 Fields common(const std::string& type) {
-  return {{"v", integer(2)},          {"cluster", str("iridium")}, {"type", str(type)},     {"alias", str("a")},
-          {"host", str("10.0.0.1")},  {"port", integer(2254)}, {"instance", str("abc123")},
-          {"incarnation", integer(0)}};
+  return {{"v", integer(2)},           {"cluster", str("iridium")}, {"type", str(type)},
+          {"alias", str("a")},         {"host", str("10.0.0.1")},   {"port", integer(2254)},
+          {"instance", str("abc123")}, {"incarnation", integer(0)}};
 }
 
 Fields good(const std::string& type) {
@@ -198,10 +198,10 @@ TEST_CASE("run frames carry their fields as documented", "[protocol][run]") {
   std::vector<std::string> keys;
   for (uint32_t i = 0; i < root.via.map.size; ++i)
     keys.push_back(root.via.map.ptr[i].key.as<std::string>());
-  CHECK(keys == std::vector<std::string>{"v", "cluster", "type", "alias", "host", "port", "instance",
-                                         "incarnation", "run", "job", "status", "code", "error",
-                                         "output", "truncated", "registers", "float_registers",
-                                         "elapsed_ms"});
+  CHECK(keys == std::vector<std::string>{"v", "cluster", "type", "alias", "host", "port",
+                                         "instance", "incarnation", "run", "job", "status", "code",
+                                         "error", "output", "truncated", "registers",
+                                         "float_registers", "elapsed_ms"});
   std::map<std::string, msgpack::object> fields;
   root.convert(fields);
   CHECK(fields.at("output").type == msgpack::type::BIN);
