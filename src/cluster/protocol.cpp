@@ -194,8 +194,16 @@ Result<std::vector<Update>> decode_updates(const msgpack::object& list) {
   return out;
 }
 
-// Any non-negative integer up to 2^64 - 1 (a digest uses all 64 bits).
+// A non-negative integer that fits a signed 64-bit integer (docs/protocol.md
+// section 2).
 std::optional<uint64_t> unsigned_field(const wire::Frame& frame, std::string_view key) {
+  auto value = frame.integer(key);
+  if (!value || *value < 0) return std::nullopt;
+  return static_cast<uint64_t>(*value);
+}
+
+// Any integer 0..2^64 - 1: the digest is a hash and uses all 64 bits.
+std::optional<uint64_t> hash_field(const wire::Frame& frame, std::string_view key) {
   const msgpack::object* o = frame.get(key);
   if (o == nullptr || o->type != msgpack::type::POSITIVE_INTEGER) return std::nullopt;
   return o->via.u64;
@@ -468,7 +476,7 @@ Result<Message> decode(std::span<const uint8_t> bytes) {
     m.updates = std::move(*updates);
   }
   if (carries(m.type, kDigest)) {
-    auto digest = unsigned_field(*frame, "digest");
+    auto digest = hash_field(*frame, "digest");
     auto count = unsigned_field(*frame, "count");
     if (!digest) return invalid("\"digest\" must be a non-negative integer");
     if (!count || *count > UINT32_MAX) return invalid("\"count\" must be an integer 0..2^32-1");
