@@ -385,5 +385,57 @@ class Defects(ClusterTestCase):
             self.fail(f"{not_converged or 'converged'}\ncrashes: {crashes or 'none'}\n{story}")
 
 
+    def _mesh_of(self, count):
+        seed = self.cluster.seed()
+        nodes = [seed] + [self.cluster.node(f"n{i}") for i in range(1, count)]
+        for node in nodes[1:]:
+            node.launch("--join", seed.address)
+        self.cluster.wait_converged(timeout=30)
+        return nodes
+
+    def test_11_a_stopped_node_is_dropped_by_every_member_within_3_s(self):
+        # SWIM: someone probes it within a few periods, it answers neither
+        # them nor their helpers, and the suspicion times out everywhere.
+        nodes = self._mesh_of(8)
+        victim, others = nodes[3], nodes[:3] + nodes[4:]
+        pattern = re.compile(rf"^\S+ info \[\d+\] {re.escape(victim.alias)} is dead", re.M)
+        victim.signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        try:
+            wait_until(lambda: all(pattern.search(n.log()) for n in others), 10,
+                       f"every member to log that {victim.alias} is dead")
+            dropped = time.monotonic() - stopped
+        finally:
+            victim.signal(signal.SIGCONT)
+        result(f"11 SIGSTOP of one node of 8: dropped by all 7 after {dropped:.2f} s")
+        self.assertLess(dropped, 3.0)
+        # Resumed, it refutes or is probed back: the full mesh returns.
+        self.cluster.wait_converged(timeout=15)
+
+    def test_12_a_starved_node_gets_no_healthy_node_declared_dead(self):
+        # One node of 8 is stopped for 1 s in every 2 s (a starved container):
+        # it may be dropped itself, but it must never accuse a healthy node
+        # (Lifeguard: the pause guard and its local health slow it instead).
+        nodes = self._mesh_of(8)
+        starved = nodes[5]
+        dead_line = re.compile(r"^\S+ info \[\d+\] (\S+) is dead", re.M)
+        for _ in range(6):
+            starved.signal(signal.SIGSTOP)
+            time.sleep(1.0)  # the stimulus: a 1 s stop
+            starved.signal(signal.SIGCONT)
+            time.sleep(1.0)
+        accused = {}
+        for node in nodes:
+            for alias in dead_line.findall(node.log()):
+                if alias != starved.alias:
+                    accused.setdefault(node.alias, set()).add(alias)
+        starved_deaths = sum(1 for node in nodes if node is not starved
+                             for alias in dead_line.findall(node.log()) if alias == starved.alias)
+        result(f"12 one node of 8 stopped 1 s in every 2 s for 12 s: healthy nodes declared dead: "
+               f"{sum(len(v) for v in accused.values())}; the starved node dropped {starved_deaths} times")
+        self.assertEqual(accused, {}, "healthy nodes were declared dead")
+        self.cluster.wait_converged(timeout=15)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
