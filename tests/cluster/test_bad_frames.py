@@ -78,6 +78,17 @@ class BadFrames(ClusterTestCase):
         self.assertEqual(self.b.members(), {"seed"})
         self.assertIn("dropped a bad cluster frame", self.seed.log())
 
+    def test_a_node_of_protocol_version_1_is_refused_with_both_versions_named(self):
+        # A version-1 node (the all-to-all heartbeat protocol) says hello: its
+        # frames are refused as a whole, and the log names both versions.
+        s = self.dealer(b"old-node")
+        before = self.dropped()
+        s.send(frame(v=1, type="hello", alias="old", incarnation=None))
+        wait_until(lambda: self.dropped() >= before + 1, 10, "the version-1 hello to be dropped")
+        self.assertIn("protocol version 1; this node speaks version 2", self.seed.log())
+        self.assertFalse(s.poll(300), "no answer a version-1 node could misread")
+        self.assertEqual(self.seed.members(), {"b"})
+
     def test_a_frame_of_another_cluster_is_ignored_not_dropped_as_bad(self):
         s = self.dealer()
         before = self.seed.snapshot()
