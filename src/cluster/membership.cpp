@@ -285,9 +285,12 @@ Membership::Member& Membership::become_alive(const NodeAddress& who, const std::
       who.alias, Member{who, instance, 0, MemberState::kAlive, now, false, std::nullopt, {}, {}});
   (void)inserted;
   add_to_view(who.alias, instance);
-  // Probed next: a newcomer is checked first, since nothing else has vouched
-  // for it yet.
-  probe_order_.insert(probe_order_.begin() + static_cast<std::ptrdiff_t>(probe_index_), who.alias);
+  // Probed in its turn, at a random place in the rest of this round: were
+  // newcomers probed first, every node would probe them in the same order at
+  // the same time, and a member would go unprobed for most of a round.
+  std::uniform_int_distribution<std::size_t> place(probe_index_, probe_order_.size());
+  probe_order_.insert(probe_order_.begin() + static_cast<std::ptrdiff_t>(place(random_)),
+                      who.alias);
   sync_soon(now);
   ++view_version_;
   ++(recovered ? counters_.recoveries : counters_.joins);

@@ -400,16 +400,22 @@ TEST_CASE("each probe period pings one member, and each round of N periods pings
   }
   CHECK(r.m.counters().probes == 15);
   CHECK(r.m.counters().probes_failed == 0);
-  // A newcomer is probed first, in the very next period, mid-round.
+  // A newcomer joins mid-round at a random place in the rest of it: it is
+  // pinged before the round ends (so within N + 1 periods), and the round
+  // still pings every member once.
   r.clear();
   r.advance(r.timers.probe_period);
   const Peer newcomer = peer("new", 3100);
   r.admit(newcomer);
   r.respond(newcomer);
-  r.advance(r.timers.probe_period);
-  auto pings = r.sent(MessageType::kPing);
-  REQUIRE(pings.size() == 1);
-  CHECK(pings[0].to == newcomer.endpoint());
+  std::size_t newcomer_pings = 0;
+  for (std::size_t period = 0; period < peers.size() + 1; ++period) {
+    r.advance(r.timers.probe_period);
+    for (const SendTo& ping : r.sent(MessageType::kPing))
+      newcomer_pings += ping.to == newcomer.endpoint() ? 1 : 0;
+    r.clear();
+  }
+  CHECK(newcomer_pings >= 1);
 }
 
 namespace {

@@ -305,7 +305,8 @@ int run_schedules(uint64_t first, uint64_t count, double budget_seconds) {
 }
 
 // The scaling curve: N nodes join a random earlier node each, all within
-// 100 ms; time until the full mesh, then steady-state traffic per node, then
+// 100 ms; time until the full mesh, then (once the join updates have spread)
+// steady-state traffic per node, then
 // a crash and a pause and how long until every survivor dropped the victim.
 // Starts n nodes, each joining a random node started before it, `spacing`
 // apart; returns the simulated seconds from the last start to the full mesh.
@@ -344,6 +345,9 @@ int run_scale(const std::vector<int>& sizes, uint64_t seed) {
     }();
     Simulation sim(options);
     const double spread = start_and_mesh(sim, n, std::chrono::microseconds(100000 / n), seed);
+    // Steady state: the join updates of the bootstrap have used up their
+    // retransmit budget (the larger the burst, the longer that takes).
+    sim.run_for(std::max(Millis(10000), Millis(100) * n));
     const auto before = sim.traffic();
     const Millis window{1000};
     sim.run_for(window);
