@@ -584,7 +584,14 @@ void Transport::drain_monitor(const Endpoint& from, Dealer& d, std::vector<LinkC
 // succeeds meanwhile (libzmq redials by itself) cancels the replacement.
 void Transport::on_dealer_handshake_failure(const Endpoint& to, Dealer& d, uint16_t event,
                                             TimePoint now, bool& expected) {
-  if (d.replace_at) return;
+  if (d.replace_at) {
+    // libzmq redialled (and failed again) before this DEALER's replacement
+    // came round: the same key change explains it.
+    auto peer = peer_keys_.find(to);
+    expected = keys_.size() >= 2 && peer != peer_keys_.end() && peer->second.failures > 0 &&
+               peer->second.failures < 2 * keys_.size();
+    return;
+  }
   if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
     d.replace_at = now + kRedialAfterDenial;
     d.replace_key = d.server_key;
