@@ -76,7 +76,10 @@ convergence; the load average is reported.
 
     bench/scaling.py --loopback [--binary PATH] [--sizes 8,16,32,64,128]
                      [--settle 5] [--window 15] [--converge-timeout 60]
-                     [--skip-erlang] [--json FILE]
+                     [--skip-erlang] [--idle-anyway] [--json FILE]
+
+--idle-anyway: a size whose mesh is not complete by --converge-timeout is
+still measured (its error says how far it got).
 """
 import argparse
 import concurrent.futures
@@ -584,7 +587,8 @@ def loopback_iridium(binary, size, args, pool):
         except cluster_bench.TimedOut as e:
             result["error"] = f"no full mesh {args.converge_timeout:.0f} s after the last start ({e})"
             result["evidence"] = failure_evidence(nodes, pool, args.log, name=lambda n: n.alias)
-            return result
+            if not args.idle_anyway:
+                return result
         snap0 = list(pool.map(timed_snapshot, nodes))
         time.sleep(args.settle)
         per, by_thread = idle_processes([n.process.pid for n in nodes], args.window)
@@ -745,6 +749,8 @@ def main():
                         help="nodes on 127.0.0.1 beside Erlang/OTP instead of containers")
     parser.add_argument("--binary", default="build/bench/src/app/iridium", help="--loopback: the iridium to run")
     parser.add_argument("--skip-erlang", action="store_true", help="--loopback: no Erlang/OTP column")
+    parser.add_argument("--idle-anyway", action="store_true",
+                        help="--loopback: measure the idle window even when the mesh did not form in time")
     parser.add_argument("--engines", default="compose,swarm")
     parser.add_argument("--sizes", help="default 8,16,32,64 (--loopback: 8,16,32,64,128)")
     parser.add_argument("--settle", type=float, help="s between convergence and the window (default 10; "
