@@ -19,8 +19,8 @@ same run: N nodes -name eK@127.0.0.1 with one cookie and our own epmd on a
 free port (loopback: convergence, kill -9), or eK@10.213.0.K with an epmd in
 each namespace (SIGSTOP, cut, heal). Every node but the first pings the first
 with net_adm:ping until pong (every 100 ms); connect_all makes the full mesh.
-Membership is each node's nodes(), which the node itself checks every 20 ms
-and prints when it changes. Erlang has no timeout of its own for a silent
+Membership is each node's nodes(), which the node prints whenever a
+connection comes or goes (net_kernel:monitor_nodes). Erlang has no timeout of its own for a silent
 node short of net_ticktime, so waits for Erlang are bounded by --erlang-wait
 and a miss is reported as "not after X s". An Erlang node that was dropped
 is not reconnected by anything (there is no probing), so "heal" can only be
@@ -38,7 +38,7 @@ attach` (in namespaces: `ip netns exec NS iridium attach 127.0.0.1:2244`),
 all nodes in parallel, in rounds; a time is the end of the first round that
 saw the condition, so it is an upper bound with roughly one round of
 resolution, which the table reports ("poll round"). Erlang's resolution is
-its 20 ms check plus a pipe read.
+a pipe read: each BEAM prints its nodes() on every nodeup and nodedown.
 
 Medians over --runs runs. Everything started is stopped at the end; the
 namespaces (irt-<pid>-...) are deleted, also on Ctrl-C/SIGTERM.
@@ -53,6 +53,7 @@ namespace measurements.
 """
 import argparse
 import concurrent.futures
+import contextlib
 import os
 import shutil
 import signal
@@ -201,16 +202,18 @@ def iridium_netns(binary, size, pool, cut_hold):
 
 # --------------------------------------------------------------- Erlang/OTP
 
+# Each BEAM prints nodes() at once whenever a connection comes or goes
+# (net_kernel:monitor_nodes): no polling loop of its own, so an idle BEAM is
+# as idle as its runtime (bench/scaling.py --loopback measures that).
 ERLANG_LOOP = (
     'Seed = list_to_atom(os:getenv("IRT_SEED")), Self = node(), '
+    'ok = net_kernel:monitor_nodes(true), '
+    'Print = fun() -> io:format("nodes~s~n", [[[" ", atom_to_list(X)] || X <- lists:sort(nodes())]]) end, '
     'Ping = fun P() -> case Seed =:= Self orelse net_adm:ping(Seed) =:= pong of '
     'true -> ok; false -> timer:sleep(100), P() end end, '
-    'Ping(), '
-    'Loop = fun L(Prev) -> Now = lists:sort(nodes()), '
-    'case Now =:= Prev of true -> ok; '
-    'false -> io:format("nodes~s~n", [[[" ", atom_to_list(X)] || X <- Now]]) end, '
-    'timer:sleep(20), L(Now) end, '
-    'Loop(undefined).'
+    'Ping(), Print(), '
+    'Loop = fun L() -> receive {nodeup, _} -> Print(); {nodedown, _} -> Print() end, L() end, '
+    'Loop().'
 )
 
 
@@ -312,8 +315,11 @@ def wait_epmd(port, runner):
     raise RuntimeError("epmd did not start")
 
 
-def erlang_loopback(size, ticktime, bound):
-    """(convergence, kill -9 detection) for N BEAMs on 127.0.0.1."""
+@contextlib.contextmanager
+def erlang_loopback_nodes(size, ticktime):
+    """N BEAMs e1..eN @127.0.0.1 with one cookie and our own epmd on a free
+    port, every one but e1 pinging e1; yields (nodes, epmd's Popen, monotonic
+    time of the last start). Everything is killed on the way out."""
     root = tempfile.mkdtemp(prefix="iridium-bench-erl-")
     port = free_port()
     env = dict(os.environ, ERL_EPMD_PORT=str(port), HOME=root, IRT_SEED="e1@127.0.0.1")
@@ -326,7 +332,18 @@ def erlang_loopback(size, ticktime, bound):
             p = subprocess.Popen(erlang_args(f"e{i}", "127.0.0.1", ticktime), stdin=subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=root)
             nodes.append(ErlangNode(f"e{i}", "127.0.0.1", p))
-        t0 = time.monotonic()
+        yield nodes, epmd, time.monotonic()
+    finally:
+        for n in nodes:
+            n.kill()
+        epmd.kill()
+        epmd.wait(10)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def erlang_loopback(size, ticktime, bound):
+    """(convergence, kill -9 detection) for N BEAMs on 127.0.0.1."""
+    with erlang_loopback_nodes(size, ticktime) as (nodes, _, t0):
         everyone = {n.alias for n in nodes}
         converge = erlang_wait(nodes, lambda n, m: m == everyone - {n.alias}, 120, t0)
         for n in nodes:
@@ -339,12 +356,6 @@ def erlang_loopback(size, ticktime, bound):
         except TimedOut:
             kill = None
         return {"converge": converge, "kill": kill}
-    finally:
-        for n in nodes:
-            n.kill()
-        epmd.kill()
-        epmd.wait(10)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def erlang_netns(size, ticktime, bound, cut_hold):
@@ -539,7 +550,7 @@ def main():
             if use_netns:
                 ns_rounds = [r["round_ns"] for r in ir if "round_ns" in r]
                 rounds += f", namespaces {statistics.median(ns_rounds):.3f}" if ns_rounds else ""
-            print(f"| {size} | poll round (resolution) | {rounds} | {'0.020 (in-VM check)' if use_erlang else '–'} |",
+            print(f"| {size} | poll round (resolution) | {rounds} | {'nodeup/nodedown events' if use_erlang else '–'} |",
                   flush=True)
 
 

@@ -54,6 +54,32 @@ slow the convergence they measure.
 
 Needs root (cgroup and /proc of the containers' processes) and Docker, and
 an otherwise idle machine: other load shows up in every figure.
+
+--loopback: no containers. For each N, plain nodes on 127.0.0.1 (started
+as bench/cluster.py starts them: n0 with --start-cluster, every other one
+with --join n0), then N Erlang/OTP nodes (bench/cluster.py's BEAMs, every one
+pinging e1), one after the other, side by side in one table:
+  - full mesh after the last start: iridium from the node logs ("X joined"
+    lines, ms timestamps, read from the files: nothing asks the nodes
+    anything while they converge), then confirmed by one round of
+    `!cluster_members --json`; Erlang from the nodeup lines each BEAM prints;
+  - --settle s later, an idle window of --window s: CPU of every node
+    process (all threads; the scheduler's ns count in /proc/PID/task/*/
+    schedstat, or utime + stime of their stat) summed over the cluster and
+    per node, context switches of all its threads (how often it
+    wakes up), and where the CPU went by thread name (ZMQbg/IO/0 is libzmq's
+    I/O thread); iridium's cluster frames sent per node per s from its own
+    counters (snapshots before --settle and after the window).
+Every process is killed at the end of its size (finally). The machine's
+other load does not change the CPU a process uses much, but it slows the
+convergence; the load average is reported.
+
+    bench/scaling.py --loopback [--binary PATH] [--sizes 8,16,32,64,128]
+                     [--settle 5] [--window 15] [--converge-timeout 60]
+                     [--skip-erlang] [--idle-anyway] [--json FILE]
+
+--idle-anyway: a size whose mesh is not complete by --converge-timeout is
+still measured (its error says how far it got).
 """
 import argparse
 import concurrent.futures
@@ -70,8 +96,8 @@ import time
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
-import cluster as cluster_bench  # noqa: E402  (bench/cluster.py: wait_for, TimedOut)
-from iridium_nodes import cpu_seconds, parse_snapshot  # noqa: E402
+import cluster as cluster_bench  # noqa: E402  (bench/cluster.py: wait_for, TimedOut, launch, Erlang)
+from iridium_nodes import Cluster, cpu_seconds, parse_snapshot  # noqa: E402
 
 REMOTE = "127.0.0.1:2244"  # the remote shell inside every container (scripts/cluster's `remote`)
 # A log line; found anywhere in the line, as the REPL's prompt (">>> ") can
@@ -108,30 +134,52 @@ def memory_v1(stat_text, usage):
     return usage - stat.get("total_inactive_file", 0)
 
 
-def log_time(stamp):
-    """A node log's timestamp (local time of the container: UTC) as epoch s."""
-    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
+def log_time(stamp, local=False):
+    """A node log's timestamp as epoch s: the local time of the container
+    (UTC), or with local=True of this machine (nodes on loopback)."""
+    t = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f")
+    return t.timestamp() if local else t.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
-def peers_complete_at(log_text, peers_wanted, after):
+class JoinedPeers:
+    """The peers a node's log names as joined (lines at or after `after`),
+    fed the log piece by piece; complete_at is the epoch time of the line
+    that named the peers_wanted-th distinct one, or None so far."""
+
+    def __init__(self, peers_wanted, after, local=False):
+        self.peers_wanted, self.after, self.local = peers_wanted, after, local
+        self.seen = set()
+        self.complete_at = None
+        self.rest = ""  # a line not ended yet
+
+    def feed(self, text):
+        lines = (self.rest + text).split("\n")
+        self.rest = lines.pop()
+        for line in lines:
+            if self.complete_at is not None:
+                return
+            if "joined" not in line:  # cheap: a node's log may hold many other lines
+                continue
+            m = LOG_LINE.search(line.rstrip())
+            if not m:
+                continue
+            t = log_time(m.group(1), self.local)
+            if t < self.after - 0.001:
+                continue
+            for pattern in JOINED:
+                j = pattern.match(m.group(2))
+                if j:
+                    self.seen.add(j.group(1))
+            if len(self.seen) >= self.peers_wanted:
+                self.complete_at = t
+
+
+def peers_complete_at(log_text, peers_wanted, after, local=False):
     """The epoch time at which a node's log had named peers_wanted distinct
     peers as joined (lines at or after `after`), or None if it never did."""
-    seen = set()
-    for line in log_text.splitlines():
-        m = LOG_LINE.search(line.rstrip())
-        if not m:
-            continue
-        t = log_time(m.group(1))
-        if t < after - 0.001:
-            continue
-        for pattern in JOINED:
-            j = pattern.match(m.group(2))
-            if j:
-                seen.add(j.group(1))
-        if len(seen) >= peers_wanted:
-            return t
-    return None
+    joined = JoinedPeers(peers_wanted, after, local)
+    joined.feed(log_text + "\n")
+    return joined.complete_at
 
 
 def docker_time(stamp):
@@ -309,19 +357,20 @@ def mean_max(values):
     return {"mean": statistics.mean(values), "max": max(values)} if values else None
 
 
-def failure_evidence(nodes, pool, log):
+def failure_evidence(nodes, pool, log, name=lambda n: n.name):
     """What the nodes' logs say after a failed convergence: deaths, restarts
     and refusals counted over all nodes; every log saved beside `log`."""
     texts = list(pool.map(lambda n: n.log(), nodes))
     directory = log + ".nodes"
     os.makedirs(directory, exist_ok=True)
     for n, text in zip(nodes, texts):
-        with open(os.path.join(directory, n.name + ".log"), "w") as f:
+        with open(os.path.join(directory, name(n) + ".log"), "w") as f:
             f.write(text)
-    count = lambda pattern: sum(len(re.findall(pattern, t)) for t in texts)  # noqa: E731
-    return (f"node logs (saved in {directory}): {count(r' is dead ')} deaths, "
-            f"{count(r' is alive again')} recoveries, {count(r' joined [(]')} joins, "
-            f"{count(r'refused')} refusals, {count(r'pause|late')} pause/late warnings")
+    # str.count, not a regex: the logs of a cluster that never converged run to many MB.
+    count = lambda *words: sum(t.count(w) for t in texts for w in words)  # noqa: E731
+    return (f"node logs (saved in {directory}): {count(' is dead ')} deaths, "
+            f"{count(' is alive again')} recoveries, {count(' joined (')} joins, "
+            f"{count('refused')} refusals, {count('pause', 'late')} pause/late warnings")
 
 
 def one_size(engine, size, args, pool, log):
@@ -433,6 +482,203 @@ def one_size(engine, size, args, pool, log):
         result["down_s"] = time.time() - t_down
 
 
+# --------------------------------------------------------------- loopback (--loopback)
+
+def process_threads(pid):
+    """{thread name: (CPU seconds, context switches)} of a process so far, its
+    threads of one name summed (libzmq names its I/O thread ZMQbg/IO/0). CPU
+    is the scheduler's own count in ns (/proc/PID/task/TID/schedstat) where
+    the kernel keeps it, else utime + stime of the thread's stat (in clock
+    ticks: 10 ms steps, too coarse for one idle process over a few seconds)."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in os.listdir(f"/proc/{pid}/task"):
+        base = f"/proc/{pid}/task/{task}"
+        try:
+            stat = read(base + "/stat")
+            status = read(base + "/status")
+            schedstat = read(base + "/schedstat") if os.path.exists(base + "/schedstat") else ""
+        except OSError:  # the thread ended meanwhile
+            continue
+        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        switches = sum(int(v) for v in re.findall(r"^(?:non)?voluntary_ctxt_switches:\s+(\d+)", status, re.M))
+        seconds = int(schedstat.split()[0]) / 1e9 if schedstat else (int(fields[11]) + int(fields[12])) / tick
+        cpu, count = out.get(name, (0.0, 0))
+        out[name] = (cpu + seconds, count + switches)
+    return out
+
+
+def idle_processes(pids, window):
+    """Each process's CPU (% of one core) and wakeups/s (context switches of
+    all its threads) over `window` s, and CPU % by thread name over all of
+    them, from /proc alone."""
+    t0 = time.monotonic()
+    before = [process_threads(p) for p in pids]
+    time.sleep(window)
+    after = [process_threads(p) for p in pids]
+    dt = time.monotonic() - t0
+    per, by_name = [], {}
+    for a, b in zip(before, after):
+        cpu = sum(b[k][0] - a.get(k, (0.0, 0))[0] for k in b)
+        switches = sum(b[k][1] - a.get(k, (0.0, 0))[1] for k in b)
+        per.append({"cpu": 100 * cpu / dt, "wakeups": switches / dt})
+        for k in b:
+            by_name[k] = by_name.get(k, 0.0) + 100 * (b[k][0] - a.get(k, (0.0, 0))[0]) / dt
+    return per, {k: round(v, 3) for k, v in sorted(by_name.items(), key=lambda kv: -kv[1])}
+
+
+def rss_of(pid):
+    m = re.search(r"^VmRSS:\s+(\d+) kB", read(f"/proc/{pid}/status"), re.M)
+    return 1024 * int(m.group(1))
+
+
+def idle_result(result, per, by_thread, rss):
+    result["cpu_total"] = sum(p["cpu"] for p in per) / 100
+    result["cpu"] = mean_max([p["cpu"] for p in per])
+    result["wakeups"] = mean_max([p["wakeups"] for p in per])
+    result["cpu_by_thread"] = by_thread
+    result["rss"] = mean_max(rss)
+    result["host_load"] = os.getloadavg()[0]
+
+
+def wait_logged(nodes, size, after, deadline):
+    """Epoch times at which each node's log had named every other node as
+    joined (read from the log files as they grow, nothing asked of the
+    nodes); raises cluster_bench.TimedOut at the deadline, RuntimeError if a
+    node exits."""
+    joined = [JoinedPeers(size - 1, after, local=True) for _ in nodes]
+    offsets = [0] * len(nodes)
+    while True:
+        for i, n in enumerate(nodes):
+            if joined[i].complete_at is None:
+                with open(n.log_path, "rb") as f:
+                    f.seek(offsets[i])
+                    new = f.read()
+                offsets[i] += len(new)
+                joined[i].feed(new.decode("utf-8", "replace"))
+        done = [j.complete_at for j in joined]
+        if all(t is not None for t in done):
+            return done
+        exited = [n.alias for n in nodes if n.process.poll() is not None]
+        if exited:
+            raise RuntimeError(f"nodes exited: {exited}")
+        if time.monotonic() >= deadline:
+            short = sum(t is None for t in done)
+            raise cluster_bench.TimedOut(f"{short} of {size} node logs name fewer than {size - 1} peers")
+        time.sleep(0.5)
+
+
+def loopback_iridium(binary, size, args, pool):
+    """One size of plain iridium nodes on 127.0.0.1: convergence, then idle."""
+    result = {"engine": "iridium", "n": size}
+    cluster = Cluster(binary)
+    try:
+        first = time.time()
+        seed = cluster_bench.launch(cluster, "n0", "--start-cluster")
+        nodes = [seed] + [cluster_bench.launch(cluster, f"n{i}", "--join", seed.address) for i in range(1, size)]
+        last = time.time()
+        result["start_spread_s"] = last - first
+        deadline = time.monotonic() + args.converge_timeout
+        try:
+            result["converge_s"] = max(wait_logged(nodes, size, first - 1, deadline)) - last
+            everyone = {n.alias for n in nodes}
+            _, result["poll_round_s"] = cluster_bench.wait_for(
+                nodes, lambda n, m: m == everyone - {n.alias}, max(deadline - time.monotonic(), 1), pool)
+        except cluster_bench.TimedOut as e:
+            result["error"] = f"no full mesh {args.converge_timeout:.0f} s after the last start ({e})"
+            result["evidence"] = failure_evidence(nodes, pool, args.log, name=lambda n: n.alias)
+            if not args.idle_anyway:
+                return result
+        snap0 = list(pool.map(timed_snapshot, nodes))
+        time.sleep(args.settle)
+        per, by_thread = idle_processes([n.process.pid for n in nodes], args.window)
+        idle_result(result, per, by_thread, [rss_of(n.process.pid) for n in nodes])
+        snap1 = list(pool.map(timed_snapshot, nodes))
+        frames = [(s1["counters"]["frames_sent"] - s0["counters"]["frames_sent"]) / (t1 - t0)
+                  for (t0, s0), (t1, s1) in zip(snap0, snap1) if s0 and s1]
+        result["frames"] = mean_max(frames)
+        result["frames_nodes"] = len(frames)
+        return result
+    except Exception as e:  # noqa: BLE001  (a failed size is reported, the next one still runs)
+        result["error"] = f"{type(e).__name__}: {e}"
+        return result
+    finally:
+        cluster.close()
+
+
+def loopback_erlang(size, args):
+    """The same for N BEAMs (bench/cluster.py's), every one pinging e1."""
+    result = {"engine": "erlang", "n": size}
+    try:
+        with cluster_bench.erlang_loopback_nodes(size, 60) as (nodes, epmd, last):
+            everyone = {n.alias for n in nodes}
+            result["converge_s"] = cluster_bench.erlang_wait(
+                nodes, lambda n, m: m == everyone - {n.alias}, args.converge_timeout, last)
+            time.sleep(args.settle)
+            pids = [n.process.pid for n in nodes]
+            per, by_thread = idle_processes(pids + [epmd.pid], args.window)
+            result["epmd_cpu"] = per.pop()["cpu"]  # one for the cluster: in cpu_total, not per node
+            idle_result(result, per, by_thread, [rss_of(p) for p in pids])
+            result["cpu_total"] += result["epmd_cpu"] / 100
+            if not all(n.latest and n.latest[1] == everyone - {n.alias} for n in nodes):
+                result["error"] = "the mesh came apart during the idle window"
+            return result
+    except (cluster_bench.TimedOut, RuntimeError, OSError) as e:
+        result["error"] = f"{type(e).__name__}: {e}"
+        return result
+
+
+LOOPBACK_ROWS = [("starts spread over, s", "start_spread_s", "{:.2f}", "mean"),
+                 ("full mesh after the last start, s (node logs; Erlang: nodeup lines)", "converge_s",
+                  "{:.3f}", "mean"),
+                 ("idle CPU of all nodes together, cores", "cpu_total", "{:.4f}", "mean"),
+                 ("idle CPU per node, % of one core (mean; max)", "cpu", "{:.3f}", "both"),
+                 ("wakeups per node per s: context switches, all threads (mean; max)", "wakeups", "{:.0f}",
+                  "both"),
+                 ("cluster frames sent per node per s", "frames", "{:.1f}", "mean"),
+                 ("node RSS, MiB (mean; max)", "rss", "{:.1f}", "both"),
+                 ("load average at the end of the window", "host_load", "{:.1f}", "mean")]
+
+
+def print_loopback_rows(size, ir, er):
+    for label, key, spec, part in LOOPBACK_ROWS:
+        cells = [fmt(r, key, spec, part, SCALE.get(key, 1.0)) if r else "–" for r in (ir, er)]
+        print(f"| {size} | {label} | " + " | ".join(cells) + " |")
+    for r in (ir, er):
+        for k in ("error", "evidence"):
+            if r and k in r:
+                print(f"| {size} | {r['engine']}: {k} | {r[k]} | |")
+    sys.stdout.flush()
+
+
+def main_loopback(args, sizes):
+    binary = os.path.abspath(args.binary)
+    if not os.path.exists(binary):
+        sys.exit(f"no binary at {args.binary}: build it first")
+    notes = [machine_facts(docker=False)[0], f"binary {binary}; load average {os.getloadavg()[0]:.2f} at the start"]
+    use_erlang = not args.skip_erlang
+    if use_erlang:
+        use_erlang, what = cluster_bench.ensure_erlang()
+        notes.append(f"Erlang/OTP: {what}, net_ticktime 60 s" if use_erlang else f"Erlang skipped: {what}")
+    os.environ["IRIDIUM_LOG"] = "info"  # the "X joined" lines
+    cluster_bench.print_table_head(
+        notes, f"Loopback, plain nodes; idle window {args.window:g} s, {args.settle:g} s after the full mesh.",
+        ["iridium", "Erlang/OTP"])
+    results = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        for size in sizes:
+            ir = loopback_iridium(binary, size, args, pool)
+            er = loopback_erlang(size, args) if use_erlang else None
+            results += [r for r in (ir, er) if r]
+            print_loopback_rows(size, ir, er)
+            if args.json:  # after every size: a run cut short keeps what it measured
+                with open(args.json, "w") as f:
+                    json.dump({"notes": notes, "results": results}, f, indent=1)
+    for r in results:
+        print(f"<!-- {r['engine']} N={r['n']} CPU by thread name, % of one core over all nodes: "
+              f"{json.dumps(r.get('cpu_by_thread'))} -->")
+
+
 # --------------------------------------------------------------- report
 
 def fmt(r, key, spec, part="mean", scale=1.0):
@@ -483,37 +729,54 @@ def print_table(results, engines, sizes):
     sys.stdout.flush()
 
 
-def machine_facts():
+def machine_facts(docker=True):
     mem = int(re.search(r"^MemTotal:\s+(\d+)", read("/proc/meminfo"), re.M).group(1)) * 1024
-    docker = run(["docker", "version", "--format", "{{.Server.Version}}"], 60).stdout.strip()
-    info = run(["docker", "info", "--format", "{{.CgroupVersion}} {{.CgroupDriver}} {{.Driver}}"], 60).stdout.split()
     model = re.search(r"^model name\s*:\s*(.*)$", read("/proc/cpuinfo"), re.M)
-    return [f"{os.cpu_count()} CPUs ({model.group(1) if model else '?'}), {mem / 2 ** 30:.1f} GiB RAM, "
-            f"Linux {platform.release()}",
-            f"Docker {docker}, cgroup v{info[0] if info else '?'} ({' '.join(info[1:])}); "
-            f"load average {os.getloadavg()[0]:.2f} at the start"]
+    facts = [f"{os.cpu_count()} CPUs ({model.group(1) if model else '?'}), {mem / 2 ** 30:.1f} GiB RAM, "
+             f"Linux {platform.release()}"]
+    if docker:
+        version = run(["docker", "version", "--format", "{{.Server.Version}}"], 60).stdout.strip()
+        info = run(["docker", "info", "--format", "{{.CgroupVersion}} {{.CgroupDriver}} {{.Driver}}"],
+                   60).stdout.split()
+        facts.append(f"Docker {version}, cgroup v{info[0] if info else '?'} ({' '.join(info[1:])}); "
+                     f"load average {os.getloadavg()[0]:.2f} at the start")
+    return facts
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--loopback", action="store_true",
+                        help="nodes on 127.0.0.1 beside Erlang/OTP instead of containers")
+    parser.add_argument("--binary", default="build/bench/src/app/iridium", help="--loopback: the iridium to run")
+    parser.add_argument("--skip-erlang", action="store_true", help="--loopback: no Erlang/OTP column")
+    parser.add_argument("--idle-anyway", action="store_true",
+                        help="--loopback: measure the idle window even when the mesh did not form in time")
     parser.add_argument("--engines", default="compose,swarm")
-    parser.add_argument("--sizes", default="8,16,32,64")
-    parser.add_argument("--settle", type=float, default=10.0, help="s between convergence and the window")
-    parser.add_argument("--window", type=float, default=20.0, help="idle window in s")
-    parser.add_argument("--converge-timeout", type=float, default=300.0,
-                        help="bound on `up` and on convergence after the last start, s")
+    parser.add_argument("--sizes", help="default 8,16,32,64 (--loopback: 8,16,32,64,128)")
+    parser.add_argument("--settle", type=float, help="s between convergence and the window (default 10; "
+                        "--loopback: 5)")
+    parser.add_argument("--window", type=float, help="idle window in s (default 20; --loopback: 15)")
+    parser.add_argument("--converge-timeout", type=float,
+                        help="bound on `up` and on convergence after the last start, s (default 300; "
+                        "--loopback: 60)")
     parser.add_argument("--project", default="scaling")
     parser.add_argument("--no-poll", action="store_true",
                         help="no members polling during convergence: node logs only (then one round to confirm)")
     parser.add_argument("--json", help="also write the raw results here")
     parser.add_argument("--log", default="/tmp/iridium-scaling.log", help="scripts/cluster's output")
     args = parser.parse_args()
+    for key, containers, loopback in (("sizes", "8,16,32,64", "8,16,32,64,128"), ("settle", 10.0, 5.0),
+                                      ("window", 20.0, 15.0), ("converge_timeout", 300.0, 60.0)):
+        if getattr(args, key) is None:
+            setattr(args, key, loopback if args.loopback else containers)
     engines = args.engines.split(",")
     sizes = [int(s) for s in args.sizes.split(",")]
     if any(e not in ("compose", "swarm") for e in engines) or any(s < 2 for s in sizes):
         sys.exit("--engines takes compose and/or swarm; every size must be >= 2")
     if args.window <= 0 or args.settle < 0 or args.converge_timeout <= 0:
         sys.exit("--window and --converge-timeout must be > 0, --settle >= 0")
+    if args.loopback:
+        return main_loopback(args, sizes)
     if os.geteuid() != 0:
         sys.exit("needs root: it reads the containers' cgroups and /proc")
     for engine in engines:

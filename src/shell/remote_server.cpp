@@ -112,6 +112,15 @@ Status RemoteServer::start() {
 
 void RemoteServer::stop() {
   if (!running_.exchange(false)) return;
+  // The socket thread may wait without a timeout (no sessions): wake it.
+  try {
+    zmq::socket_t push(context_, zmq::socket_type::push);
+    push.set(zmq::sockopt::linger, 1000);
+    push.connect(done_endpoint_);
+    (void)push.send(zmq::str_buffer("stop"), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t&) {
+    // The thread still sees running_ at its next wakeup.
+  }
   if (thread_.joinable()) thread_.join();
   // The socket thread interrupted the lines still running: each ends at its
   // next slice.
@@ -119,7 +128,10 @@ void RemoteServer::stop() {
 }
 
 // The socket thread: requests from clients, finished lines from the
-// executor, and a sweep of silent sessions, in that order.
+// executor, and a sweep of silent sessions, in that order. With no session
+// there is nothing to sweep, so it waits for a request, a finished line, a
+// refused handshake or stop() without a timeout: an idle node's remote shell
+// does not wake 10 times a second.
 void RemoteServer::serve() {
   auto next_sweep = std::chrono::steady_clock::now();
   while (running_) {
@@ -127,7 +139,9 @@ void RemoteServer::serve() {
                                {done_.handle(), 0, ZMQ_POLLIN, 0},
                                {monitor_.handle(), 0, ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(items, 3, std::chrono::milliseconds(100));
+      const auto wait =
+          sessions_.size() == 0 ? std::chrono::milliseconds(-1) : std::chrono::milliseconds(100);
+      zmq::poll(items, 3, wait);
       // 1. Requests: up to a batch, so that finished lines are not starved.
       for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN) != 0; ++i) {
         auto envelope = wire::receive_envelope(socket_);
