@@ -56,7 +56,7 @@ struct Timers {
       1000};  // with seeds: try remembered members once seeds were silent this long
   Millis remembered_ttl{60 * 1000};  // stop trying remembered members after this
   Millis refused_limit{10 * 1000};   // every seed refused our alias this long: give up (fatal)
-  Millis pause_threshold{500};       // a tick this late means this process was paused or starved
+  Millis pause_threshold{500};       // a tick this much later than planned: this process was paused
 };
 
 }  // namespace iridium::cluster

@@ -62,7 +62,7 @@ Membership::Membership(MembershipConfig config, TimePoint now)
     : config_(std::move(config)),
       timers_(config_.timers),
       random_(config_.random_seed),
-      last_tick_(now),
+      planned_wakeup_(now),
       next_probe_(now + config_.timers.probe_period),
       next_gossip_(now + config_.timers.gossip),
       next_push_pull_(now + config_.timers.push_pull) {
@@ -890,9 +890,10 @@ void Membership::link_changed(const Endpoint& endpoint, LinkEvent event, TimePoi
 
 void Membership::tick(TimePoint now) {
   if (left_) return;
-  const auto gap = now - last_tick_;
-  last_tick_ = now;
-  if (gap > timers_.pause_threshold) after_pause(gap);
+  // Measured against the wakeup this node planned, not the last tick, so a
+  // quiet node may sleep as long as it likes without passing for a paused one.
+  const auto late = now - planned_wakeup_;
+  if (late > timers_.pause_threshold) after_pause(late);
   tick_probe(now);
   tick_suspicions(now);
   tick_relays(now);
@@ -902,6 +903,7 @@ void Membership::tick(TimePoint now) {
   tick_lost(now);
   tick_seeds(now);
   tick_expiry(now);
+  planned_wakeup_ = next_wakeup();
 }
 
 void Membership::tick_joins(TimePoint now) {

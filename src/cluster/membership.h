@@ -409,7 +409,7 @@ class Membership {
   uint64_t view_version_ = 0;
   uint64_t next_seq_ = 1;
   uint64_t next_join_id_ = 1;
-  TimePoint last_tick_;
+  TimePoint planned_wakeup_;  // next_wakeup() as of the last tick: the pause guard's yardstick
   TimePoint next_probe_;
   TimePoint next_gossip_;
   TimePoint next_push_pull_;

@@ -279,10 +279,7 @@ void Membership::apply_to_stranger(const Update& u, TimePoint now) {
 TimePoint Membership::next_wakeup() const {
   if (left_) return TimePoint::max();
   constexpr Clock::duration kStep{1};  // past a strict `>` comparison
-  // A tick more than pause_threshold after the last one reads as a pause of
-  // this process: ticking at half that keeps a quiet node's own sleep from
-  // passing for one.
-  TimePoint at = std::min({next_probe_, next_push_pull_, last_tick_ + timers_.pause_threshold / 2});
+  TimePoint at = std::min(next_probe_, next_push_pull_);
   auto due = [&at](TimePoint t) { at = std::min(at, t); };
   if (probe_) due(probe_->helpers_asked ? probe_->ends : probe_->ask_helpers);
   if (!updates_.empty()) due(next_gossip_);
