@@ -88,6 +88,7 @@ import json
 import os
 import platform
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -598,12 +599,70 @@ def loopback_iridium(binary, size, args, pool):
                   for (t0, s0), (t1, s1) in zip(snap0, snap1) if s0 and s1]
         result["frames"] = mean_max(frames)
         result["frames_nodes"] = len(frames)
+        if args.faults:
+            loopback_faults(nodes, result, args)
         return result
     except Exception as e:  # noqa: BLE001  (a failed size is reported, the next one still runs)
         result["error"] = f"{type(e).__name__}: {e}"
         return result
     finally:
         cluster.close()
+
+
+DEAD_LINE = re.compile(r"^(\S+) info \[\d+\] (\S+) is dead", re.M)
+
+
+def dead_lines(node, since):
+    """(epoch, alias) of every 'X is dead' line in node's log after `since`."""
+    with open(node.log_path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    return [(t, alias) for stamp, alias in DEAD_LINE.findall(text)
+            if (t := log_time(stamp, local=True)) >= since]
+
+
+def dropped_by_all(victim, others, since, deadline):
+    """Seconds from `since` until every node of `others` logged `victim` dead."""
+    while time.monotonic() < deadline:
+        firsts = []
+        for n in others:
+            seen = [t for t, alias in dead_lines(n, since) if alias == victim.alias]
+            if not seen:
+                break
+            firsts.append(min(seen))
+        else:
+            return max(firsts) - since
+        time.sleep(0.02)
+    return None
+
+
+def loopback_faults(nodes, result, args):
+    """After the idle window: kill -9 one node, SIGSTOP another, each timed
+    until every other node logged it dead; then one node stopped 1 s in
+    every 2 s for args.starve seconds while the deaths of healthy nodes are
+    counted."""
+    victim, stopped, starved = nodes[-1], nodes[-2], nodes[-3]
+    others = nodes[:-3]
+    t0 = time.time()
+    victim.process.kill()
+    result["kill9_dropped_s"] = dropped_by_all(victim, others + [stopped, starved], t0, time.monotonic() + 30)
+    t0 = time.time()
+    stopped.process.send_signal(signal.SIGSTOP)
+    result["sigstop_dropped_s"] = dropped_by_all(stopped, others + [starved], t0, time.monotonic() + 30)
+    stopped.process.send_signal(signal.SIGCONT)
+    time.sleep(3)  # the stopped node refutes or is probed back
+    t0 = time.time()
+    end = time.monotonic() + args.starve
+    while time.monotonic() < end:
+        starved.process.send_signal(signal.SIGSTOP)
+        time.sleep(1.0)
+        starved.process.send_signal(signal.SIGCONT)
+        time.sleep(1.0)
+    healthy = {n.alias for n in others + [stopped]}
+    result["starve_s"] = args.starve
+    result["starve_false_deaths"] = sum(1 for n in others + [stopped, starved]
+                                        for _, alias in dead_lines(n, t0) if alias in healthy)
+    result["starve_victim_deaths"] = sum(1 for n in others + [stopped]
+                                         for _, alias in dead_lines(n, t0) if alias == starved.alias)
 
 
 def loopback_erlang(size, args):
@@ -637,7 +696,16 @@ LOOPBACK_ROWS = [("starts spread over, s", "start_spread_s", "{:.2f}", "mean"),
                   "both"),
                  ("cluster frames sent per node per s", "frames", "{:.1f}", "mean"),
                  ("node RSS, MiB (mean; max)", "rss", "{:.1f}", "both"),
-                 ("load average at the end of the window", "host_load", "{:.1f}", "mean")]
+                 ("load average at the end of the window", "host_load", "{:.1f}", "mean"),
+                 ("--faults: kill -9 dropped by every other node after, s", "kill9_dropped_s", "{:.3f}",
+                  "mean"),
+                 ("--faults: SIGSTOP dropped by every other node after, s", "sigstop_dropped_s", "{:.2f}",
+                  "mean"),
+                 ("--faults: one node stopped 1 s in every 2 s, for s", "starve_s", "{:.0f}", "mean"),
+                 ("--faults: ... healthy nodes declared dead meanwhile", "starve_false_deaths", "{:.0f}",
+                  "mean"),
+                 ("--faults: ... the starved node declared dead (times, all nodes)", "starve_victim_deaths",
+                  "{:.0f}", "mean")]
 
 
 def print_loopback_rows(size, ir, er):
@@ -749,6 +817,10 @@ def main():
                         help="nodes on 127.0.0.1 beside Erlang/OTP instead of containers")
     parser.add_argument("--binary", default="build/bench/src/app/iridium", help="--loopback: the iridium to run")
     parser.add_argument("--skip-erlang", action="store_true", help="--loopback: no Erlang/OTP column")
+    parser.add_argument("--faults", action="store_true",
+                        help="--loopback: then kill -9 one node, SIGSTOP another (time until all dropped "
+                             "it), and stop a third 1 s in every 2 s for --starve s (healthy nodes dropped)")
+    parser.add_argument("--starve", type=float, default=60.0, help="--faults: seconds of starvation")
     parser.add_argument("--idle-anyway", action="store_true",
                         help="--loopback: measure the idle window even when the mesh did not form in time")
     parser.add_argument("--engines", default="compose,swarm")
