@@ -133,11 +133,12 @@ TimePoint Simulation::last_resume_or_start(int host) const {
 void Simulation::count(const Message& m) {
   ++traffic_.frames;
   if (!options_.count_bytes) return;
-  if (!m.nodes.empty()) {
+  if (!m.nodes.empty() || !m.updates.empty()) {
     traffic_.bytes += cluster::encode(m).size();
     return;
   }
-  // Same type and sender: the same size but for a few bytes of seq.
+  // Same type and sender, nothing piggybacked: the same size but for a few
+  // bytes of seq and incarnation.
   auto [it, fresh] = sizes_.try_emplace({static_cast<int>(m.type), m.sender.alias}, 0);
   if (fresh) it->second = cluster::encode(m).size();
   traffic_.bytes += it->second;

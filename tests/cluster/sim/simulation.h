@@ -167,7 +167,7 @@ class Simulation {
   std::vector<cluster::Event>
       pending_events_;  // taken out by deliver() to check, accounted by flush()
   Traffic traffic_;
-  // Encoded sizes of frames without node lists, by (type, sender alias).
+  // Encoded sizes of frames with no node list and no updates, by (type, sender alias).
   std::map<std::pair<int, std::string>, std::size_t> sizes_;
 };
 
