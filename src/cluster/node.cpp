@@ -33,12 +33,9 @@ std::string random_instance() {
 // The loop sleeps until its next deadline (Loop::sleep_time), but never
 // longer than this: a bound, not a timer anything waits for.
 constexpr Millis kMaxSleep{1000};
-constexpr Millis kResendInterval{10};     // run frames not sent yet are retried this often
-constexpr Millis kMembersFileDelay{500};  // batch membership changes before saving them
-constexpr Millis kLeaveLinger{300};       // let leave frames go out before sockets close
-// Plain listener: two connections closed before their greeting this near
-// together are a node with a cluster key redialling, not port checks.
-constexpr Millis kRepeatedCloseWindow{1000};
+constexpr Millis kResendInterval{10};          // run frames not sent yet are retried this often
+constexpr Millis kMembersFileDelay{500};       // batch membership changes before saving them
+constexpr Millis kLeaveLinger{300};            // let leave frames go out before sockets close
 constexpr Millis kRefusalLogInterval{60'000};  // one line per refused peer and reason per minute
 constexpr Millis kRunPoll{20};                 // how often run() looks at its cancel check
 constexpr Millis kRunBackstop{3'000};          // run() gives up on a silent I/O thread after this
@@ -667,22 +664,6 @@ class Node::Loop {
                       describe_handshake_failure(f, zap_ != nullptr));
         continue;
       }
-      // A port check (a TCP connect that closes at once) is not a problem;
-      // but a node with a cluster key may also close before our side reads
-      // its greeting, and it redials: a second such close within
-      // kRepeatedCloseWindow is taken for that node.
-      if (f.on_listener && zap_ == nullptr && f.event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
-        const bool repeated = last_early_close_ && now - *last_early_close_ < kRepeatedCloseWindow;
-        last_early_close_ = now;
-        if (!repeated) {
-          spdlog::debug("{}", describe_handshake_failure(f, false));
-          continue;
-        }
-        HandshakeFailure keyed = f;
-        keyed.event = ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
-        warn_limited(describe_handshake_failure(keyed, false), now);
-        continue;
-      }
       warn_limited(describe_handshake_failure(f, zap_ != nullptr), now);
     }
     if (zap_ == nullptr) return;
@@ -733,8 +714,6 @@ class Node::Loop {
   zmq::socket_t wake_;
   Membership membership_;
   std::string members_file_;
-  std::optional<TimePoint>
-      last_early_close_;  // plain mode: the listener's last close before a greeting
   std::map<uint64_t, std::shared_ptr<std::promise<Result<JoinInfo>>>> joins_;
   bool members_dirty_ = false;
   TimePoint members_dirty_since_;

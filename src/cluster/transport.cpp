@@ -72,13 +72,10 @@ std::string describe_handshake_failure(const HandshakeFailure& f, bool secure) {
              : "it runs with a cluster key (CURVE) and this node has none; start every node with "
                "the same --cluster-key FILE";
   if (f.on_listener) {
-    // In plain mode a CURVE peer's greeting names another mechanism; a
-    // connection that closes before any greeting (a port check, or no
-    // ZeroMQ peer) is no sign of a key.
-    if (!secure && f.event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
-      return "a connection to the cluster listener on " + f.peer.text() +
-             " closed before the ZeroMQ handshake (a port check, or not a ZeroMQ peer)";
-    }
+    // In plain mode a connection that closes before its greeting may be a
+    // port check, but also a node with a cluster key that saw our greeting
+    // first and hung up: the listener cannot tell, so it says the likelier
+    // thing a person needs to hear.
     return "refused a cluster connection on " + f.peer.text() +
            (f.event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? ": its key is not the cluster key"
             : secure ? ": it did not complete the CURVE handshake (no cluster key, or another key)"

@@ -192,10 +192,7 @@ class PtyShell(ShellTestCase):
             except BlockingIOError:
                 pass
             os.set_blocking(stderr, True)
-        # Debug with a stranger: how its failed handshake is worded depends on
-        # which side closes first (see test_a_terminal_that_hangs_up_before_...).
-        level = "debug" if stall_log else "info"
-        proc = subprocess.Popen([IRIDIUM, *shell_args(data, port), "--start-cluster", "--log-level", level],
+        proc = subprocess.Popen([IRIDIUM, *shell_args(data, port), "--start-cluster", "--log-level", "info"],
                                 stdin=slave, stdout=slave, stderr=stderr, cwd=REPO,
                                 env=clean_env(TERM="xterm", HOME=self.tmp), start_new_session=True)
         os.close(slave)
@@ -231,8 +228,6 @@ class PtyShell(ShellTestCase):
     def test_a_terminal_that_hangs_up_ends_reading_without_spinning(self):
         log = self.hang_up_while_serving()
         self.assertIn("the terminal hung up; the node keeps serving", log)
-        # The test's own port checks (connect, close) are no peer with a key.
-        self.assertNotIn("refused a cluster connection", log)
 
     def test_a_terminal_that_hangs_up_before_the_console_is_set_up(self):
         # The node looked at its stdin (a terminal) when it started; the
@@ -240,10 +235,8 @@ class PtyShell(ShellTestCase):
         # a pipe that ended (which ends reading without a word).
         log = self.hang_up_while_serving(stall_log=True)
         self.assertIn("the terminal hung up; the node keeps serving", log)
-        # The stranger dialled: a CURVE greeting refused, or (when the stranger
-        # closes first) a connection closed before the ZeroMQ handshake.
-        self.assertTrue("it runs with a cluster key (CURVE) and this node has none" in log
-                        or "closed before the ZeroMQ handshake" in log, log[-2000:])
+        # The stranger dialled, and was refused.
+        self.assertIn("it runs with a cluster key (CURVE) and this node has none", log)
 
     def test_non_ascii_text_typed_at_the_terminal_is_kept(self):
         # The node starts in the "C" locale (clean_env sets no LANG), where
