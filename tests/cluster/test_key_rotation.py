@@ -130,7 +130,9 @@ class KeyRotation(SecureClusterTestCase):
             then_wait(0.5)
         print(f"\n{sampler.samples} samples of {len(nodes)} nodes; fewest members seen: {sampler.fewest}",
               file=sys.stderr)
-        self.assertGreater(sampler.samples, 20)
+        # The sampler ran throughout (a sample is one !cluster_members per
+        # node; under TSan one round takes several hundred ms).
+        self.assertGreaterEqual(sampler.samples, 10)
         self.assertEqual(sampler.short, [], "samples where a node listed fewer than 4 others (or did not answer)")
         self.assertEqual(min(sampler.fewest.values()), len(nodes) - 1)
         longest = 0.0  # a connection down until it came back, in seconds
