@@ -648,14 +648,7 @@ void Membership::on_ack(const Message& m, TimePoint now) {
     const Relay r = relay->second;
     relays_.erase(relay);
     if (r.target.alias != m.sender.alias || r.target_instance != m.instance) return;
-    auto requester = members_.find(r.requester);
-    if (requester == members_.end()) return;
-    Message vouch = message_with_updates(MessageType::kIndirectAck);
-    vouch.seq = r.their_seq;
-    vouch.target = r.target;
-    vouch.target_instance = r.target_instance;
-    send(endpoint_of(requester->second.address), std::move(vouch));
-    return;
+    return answer_relay(r, MessageType::kIndirectAck);
   }
   // An ack after its probe ended (late, or duplicated) is news of the
   // sender and nothing more.

@@ -352,6 +352,7 @@ class Membership {
   std::string next_probe_target();
   void tick_suspicions(TimePoint now);
   void tick_relays(TimePoint now);
+  void answer_relay(const Relay& relay, MessageType verdict);  // indirect_ack or _nack
   void change_health(int delta);
   Millis scaled(Millis d) const { return d * static_cast<int64_t>(1 + health_); }
 

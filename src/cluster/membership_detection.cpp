@@ -143,14 +143,19 @@ void Membership::tick_relays(TimePoint now) {
     }
     const Relay r = it->second;
     it = relays_.erase(it);
-    auto requester = members_.find(r.requester);
-    if (requester == members_.end()) continue;
-    Message nack = message_with_updates(MessageType::kIndirectNack);
-    nack.seq = r.their_seq;
-    nack.target = r.target;
-    nack.target_instance = r.target_instance;
-    send(endpoint_of(requester->second.address), std::move(nack));
+    answer_relay(r, MessageType::kIndirectNack);
   }
+}
+
+// A helper's verdict on a relayed ping, to the member that asked for it.
+void Membership::answer_relay(const Relay& r, MessageType verdict) {
+  auto requester = members_.find(r.requester);
+  if (requester == members_.end()) return;
+  Message answer = message_with_updates(verdict);
+  answer.seq = r.their_seq;
+  answer.target = r.target;
+  answer.target_instance = r.target_instance;
+  send(endpoint_of(requester->second.address), std::move(answer));
 }
 
 // The process was stopped or starved: no verdict on the probe in flight, and
