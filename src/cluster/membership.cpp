@@ -566,6 +566,12 @@ void Membership::on_join(const Message& m, TimePoint now) {
       ++counters_.refused;
       emit(make_event(EventKind::kRefused, m.sender, m.instance, refusal(admission, m.sender)));
       return;
+    case Admission::kKnown:
+      // It contacted us because it does not list us; a member probes us
+      // only once a round, maybe long after its contact expired, so answer
+      // now: any frame of ours lists us there.
+      heard_directly(become_alive(m.sender, m.instance, now), m.incarnation, now);
+      return send(endpoint_of(m.sender), message(MessageType::kHeartbeat));
     default:
       heard_directly(become_alive(m.sender, m.instance, now), m.incarnation, now);
   }

@@ -1315,6 +1315,19 @@ TEST_CASE("gossip about an unknown node contacts it, and it is listed once it an
   CHECK(r.m.is_member("c"));
 }
 
+// A member that lists us may probe us only once a round (N probe periods),
+// far less often than a contact lasts: its answer to our join must list it.
+TEST_CASE("a join from a member we list is answered, so a one-sided membership closes at once",
+          "[membership]") {
+  Rig r;
+  const Peer a = peer("a", 2001);
+  r.admit(a);
+  r.clear();
+  r.receive(a.make(MessageType::kJoin));
+  CHECK(r.sent(MessageType::kHeartbeat, a.endpoint()).size() == 1);
+  CHECK(r.happened(EventKind::kJoined).empty());
+}
+
 TEST_CASE("gossip from a non-member is not acted on", "[membership]") {
   Rig r;
   const Peer stranger = peer("s", 2001), c = peer("c", 2003);
