@@ -590,6 +590,8 @@ def loopback_iridium(binary, size, args, pool):
             result["evidence"] = failure_evidence(nodes, pool, args.log, name=lambda n: n.alias)
             if not args.idle_anyway:
                 return result
+        if args.keep_logs:
+            failure_evidence(nodes, pool, args.log, name=lambda n: n.alias)
         snap0 = list(pool.map(timed_snapshot, nodes))
         time.sleep(args.settle)
         per, by_thread = idle_processes([n.process.pid for n in nodes], args.window)
@@ -821,6 +823,8 @@ def main():
                         help="--loopback: then kill -9 one node, SIGSTOP another (time until all dropped "
                              "it), and stop a third 1 s in every 2 s for --starve s (healthy nodes dropped)")
     parser.add_argument("--starve", type=float, default=60.0, help="--faults: seconds of starvation")
+    parser.add_argument("--keep-logs", action="store_true",
+                        help="--loopback: save every node's log beside --log once converged, as on a failure")
     parser.add_argument("--idle-anyway", action="store_true",
                         help="--loopback: measure the idle window even when the mesh did not form in time")
     parser.add_argument("--engines", default="compose,swarm")

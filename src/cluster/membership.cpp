@@ -544,14 +544,6 @@ void Membership::on_hello(const Message& m, const Source& source, TimePoint now)
     page.nodes = std::move(pages[i]);
     send(endpoint_of(m.sender), std::move(page));
   }
-  if (admission == Admission::kKnown) return;
-  // Announce the newcomer to every other member now rather than at their
-  // next gossip, so the mesh closes in one round trip.
-  Message announce = message(MessageType::kMembers);
-  announce.nodes = {m.sender};
-  for (const auto& [alias, member] : members_) {
-    if (alias != m.sender.alias) send(endpoint_of(member.address), announce);
-  }
 }
 
 void Membership::on_join(const Message& m, TimePoint now) {
