@@ -368,8 +368,9 @@ void Transport::replace_dealer(const Endpoint& to, const std::string& server_key
 
 void Transport::replace_due_dealers(TimePoint now) {
   std::vector<std::pair<Endpoint, std::string>> due;
-  for (const auto& [endpoint, d] : dealers_) {
-    if (d->replace_at && now >= *d->replace_at) due.emplace_back(endpoint, d->replace_key);
+  for (const Endpoint& endpoint : replacing_) {
+    const Dealer& d = *dealers_.at(endpoint);
+    if (now >= *d.replace_at) due.emplace_back(endpoint, d.replace_key);
   }
   for (const auto& [endpoint, key] : due) replace_dealer(endpoint, key);
 }
@@ -377,9 +378,8 @@ void Transport::replace_due_dealers(TimePoint now) {
 TimePoint Transport::next_due() const {
   if (!carried_.empty()) return TimePoint::min();
   TimePoint next = TimePoint::max();
-  for (const auto& [endpoint, d] : dealers_) {
-    if (d->replace_at) next = std::min(next, *d->replace_at);
-  }
+  for (const Endpoint& endpoint : replacing_)
+    next = std::min(next, *dealers_.at(endpoint)->replace_at);
   return next;
 }
 
@@ -398,6 +398,7 @@ Transport::Dealer* Transport::dealer_for(const Endpoint& to) {
 
 void Transport::close_dealer(Dealer& d) {
   recheck_dealers_.erase(d.to);
+  replacing_.erase(d.to);
   unwatch(d.monitor);
   unwatch(d.socket);
   close_monitor(d.socket, d.monitor);
@@ -565,6 +566,7 @@ void Transport::drain_monitor(const Endpoint& from, Dealer& d, std::vector<LinkC
     } else if (e->event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && key_) {
       peer_keys_[from] = PeerKey{d.server_key, 0};
       d.replace_at.reset();
+      replacing_.erase(from);
     }
     if (auto change = d.watch.on_event(e->event, now)) links.push_back(LinkChange{from, *change});
   }
@@ -592,6 +594,7 @@ void Transport::on_dealer_handshake_failure(const Endpoint& to, Dealer& d, uint1
   if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
     d.replace_at = now + kRedialAfterDenial;
     d.replace_key = d.server_key;
+    replacing_.insert(to);
     return;
   }
   if (keys_.size() < 2) return;  // libzmq redials by itself; no other key to try
@@ -603,6 +606,7 @@ void Transport::on_dealer_handshake_failure(const Endpoint& to, Dealer& d, uint1
   expected = peer.failures < 2 * keys_.size();
   d.replace_at = expected ? now : now + kRedialAfterDenial;
   d.replace_key = peer.server_key;
+  replacing_.insert(to);
 }
 
 void Transport::drain_router_monitor() {

@@ -204,6 +204,8 @@ class Transport {
   // Sockets to read on the next poll() without waiting for their ZMQ_FD.
   bool recheck_router_ = false;
   std::set<Endpoint> recheck_dealers_;
+  // The dealers with a replace_at: the loop's every turn looks at these only.
+  std::set<Endpoint> replacing_;
   std::size_t last_poll_reads_ = 0;
 };
 
