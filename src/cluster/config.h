@@ -25,15 +25,20 @@ inline std::string seconds_text(Millis d) {
 // rather than accuse others (Lifeguard).
 struct Timers {
   // ---- SWIM failure detection ----
-  Millis probe_period{200};   // one member probed per period, in shuffled round-robin (× health)
-  Millis probe_timeout{100};  // no ack by then: ask indirect_probes helpers (× health)
+  Millis probe_period{300};   // one member probed per period, in shuffled round-robin (× health)
+  Millis probe_timeout{150};  // no ack by then: ask indirect_probes helpers (× health)
   std::size_t indirect_probes = 3;  // helpers per failed probe (SWIM's k)
   // Suspicion timeout: starts at suspicion_max_mult × the floor and shrinks
   // towards the floor, suspicion_mult × log10(N+1) × probe_period, as
-  // independent suspicions of the same member arrive (Lifeguard).
-  double suspicion_mult = 3;
+  // independent suspicions of the same member arrive (Lifeguard): after
+  // suspicion_confirmations accusers besides the first, it is the floor.
+  double suspicion_mult = 2;
   double suspicion_max_mult = 4;
-  std::size_t awareness_max = 4;  // local-health score ceiling; periods stretch × (1 + score)
+  std::size_t suspicion_confirmations = 1;
+  std::size_t awareness_max = 4;
+  // A member listed this recently may still be connecting: a probe whose
+  // ping could not leave (no connection yet) is void, not failed.
+  Millis connect_grace{3000};  // local-health score ceiling; periods stretch × (1 + score)
 
   // ---- dissemination ----
   Millis gossip{200};               // pending updates to gossip_fanout members this often

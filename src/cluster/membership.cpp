@@ -258,7 +258,7 @@ Error Membership::refusal(Admission admission, const NodeAddress& who) const {
 // State changes
 
 Membership::Member& Membership::become_alive(const NodeAddress& who, const std::string& instance,
-                                             TimePoint now) {
+                                             TimePoint now, Introduction how) {
   if (auto it = members_.find(who.alias); it != members_.end()) {
     Member& m = it->second;
     if (m.instance == instance) {
@@ -268,7 +268,7 @@ Membership::Member& Membership::become_alive(const NodeAddress& who, const std::
     // Guarded by admit(): only a successor at the same address gets here.
     remove_from_view(who.alias, m.instance);
     suspects_.erase(who.alias);
-    m = Member{who, instance, 0, MemberState::kAlive, now, false, std::nullopt, {}, {}};
+    m = Member{who, instance, 0, MemberState::kAlive, now, false, std::nullopt, {}, {}, now};
     add_to_view(who.alias, instance);
     ++view_version_;
     emit(make_event(EventKind::kRestarted, who, instance));
@@ -282,7 +282,8 @@ Membership::Member& Membership::become_alive(const NodeAddress& who, const std::
   contacts_.erase(who.alias);
   departed_.erase(who.alias);
   auto [it, inserted] = members_.emplace(
-      who.alias, Member{who, instance, 0, MemberState::kAlive, now, false, std::nullopt, {}, {}});
+      who.alias,
+      Member{who, instance, 0, MemberState::kAlive, now, false, std::nullopt, {}, {}, now});
   (void)inserted;
   add_to_view(who.alias, instance);
   // Probed in its turn, at a random place in the rest of this round: were
@@ -295,7 +296,10 @@ Membership::Member& Membership::become_alive(const NodeAddress& who, const std::
   ++view_version_;
   ++(recovered ? counters_.recoveries : counters_.joins);
   emit(make_event(recovered ? EventKind::kRecovered : EventKind::kJoined, who, instance));
-  spread(who, instance, 0, UpdateState::kAlive);
+  // A newcomer contacts every member it was told of, so a node met directly
+  // is news for no one (spread by every member, a join burst of N nodes
+  // queued N² updates); see Introduction.
+  if (recovered || how != Introduction::kDirect) spread(who, instance, 0, UpdateState::kAlive);
   // At once rather than at its first probe: the new member lists us sooner.
   send(endpoint_of(who), message(MessageType::kHeartbeat));
   return it->second;
@@ -344,10 +348,10 @@ void Membership::become_suspect(Member& m, uint64_t incarnation, const std::stri
   const auto floor = std::chrono::duration_cast<Millis>(
       timers_.probe_period * (timers_.suspicion_mult * std::log10(n + 1.0)));
   const auto ceiling = std::chrono::duration_cast<Millis>(floor * timers_.suspicion_max_mult);
+  // Only members besides the suspect and the first accuser can confirm.
   const auto expected_confirmations =
-      members_.size() >= 3 && timers_.suspicion_mult > 2
-          ? std::min(members_.size() - 2, static_cast<std::size_t>(timers_.suspicion_mult - 2))
-          : std::size_t{0};
+      members_.size() >= 3 ? std::min(members_.size() - 2, timers_.suspicion_confirmations)
+                           : std::size_t{0};
   const bool was_alive = m.state == MemberState::kAlive;
   m.incarnation = incarnation;
   m.state = MemberState::kSuspect;
@@ -532,7 +536,7 @@ void Membership::on_hello(const Message& m, const Source& source, TimePoint now)
     default:
       break;
   }
-  Member& joiner = become_alive(m.sender, m.instance, now);
+  Member& joiner = become_alive(m.sender, m.instance, now, Introduction::kHello);
   heard_directly(joiner, m.incarnation, now);
   auto pages = member_pages(m.sender.alias);
   Message ack = message(MessageType::kHelloAck);
@@ -543,6 +547,14 @@ void Membership::on_hello(const Message& m, const Source& source, TimePoint now)
     Message page = message(MessageType::kMembers);
     page.nodes = std::move(pages[i]);
     send(endpoint_of(m.sender), std::move(page));
+  }
+  if (admission == Admission::kKnown) return;
+  // Announce the newcomer to every other member now rather than at their
+  // next gossip, so the mesh closes in one round trip.
+  Message announce = message(MessageType::kMembers);
+  announce.nodes = {m.sender};
+  for (const auto& [alias, member] : members_) {
+    if (alias != m.sender.alias) send(endpoint_of(member.address), announce);
   }
 }
 
@@ -599,7 +611,9 @@ Membership::Member* Membership::on_liveness(const Message& m, TimePoint now) {
        endpoint_of(lost->second.address) == at) ||
       (contacted != contacts_.end() && endpoint_of(contacted->second.address) == at);
   if (known_there) {
-    Member& member = become_alive(m.sender, m.instance, now);
+    const bool rumour = contacted != contacts_.end() && contacted->second.rumour;
+    Member& member = become_alive(m.sender, m.instance, now,
+                                  rumour ? Introduction::kRumour : Introduction::kDirect);
     heard_directly(member, m.incarnation, now);
     if (m.type == MessageType::kMembers) learn(m.nodes, now);
     return &member;
@@ -804,24 +818,24 @@ void Membership::finish_seeds(TimePoint now) {
 }
 
 // Nodes heard of second-hand (hello_ack, members): contact the new ones.
-void Membership::learn(const std::vector<NodeAddress>& nodes, TimePoint now) {
+void Membership::learn(const std::vector<NodeAddress>& nodes, TimePoint now, bool rumour) {
   for (const NodeAddress& n : nodes) {
     if (n.alias == config_.self.alias || members_.contains(n.alias) || contacts_.contains(n.alias))
       continue;
     if (auto it = departed_.find(n.alias); it != departed_.end() && it->second.at == endpoint_of(n))
       continue;
-    contact(n, now);
+    contact(n, now, rumour);
   }
 }
 
-void Membership::contact(const NodeAddress& who, TimePoint now) {
+void Membership::contact(const NodeAddress& who, TimePoint now, bool rumour) {
   if (who.alias == config_.self.alias || members_.contains(who.alias)) return;
   const Endpoint at = endpoint_of(who);
   if (auto it = contacted_at_.find(at);
       it != contacted_at_.end() && now - it->second < timers_.contact_retry)
     return;
   contacted_at_[at] = now;
-  contacts_[who.alias] = Contact{who, now};
+  contacts_[who.alias] = Contact{who, now, rumour};
   send(at, message(MessageType::kJoin));
 }
 

@@ -149,9 +149,10 @@ struct Counters {
   ByType dropped_by_type{};
   uint64_t deaths_silent = 0, deaths_refused = 0, deaths_reported = 0;  // by DeathCause
   uint64_t probes = 0, probes_failed = 0;  // our own probes, and those that ended in suspicion
-  uint64_t refutations = 0;                // times we raised our incarnation
-  uint64_t updates_sent = 0;               // piggybacked updates, counted per frame
-  DetectionHistogram detection;            // every kDead's `silent`
+  uint64_t probes_void = 0;      // probes of a member still connecting whose ping could not leave
+  uint64_t refutations = 0;      // times we raised our incarnation
+  uint64_t updates_sent = 0;     // piggybacked updates, counted per frame
+  DetectionHistogram detection;  // every kDead's `silent`
   // Frames of another cluster (another cluster name), dropped before any
   // rule saw them; in neither frames_received nor frames_dropped.
   uint64_t dropped_other_cluster = 0;
@@ -174,6 +175,10 @@ class Membership {
   void receive(const Message& message, const Source& source, TimePoint now);
   void frame_dropped(const Error& why);  // a frame that did not decode
   void link_changed(const Endpoint& endpoint, LinkEvent event, TimePoint now);
+  // Our ping `seq` to `to` was dropped before it left: no connection there
+  // yet (ZMQ_IMMEDIATE). A probe of a member listed within connect_grace
+  // is then void rather than failed; see docs/protocol.md section 7.
+  void ping_unsent(const Endpoint& to, uint64_t seq, TimePoint now);
   void tick(TimePoint now);
   // The earliest time at which tick() would do anything: send, change a
   // member's state, expire or forget something. The node sleeps until then
@@ -237,10 +242,12 @@ class Membership {
     std::optional<Suspicion> suspicion;  // while suspect
     TimePoint suspected_at{};            // while suspect
     TimePoint next_notice{};             // while suspect: tell it again no sooner
+    TimePoint listed_at{};               // when this instance was admitted
   };
   struct Contact {  // learned second-hand; join sent, not heard from yet
     NodeAddress address;
     TimePoint since;
+    bool rumour = false;  // learned from an alive update, which we pass on once it answers
   };
   struct Lost {  // dropped without a leave: probed so that cuts heal
     NodeAddress address;
@@ -305,7 +312,14 @@ class Membership {
   Error refusal(Admission admission, const NodeAddress& who) const;
 
   // ---- state changes ----
-  Member& become_alive(const NodeAddress& who, const std::string& instance, TimePoint now);
+  // How a node came to be listed: through its hello (the one node that
+  // answers it tells the others); through a rumour (an alive update: we
+  // pass it on, as SWIM's infection does); or introduced directly (its join,
+  // or the answer of a node on a list we were given), where every pair of
+  // nodes meets on its own and no one else needs telling.
+  enum class Introduction { kHello, kRumour, kDirect };
+  Member& become_alive(const NodeAddress& who, const std::string& instance, TimePoint now,
+                       Introduction how = Introduction::kDirect);
   void become_suspect(Member& member, uint64_t incarnation, const std::string& accuser,
                       TimePoint now);
   void confirm_suspicion(Member& member, const std::string& accuser);
@@ -359,8 +373,8 @@ class Membership {
   // ---- helpers ----
   void dispatch(const Message& m, const Source& source, TimePoint now);  // receive's switch
   Member* member_from(const Message& m);  // the member that sent m (alias and instance match)
-  void learn(const std::vector<NodeAddress>& nodes, TimePoint now);
-  void contact(const NodeAddress& who, TimePoint now);
+  void learn(const std::vector<NodeAddress>& nodes, TimePoint now, bool rumour = false);
+  void contact(const NodeAddress& who, TimePoint now, bool rumour = false);
   void finish_join(PendingJoin& join, std::optional<Error> error, const NodeAddress& answerer);
   void finish_seeds(TimePoint now);
   void tick_joins(TimePoint now);

@@ -94,6 +94,19 @@ void Membership::ask_helpers(TimePoint) {
   }
 }
 
+// A member we listed moments ago may not be connected to yet, least of all
+// while many nodes start at once and every pair opens its connections: a
+// ping that never left says nothing about it. Later, no connection is what
+// a probe is for, and the helpers are asked as usual.
+void Membership::ping_unsent(const Endpoint& to, uint64_t seq, TimePoint now) {
+  if (!probe_ || probe_->seq != seq || probe_->helpers_asked) return;
+  const auto it = members_.find(probe_->alias);
+  if (it == members_.end() || endpoint_of(it->second.address) != to) return;
+  if (now - it->second.listed_at >= timers_.connect_grace) return;
+  ++counters_.probes_void;
+  probe_.reset();
+}
+
 void Membership::probe_answered() {
   probe_.reset();
   change_health(-1);
@@ -260,7 +273,7 @@ void Membership::apply_to_stranger(const Update& u, TimePoint now) {
       if (lost_instance) {
         lost->second.next_probe = std::min(lost->second.next_probe, now);
       } else if (!departed_.contains(u.node.alias)) {
-        learn({u.node}, now);
+        learn({u.node}, now, true);
       }
       return;
     case UpdateState::kLeft:

@@ -519,8 +519,11 @@ class Node::Loop {
         std::string frame = encode(send->message);
         // A DEALER drops what it cannot send now (ZMQ_IMMEDIATE): the
         // membership's frames repeat anyway, a remote run's do not.
-        if (!transport_->send(send->to, frame) && is_run_frame(send->message.type))
+        if (transport_->send(send->to, frame)) continue;
+        if (is_run_frame(send->message.type))
           unsent_.push_back(Unsent{send->to, std::move(frame), Clock::now() + kRunSendRetry});
+        if (send->message.type == MessageType::kPing)
+          membership_.ping_unsent(send->to, send->message.seq, Clock::now());
       } else if (auto* reply = std::get_if<ReplyTo>(&action)) {
         transport_->reply(reply->routing_id, encode(reply->message));
       } else if (auto* release = std::get_if<Release>(&action)) {

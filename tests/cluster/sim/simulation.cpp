@@ -299,7 +299,7 @@ void Simulation::inject(int host, const Message& m) {
   deliver(Delivery{host, processes_.at(host)->instance, m, Source::from_router("rogue")});
 }
 
-void Simulation::send_frame(int from, const Endpoint& to, const Message& m) {
+bool Simulation::send_frame(int from, const Endpoint& to, const Message& m) {
   count(m);
   const auto key = std::make_pair(from, to);
   auto it = links_.find(key);
@@ -309,8 +309,8 @@ void Simulation::send_frame(int from, const Endpoint& to, const Message& m) {
     schedule(Item{now_, 0, Kind::kAttempt, from, {}, to, LinkEvent::kUp, it->second.serial});
   }
   Link& link = it->second;
-  if (link.state != Link::State::kUp) return;  // ZMQ_IMMEDIATE: no connection, no queue
-  if (!path_ok(from, link.target) || chance(loss_)) return;
+  if (link.state != Link::State::kUp) return false;  // ZMQ_IMMEDIATE: no connection, no queue
+  if (!path_ok(from, link.target) || chance(loss_)) return true;  // sent, and lost
   const TimePoint at = std::max(now_ + latency(), link.last_delivery);
   link.last_delivery = at;
   auto d = std::make_shared<Delivery>(
@@ -318,6 +318,7 @@ void Simulation::send_frame(int from, const Endpoint& to, const Message& m) {
   schedule(Item{at, 0, Kind::kDeliver, link.target, {}, {}, LinkEvent::kUp, 0, d});
   if (chance(duplication_))
     schedule(Item{at + latency(), 0, Kind::kDeliver, link.target, {}, {}, LinkEvent::kUp, 0, d});
+  return true;
 }
 
 void Simulation::reply_frame(int from, const std::string& routing_id, const Message& m) {
@@ -444,7 +445,8 @@ void Simulation::flush(int host) {
   if (!p.membership) return;
   for (Action& a : p.membership->take_actions()) {
     if (auto* s = std::get_if<cluster::SendTo>(&a)) {
-      send_frame(host, s->to, s->message);
+      if (!send_frame(host, s->to, s->message) && s->message.type == cluster::MessageType::kPing)
+        p.membership->ping_unsent(s->to, s->message.seq, now_);
     } else if (auto* r = std::get_if<cluster::ReplyTo>(&a)) {
       reply_frame(host, r->routing_id, r->message);
     } else if (auto* rel = std::get_if<cluster::Release>(&a)) {

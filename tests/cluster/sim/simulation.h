@@ -129,7 +129,8 @@ class Simulation {
   void handle(const Item& item);
   void flush(int host);
   void deliver(const Delivery& d);
-  void send_frame(int from, const Endpoint& to, const cluster::Message& m);
+  // False when the link was not up: the frame never left (ZMQ_IMMEDIATE).
+  bool send_frame(int from, const Endpoint& to, const cluster::Message& m);
   void reply_frame(int from, const std::string& routing_id, const cluster::Message& m);
   void attempt(int owner, const Endpoint& to, uint64_t serial);
   void link_down(int owner, const Endpoint& to, Link& link, bool refuse_next);
