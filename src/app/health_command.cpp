@@ -73,7 +73,8 @@ int check_health(const HealthOptions& options) {
     return unhealthy(node_text(*record) +
                      " runs neither a cluster nor a remote shell: no loop stamps " + path);
   }
-  const auto max_age = std::chrono::milliseconds(static_cast<int64_t>(options.max_age_seconds * 1000));
+  const auto max_age =
+      std::chrono::milliseconds(static_cast<int64_t>(options.max_age_seconds * 1000));
   const auto stale = health::stale_stamps(*record, health::WallClock::now(), max_age);
   if (stale.empty()) return kExitOk;
   std::string line = node_text(*record) + " is stale: ";

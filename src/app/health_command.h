@@ -9,9 +9,9 @@
 namespace iridium::app {
 
 struct HealthOptions {
-  std::string file;             // "" = <data dir>/run/health.json
-  std::string data_root_dir;    // the node's --data-root-dir ("" = the default one)
-  double max_age_seconds = 3;   // a stamp older than this is stale
+  std::string file;            // "" = <data dir>/run/health.json
+  std::string data_root_dir;   // the node's --data-root-dir ("" = the default one)
+  double max_age_seconds = 3;  // a stamp older than this is stale
 };
 
 // 0 and no output when every stamp is fresh; else 1 and one line on stderr
