@@ -313,6 +313,9 @@ class ClusterEndToEnd(RecordsFailures):
         for node, name in containers().items():
             status = run("docker", "inspect", "-f", "{{.State.Health.Status}}", name).stdout.strip()
             self.assertIn(status, ("healthy", "starting"), node)
+            # The image's check, by hand: silent and 0 while the node's loops stamp.
+            check = run("docker", "exec", name, "iridium", "health", check=False)
+            self.assertEqual((check.returncode, check.stdout, check.stderr), (0, "", ""), node)
 
     def test_09_ps_shows_aliases_and_logs_carry_no_colour(self):
         # ps: one row per container, with the alias the node itself reports

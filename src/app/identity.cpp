@@ -8,17 +8,19 @@
 
 namespace iridium::app {
 
-Result<std::string> resolve_data_dir(const std::string& requested) {
-  std::filesystem::path dir;
-  if (!requested.empty()) {
-    dir = requested;
-  } else if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg != nullptr && *xdg != '\0') {
-    dir = std::filesystem::path(xdg) / "iridium";
-  } else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
-    dir = std::filesystem::path(home) / ".local" / "share" / "iridium";
-  } else {
-    dir = std::filesystem::temp_directory_path() / "iridium";
+std::string default_data_dir(const std::string& requested) {
+  if (!requested.empty()) return requested;
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg != nullptr && *xdg != '\0') {
+    return (std::filesystem::path(xdg) / "iridium").string();
   }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    return (std::filesystem::path(home) / ".local" / "share" / "iridium").string();
+  }
+  return (std::filesystem::temp_directory_path() / "iridium").string();
+}
+
+Result<std::string> resolve_data_dir(const std::string& requested) {
+  const std::filesystem::path dir = default_data_dir(requested);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Error{"cannot create data directory '" + dir.string() + "': " + ec.message()};

@@ -8,7 +8,10 @@
 namespace iridium::app {
 
 // --data-root-dir if given, else $XDG_DATA_HOME/iridium, else
-// ~/.local/share/iridium. Created if missing.
+// ~/.local/share/iridium (else a temp directory's iridium). Not created.
+std::string default_data_dir(const std::string& requested);
+
+// default_data_dir(requested), created if missing.
 Result<std::string> resolve_data_dir(const std::string& requested);
 
 // Aliases are 1..64 characters of [A-Za-z0-9._-].

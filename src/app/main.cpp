@@ -3,6 +3,7 @@
 #include <iostream>
 #include <string_view>
 
+#include "app/health_command.h"
 #include "app/keygen_command.h"
 #include "app/logging.h"
 #include "app/node.h"
@@ -163,6 +164,20 @@ int main(int argc, char** argv) {
       app.add_subcommand("keygen", "Write a new cluster key to FILE (mode 0600, never overwrites)");
   keygen_cmd->add_option("FILE", key_path, "Key file to create")->required();
 
+  HealthOptions health;
+  CLI::App* health_cmd = app.add_subcommand(
+      "health",
+      "Exit 0, silently, if the node's loops stamped its health file recently; else 1 and why");
+  health_cmd
+      ->add_option("--max-age", health.max_age_seconds,
+                   "Seconds a stamp may be old (the node stamps about once a second)")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  health_cmd->add_option("--file", health.file,
+                         "The health file (default: DIR/run/health.json of --data-root-dir)");
+  health_cmd->add_option("--data-root-dir", health.data_root_dir,
+                         "The node's data directory (default: the node's default)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -186,6 +201,10 @@ int main(int argc, char** argv) {
   if (*asm_cmd) return assemble_file(asm_options);
   if (*disasm_cmd) return disassemble_file(disasm_path);
   if (*keygen_cmd) return write_new_key(key_path);
+  if (*health_cmd) {
+    if (health.data_root_dir.empty()) health.data_root_dir = node.data_root_dir;  // or its variable
+    return check_health(health);
+  }
   if (*run_cmd || !run.file.empty()) return run_program(run);
   if (*attach_cmd) {
     iridium::shell::AttachSettings settings;

@@ -17,6 +17,7 @@
 #include "app/run_command.h"
 #include "app/run_executor.h"
 #include "cluster/node.h"
+#include "common/health_file.h"
 #include "shell/console.h"
 #include "shell/remote_client.h"
 #include "shell/remote_server.h"
@@ -133,6 +134,11 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
   // health check) must keep answering meanwhile.
   zmq::context_t context(1);
   zmq::context_t remote_context(1);
+  // Stamped by the cluster loop and the remote-shell thread, read by
+  // `iridium health`; declared before both, so it outlives them.
+  health::HealthFile health_file(
+      health::health_file_path(*data_dir), alias, node.cluster_name,
+      [](const Error& e) { spdlog::warn("cannot write the health file: {}", e.message); });
   const vm::Limits program_limits{run.heap_cap, run.stack_cap, run.max_steps};
   shell::WorkerPool workers(node.threads, program_limits);
 
@@ -148,6 +154,7 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
   cluster_config.cluster_key = cluster_key;
   cluster_config.cluster_key_path = node.cluster_key;
   cluster_config.insecure = node.insecure;
+  cluster_config.health = &health_file;
   if (node.start_cluster || !seeds.empty()) {
     if (auto refusal = cluster::check_listen_security(cluster_config)) {
       std::cerr << "iridium: " << refusal->message << "\n";
@@ -186,6 +193,7 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
     remote_options.port = node.bind_port;
     remote_options.token = node.remote_token;
     remote_options.key = remote_key;
+    remote_options.health = &health_file;
     remote = std::make_unique<shell::RemoteServer>(
         remote_context, remote_options, [&](uint64_t id, std::function<bool()> remote_interrupt) {
           shell::Environment env{&workers, &cluster_commands, shell_limits, false,

@@ -132,7 +132,7 @@ class Node::Loop {
  public:
   Loop(Node& owner, std::unique_ptr<Transport> transport, ZapAuthenticator* zap, zmq::socket_t wake,
        const MembershipConfig& config, std::string members_file, RunExecutor* executor,
-       std::shared_ptr<Relay> relay)
+       std::shared_ptr<Relay> relay, health::HealthFile* health)
       : owner_(owner),
         executor_(executor),
         relay_(std::move(relay)),
@@ -140,7 +140,8 @@ class Node::Loop {
         zap_(zap),
         wake_(std::move(wake)),
         membership_(config, Clock::now()),
-        members_file_(std::move(members_file)) {}
+        members_file_(std::move(members_file)),
+        health_(health) {}
 
   // Runs until a leave task has been handled. Reads top to bottom: wait for
   // traffic, run other threads' tasks, feed the membership what arrived and
@@ -149,6 +150,10 @@ class Node::Loop {
     std::vector<Inbound> frames;
     std::vector<LinkChange> links;
     std::vector<Error> errors;
+    if (health_ != nullptr) {
+      health_->set_cluster(true, 0);
+      health_->start(health::Loop::kCluster);
+    }
     while (!leaving_) {
       frames.clear();
       links.clear();
@@ -186,6 +191,8 @@ class Node::Loop {
       resend_unsent(now);
       carry_out();
       report_refusals(now);
+      // A whole turn went round: the health file's stamp (at most one write a second).
+      if (health_ != nullptr) health_->beat(health::Loop::kCluster);
     }
   }
 
@@ -242,6 +249,10 @@ class Node::Loop {
     transport_->set_linger(kLeaveLinger);
     spdlog::info("left the cluster ({} members told)", told);
     leaving_ = true;
+    if (health_ != nullptr) {
+      health_->set_cluster(false, 0);
+      health_->stop(health::Loop::kCluster);
+    }
   }
 
   void set_executor(RunExecutor* executor) { executor_ = executor; }
@@ -533,6 +544,7 @@ class Node::Loop {
   }
 
   void report(TimePoint now) {
+    bool members_changed = false;
     for (Event& e : membership_.take_events()) {
       log(e);
       if (e.kind == EventKind::kDead) {
@@ -551,6 +563,7 @@ class Node::Loop {
         case EventKind::kForgotten:
           if (!members_dirty_) members_dirty_since_ = now;
           members_dirty_ = true;
+          members_changed = true;
           break;
         case EventKind::kJoinDone:
           if (auto it = joins_.find(e.join_id); it != joins_.end()) {
@@ -570,6 +583,8 @@ class Node::Loop {
       }
     }
     if (members_dirty_ && now - members_dirty_since_ >= kMembersFileDelay) save_members(false);
+    if (members_changed && health_ != nullptr)
+      health_->set_cluster(true, membership_.members(now).size());
   }
 
   static std::string death_reason(const Event& e) {
@@ -723,6 +738,7 @@ class Node::Loop {
   uint64_t dropped_ = 0;
   std::set<std::string> other_clusters_;  // cluster names already logged
   bool leaving_ = false;
+  health::HealthFile* health_;  // null: no health file
 };
 
 Snapshot snapshot_of(const Membership& membership, TimePoint now) {
@@ -875,8 +891,9 @@ Result<StartInfo> Node::start() {
   self_port_ = *port;
   MembershipConfig membership{NodeAddress{config_.alias, advertise, *port}, instance_,
                               config_.timers, std::random_device{}(), config_.cluster_name};
-  loop_ = std::make_unique<Loop>(*this, std::move(transport), zap_.get(), std::move(wake),
-                                 membership, config_.members_file, executor_, relay_);
+  loop_ =
+      std::make_unique<Loop>(*this, std::move(transport), zap_.get(), std::move(wake), membership,
+                             config_.members_file, executor_, relay_, config_.health);
   thread_ = std::thread([this] {
     // Named, so that per-thread CPU (top -H, /proc/PID/task) tells it apart.
     pthread_setname_np(pthread_self(), "cluster-io");

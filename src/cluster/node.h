@@ -32,6 +32,7 @@
 #include "cluster/protocol.h"
 #include "cluster/remote_run.h"
 #include "common/curve_key.h"
+#include "common/health_file.h"
 #include "common/result.h"
 #include "common/zap_authenticator.h"
 
@@ -53,6 +54,10 @@ struct NodeConfig {
   std::string cluster_key_path;  // where it was read from, for !cluster_keys list
   // Plain mode off loopback (anyone who reaches the port may join) only with this.
   bool insecure = false;
+  // Where the I/O thread stamps its liveness, whether it is in the cluster
+  // and how many members it lists (common/health_file.h); none if null.
+  // Must outlive the node.
+  health::HealthFile* health = nullptr;
 };
 
 // Why a node with this config must not listen, if it must not: plain mode

@@ -127,21 +127,29 @@ void RemoteServer::stop() {
   if (executor_) executor_->stop();
 }
 
+// How long the socket thread may wait for traffic: 100 ms while sessions
+// are open (their sweep); with none, until a request, a finished line, a
+// refused handshake or stop(), so an idle node's remote shell does not wake
+// 10 times a second. With a health file, at most a second, so that its
+// stamp stays fresh.
+std::chrono::milliseconds RemoteServer::wait_time() const {
+  if (sessions_.size() != 0) return std::chrono::milliseconds(100);
+  return options_.health != nullptr ? std::chrono::milliseconds(1000)
+                                    : std::chrono::milliseconds(-1);
+}
+
 // The socket thread: requests from clients, finished lines from the
-// executor, and a sweep of silent sessions, in that order. With no session
-// there is nothing to sweep, so it waits for a request, a finished line, a
-// refused handshake or stop() without a timeout: an idle node's remote shell
-// does not wake 10 times a second.
+// executor, and a sweep of silent sessions, in that order; then the health
+// file's stamp.
 void RemoteServer::serve() {
   auto next_sweep = std::chrono::steady_clock::now();
+  if (options_.health != nullptr) options_.health->start(health::Loop::kRemoteShell);
   while (running_) {
     zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
                                {done_.handle(), 0, ZMQ_POLLIN, 0},
                                {monitor_.handle(), 0, ZMQ_POLLIN, 0}};
     try {
-      const auto wait =
-          sessions_.size() == 0 ? std::chrono::milliseconds(-1) : std::chrono::milliseconds(100);
-      zmq::poll(items, 3, wait);
+      zmq::poll(items, 3, wait_time());
       // 1. Requests: up to a batch, so that finished lines are not starved.
       for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN) != 0; ++i) {
         auto envelope = wire::receive_envelope(socket_);
@@ -171,7 +179,9 @@ void RemoteServer::serve() {
     } catch (const zmq::error_t& e) {
       spdlog::error("remote shell: {}", e.what());
     }
+    if (options_.health != nullptr) options_.health->beat(health::Loop::kRemoteShell);
   }
+  if (options_.health != nullptr) options_.health->stop(health::Loop::kRemoteShell);
   sessions_.interrupt_all();
   close_monitor(socket_, monitor_);
   socket_.close();

@@ -20,6 +20,8 @@
 //   - With a key, a ZAP handler (common/zap_authenticator.h) runs its own
 //     thread on the server's context; the socket thread logs its denials
 //     and the ROUTER monitor's handshake failures.
+//   - With options.health, the socket thread stamps the health file every
+//     turn; it then waits at most a second, so an idle server still stamps.
 //   - start()/stop()/endpoint() are called by the thread that owns the
 //     RemoteServer (the node's main thread); stop() joins the socket thread,
 //     then the executor's threads.
@@ -38,6 +40,7 @@
 #include <zmq.hpp>
 
 #include "common/curve_key.h"
+#include "common/health_file.h"
 #include "common/host.h"
 #include "common/repeat_limiter.h"
 #include "common/result.h"
@@ -63,6 +66,9 @@ struct RemoteServerOptions {
   std::chrono::milliseconds keepalive_interval{2'000};
   std::chrono::milliseconds idle_timeout{30 * 60 * 1000};
   std::size_t max_sessions = 64;
+  // Where the socket thread stamps its liveness (common/health_file.h);
+  // none if null. Must outlive the server.
+  health::HealthFile* health = nullptr;
 };
 
 using iridium::is_loopback_host;
@@ -89,6 +95,7 @@ class RemoteServer {
  private:
   // All of these run on the socket thread.
   void serve();
+  std::chrono::milliseconds wait_time() const;
   void handle(const std::string& peer, const zmq::message_t& payload);
   void run_next(SessionTable::Session& session);
   void deliver_finished();

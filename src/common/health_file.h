@@ -1,0 +1,121 @@
+// The node's health file: the node's own loops stamp their liveness in it,
+// and `iridium health` (app/health_command.h) reads it, with no socket, no
+// ZeroMQ context and no CURVE handshake, so a container's health check costs
+// a process start and one small read.
+//
+// The file, <data dir>/run/health.json, is one line of JSON:
+//
+//   {"format":1,"pid":7,"alias":"seed","cluster":"iridium","in_cluster":true,
+//    "members":7,"stamps":{"cluster_loop":1765000000123,"remote_shell":...}}
+//
+// `stamps` holds, for each loop that runs, the last time (ms since the Unix
+// epoch, UTC) that loop went round; a loop that does not run has no stamp.
+// The writer replaces the whole file (a temp file, then rename), so a reader
+// sees the old file or the new one, never half of one.
+//
+// Cost on the node: each loop calls beat() on every turn. That reads the
+// clock and takes an uncontended mutex; the file is rewritten only when
+// this loop's stamp in it is a second old or more, or the facts (in the
+// cluster, member count) changed. A node with both loops therefore writes
+// it about twice a second, and a reader finds every live loop's stamp at
+// most about a second old (the cluster loop wakes at least every second,
+// the remote-shell thread too).
+//
+// Thread-safety: every method may be called from any thread. `mutex_`
+// guards the state; `write_mutex_` makes one writer at a time, and a loop
+// that finds the other writing skips its write (its stamp goes out with the
+// next one) rather than wait on the disk.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace iridium::health {
+
+using WallClock = std::chrono::system_clock;
+using WallTime = WallClock::time_point;
+
+// The loops that stamp.
+enum class Loop { kCluster, kRemoteShell };
+// Its key in `stamps`: "cluster_loop", "remote_shell".
+std::string_view loop_key(Loop loop);
+
+// <data dir>/run/health.json.
+std::string health_file_path(const std::string& data_dir);
+
+// What the file says.
+struct Record {
+  int64_t pid = 0;
+  std::string alias;
+  std::string cluster;                     // the cluster name
+  bool in_cluster = false;                 // the cluster listener runs
+  uint64_t members = 0;                    // other members this node lists
+  std::map<std::string, WallTime> stamps;  // by loop key: the loops that run
+};
+
+// Writes the file for one node. The first start() writes it; the
+// destructor removes it (a node that has stopped has no health).
+class HealthFile {
+ public:
+  // on_write_error: called when a write fails, once per distinct message
+  // (the app logs it).
+  HealthFile(std::string path, std::string alias, std::string cluster,
+             std::function<void(const Error&)> on_write_error = {});
+  ~HealthFile();
+  HealthFile(const HealthFile&) = delete;
+  HealthFile& operator=(const HealthFile&) = delete;
+
+  // The loop runs from now: its stamp is written (now) and expected.
+  void start(Loop loop);
+  // The loop ended on purpose: its stamp is dropped from the file.
+  void stop(Loop loop);
+  // The loop went round. Cheap; see the cost note above.
+  void beat(Loop loop);
+  // The cluster facts; the file is rewritten at the next beat if they changed.
+  void set_cluster(bool in_cluster, uint64_t members);
+
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Stamp {
+    WallTime last;     // the loop's latest beat
+    WallTime written;  // the beat the file holds
+  };
+  bool due(Loop loop, WallTime now) const;  // needs mutex_
+  void write();                             // unless another thread is writing
+  std::string render();                     // needs mutex_; marks the stamps written
+
+  const std::string path_;
+  const std::function<void(const Error&)> on_write_error_;
+  std::mutex mutex_;
+  Record facts_;                  // guarded by mutex_ (stamps unused: see loops_)
+  std::map<Loop, Stamp> loops_;   // guarded by mutex_: the loops that run
+  bool changed_ = false;          // guarded by mutex_: facts or loops not written yet
+  bool started_ = false;          // guarded by mutex_: a loop started, so the file was written
+  std::string last_write_error_;  // guarded by write_mutex_
+  std::mutex write_mutex_;
+};
+
+// Reads and checks the file. Errors: no file (kUnavailable), unreadable
+// (kIo), not a health file (kInvalid), with what is wrong.
+Result<Record> read_health_file(const std::string& path);
+
+// A stamp older than the allowed age (or as far in the future: the clock
+// moved back while the loop stood still).
+struct StaleStamp {
+  std::string loop;  // its key
+  WallTime at;
+  std::chrono::milliseconds age;  // now - at; negative in the future
+};
+std::vector<StaleStamp> stale_stamps(const Record& record, WallTime now,
+                                     std::chrono::milliseconds max_age);
+
+}  // namespace iridium::health
