@@ -160,9 +160,12 @@ void Simulation::start(int host, uint16_t port, std::vector<Endpoint> seeds) {
   p.woke_at = now_;
   p.inbox.clear();
   cluster::MembershipConfig config{NodeAddress{alias(host), "h" + std::to_string(host), port},
-                                   p.instance, options_.timers,
+                                   p.instance,
+                                   options_.timers,
                                    options_.seed * 1000003 + static_cast<uint64_t>(host) * 7919 +
-                                       static_cast<uint64_t>(p.incarnation)};
+                                       static_cast<uint64_t>(p.incarnation),
+                                   std::string(cluster::kDefaultClusterName),
+                                   names_};
   p.membership = std::make_unique<Membership>(config, now_);
   note("start " + alias(host) + " at " + endpoint(host).text() + " as " + p.instance);
   p.membership->join_seeds(seeds, p.remembered, now_);

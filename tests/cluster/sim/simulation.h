@@ -167,6 +167,9 @@ class Simulation {
   std::vector<cluster::Event>
       pending_events_;  // taken out by deliver() to check, accounted by flush()
   Traffic traffic_;
+  // One pool for every node's member names: each alias, host and instance is
+  // held once, not once per node that lists it.
+  std::shared_ptr<cluster::NamePool> names_ = std::make_shared<cluster::NamePool>();
   // Encoded sizes of frames with no node list and no updates, by (type, sender alias).
   std::map<std::pair<int, std::string>, std::size_t> sizes_;
 };
