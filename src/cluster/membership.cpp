@@ -1067,6 +1067,21 @@ void Membership::join_seeds(const std::vector<Endpoint>& seeds,
   tick_joins(now);
 }
 
+void Membership::adopt_members(const std::vector<std::pair<NodeAddress, std::string>>& nodes,
+                               TimePoint now) {
+  for (const auto& [address, instance] : nodes) {
+    if (address.alias == config_.self.alias || members_.contains(address.alias)) continue;
+    // Sorted input goes in at the end in constant time.
+    members_.emplace_hint(members_.end(), names_->intern(address.alias),
+                          new_member(address, instance, now));
+    add_to_view(address.alias, instance);
+    ++view_version_;
+  }
+  // The probe order is refilled, shuffled, at the next probe.
+  probe_order_.clear();
+  probe_index_ = 0;
+}
+
 void Membership::leave(TimePoint now) {
   (void)now;
   if (left_) return;

@@ -194,6 +194,12 @@ class Membership {
   // do not answer (at once when there are no seeds).
   void join_seeds(const std::vector<Endpoint>& seeds, const std::vector<NodeAddress>& remembered,
                   TimePoint now);
+  // The simulator's bootstrap of a large cluster (cluster_sim --scale):
+  // lists `nodes` (address and instance; this node itself is skipped) as
+  // alive members at once, as if each had joined long ago and its join
+  // update had finished spreading: nothing is sent, queued or reported.
+  // The node never calls it.
+  void adopt_members(const std::vector<std::pair<NodeAddress, std::string>>& nodes, TimePoint now);
   // Tells every member we leave. Afterwards nothing more is sent.
   void leave(TimePoint now);
   // Sends a run_* frame (type and run fields set by the caller; sender and

@@ -35,6 +35,8 @@ using cluster::TimePoint;
 struct Traffic {
   uint64_t frames = 0;
   uint64_t bytes = 0;
+  uint64_t list_frames = 0;            // hello_ack and members: frames that carry a node list
+  std::size_t largest_list_frame = 0;  // encoded bytes of the largest of them
 };
 
 class Simulation {
@@ -55,6 +57,11 @@ class Simulation {
   // Starts a process on host `host` (a new instance), listening at `port`,
   // joining `seeds` (and its remembered members from its last run).
   void start(int host, uint16_t port, std::vector<Endpoint> seeds);
+  // Large clusters without the join burst: starts hosts 0 .. n-1 at port
+  // 2254, each listing all the others at once (Membership::adopt_members),
+  // as if every join had long finished spreading. No frame is sent for it
+  // and no connection is open yet: links open on first use, as ever.
+  void start_adopted(int n);
   void crash(int host);   // kill -9
   void stop(int host);    // SIGTERM: leave, then exit
   void pause(int host);   // SIGSTOP
@@ -101,8 +108,10 @@ class Simulation {
   const Traffic& traffic() const { return traffic_; }
   int hosts_started() const { return static_cast<int>(processes_.size()); }
   std::string alias(int host) const { return "n" + std::to_string(host); }
+  std::size_t member_count(int host) const;  // members `host` lists (0 if not running)
 
  private:
+  using Duration = cluster::Clock::duration;
   struct Process;
   struct Link;
   struct Delivery {
@@ -132,6 +141,8 @@ class Simulation {
   void send_frame(int from, const Endpoint& to, const cluster::Message& m);
   void reply_frame(int from, const std::string& routing_id, const cluster::Message& m);
   void attempt(int owner, const Endpoint& to, uint64_t serial);
+  void establish(int owner, const Endpoint& to, Link& link, const Process& target, Duration rtt);
+  bool open_adopted_link(int owner, const Endpoint& to, Link& link);
   void link_down(int owner, const Endpoint& to, Link& link, bool refuse_next);
   void check_link(int owner, const Endpoint& to, uint64_t serial);
   // Schedules check_link, kUnackedTimeout from now, for the up links
@@ -145,7 +156,10 @@ class Simulation {
   Millis latency();
   bool chance(double p);
   void note(const std::string& text) const;
-  void count(const cluster::Message& m);
+  // Counts a frame; false when it is too big for the transport (then lost).
+  bool count(const cluster::Message& m);
+  bool digests_agree() const;
+  bool explain_divergence(std::string* why) const;
   TimePoint last_resume_or_start(int host) const;
 
   Options options_;
