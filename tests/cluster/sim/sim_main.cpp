@@ -209,7 +209,7 @@ Outcome run_schedule(uint64_t seed, bool trace) {
           const int victim = live[0] == live_one ? live[1] : live[0];
           if (!sim.lists(live_one, sim.alias(victim))) break;
           Message m;
-          m.sender = NodeAddress{sim.alias(victim), "h" + std::to_string(victim), 4000};
+          m.sender = NodeAddress{sim.alias(victim), sim.host_name(victim), 4000};
           m.instance = "rogue" + std::to_string(pick(0, 999));
           m.type = pick(0, 1) == 0 ? MessageType::kHello : MessageType::kHeartbeat;
           sim.inject(live_one, m);
@@ -401,6 +401,7 @@ ScaleRow scale_row(int n, uint64_t seed, bool adopt) {
   options.seed = seed;
   options.count_bytes = true;
   options.latency_max = Millis(1);
+  options.name_digits = 5;  // "n00007" at every N: the same frame sizes at 8 and 10,000
   // Coarser ticks keep large clusters affordable; they cost up to 40 ms of
   // detection resolution, which the pause column shows.
   options.tick_every = n > 100 ? Millis(50) : Millis(10);

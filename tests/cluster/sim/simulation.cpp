@@ -77,6 +77,13 @@ Millis Simulation::latency() {
   return std::chrono::duration_cast<Millis>(std::chrono::microseconds(us(random_)));
 }
 
+std::string Simulation::number(int host) const {
+  std::string digits = std::to_string(host);
+  const auto width = static_cast<std::size_t>(options_.name_digits);
+  if (digits.size() < width) digits.insert(0, width - digits.size(), '0');
+  return digits;
+}
+
 bool Simulation::chance(double p) {
   if (p <= 0) return false;
   return std::uniform_real_distribution<double>(0, 1)(random_) < p;
@@ -103,8 +110,7 @@ Simulation::Process* Simulation::process_at(const Endpoint& e) {
 
 Endpoint Simulation::endpoint(int host) const {
   auto it = processes_.find(host);
-  return Endpoint{"h" + std::to_string(host),
-                  it == processes_.end() ? uint16_t{2254} : it->second->port};
+  return Endpoint{host_name(host), it == processes_.end() ? uint16_t{2254} : it->second->port};
 }
 
 std::string Simulation::instance(int host) const {
@@ -166,12 +172,12 @@ void Simulation::start(int host, uint16_t port, std::vector<Endpoint> seeds) {
   if (p.running) return;
   p.host = host;
   p.port = port;
-  p.instance = "h" + std::to_string(host) + "i" + std::to_string(++p.incarnation);
+  p.instance = host_name(host) + "i" + std::to_string(++p.incarnation);
   p.running = true;
   p.paused = false;
   p.woke_at = now_;
   p.inbox.clear();
-  cluster::MembershipConfig config{NodeAddress{alias(host), "h" + std::to_string(host), port},
+  cluster::MembershipConfig config{NodeAddress{alias(host), host_name(host), port},
                                    p.instance,
                                    options_.timers,
                                    options_.seed * 1000003 + static_cast<uint64_t>(host) * 7919 +

@@ -49,6 +49,9 @@ class Simulation {
     bool trace = false;        // print every fault and membership event
     bool count_bytes = false;  // encode frames to count bytes (slower)
     Millis tick_every{10};     // how often each node's tick() runs
+    // Host numbers in names are zero-padded to this many digits, so that
+    // frames are the same size at every N (--scale); 0: not padded.
+    int name_digits = 0;
   };
   explicit Simulation(Options options);
   ~Simulation();
@@ -107,7 +110,8 @@ class Simulation {
   uint64_t deaths() const { return deaths_; }
   const Traffic& traffic() const { return traffic_; }
   int hosts_started() const { return static_cast<int>(processes_.size()); }
-  std::string alias(int host) const { return "n" + std::to_string(host); }
+  std::string alias(int host) const { return "n" + number(host); }
+  std::string host_name(int host) const { return "h" + number(host); }
   std::size_t member_count(int host) const;  // members `host` lists (0 if not running)
 
  private:
@@ -154,6 +158,7 @@ class Simulation {
   int host_of(const Endpoint& e) const;
   Process* process_at(const Endpoint& e);
   Millis latency();
+  std::string number(int host) const;
   bool chance(double p);
   void note(const std::string& text) const;
   // Counts a frame; false when it is too big for the transport (then lost).
