@@ -244,7 +244,7 @@ class Membership {
 
  private:
   // NodeAddress as pooled names: a member entry is kept for every member by
-  // every node, so it is kept small (docs/scaling.md, "Memory").
+  // every node, so it is kept small (docs/scaling.md, "In the simulator, to 10,000 nodes").
   struct MemberAddress {
     Name alias;
     Name host;
