@@ -62,6 +62,7 @@ Membership::Membership(MembershipConfig config, TimePoint now)
     : config_(std::move(config)),
       timers_(config_.timers),
       random_(config_.random_seed),
+      names_(config_.names ? config_.names : std::make_shared<NamePool>()),
       planned_wakeup_(now),
       next_probe_(now + config_.timers.probe_period),
       next_gossip_(now + config_.timers.gossip),
@@ -160,7 +161,8 @@ std::vector<std::vector<NodeAddress>> Membership::member_pages(const std::string
   std::size_t bytes = 0;
   for (const auto& [alias, m] : members_) {
     if (alias == except) continue;
-    const std::size_t entry = m.address.alias.size() + m.address.host.size() + kNodeEntryOverhead;
+    const std::size_t entry =
+        m.address.alias.str().size() + m.address.host.str().size() + kNodeEntryOverhead;
     if (pages.back().size() >= kMaxNodesPerFrame || bytes + entry > kMaxListBytes) {
       pages.emplace_back();
       bytes = 0;
@@ -240,7 +242,7 @@ Error Membership::refusal(Admission admission, const NodeAddress& who) const {
                        endpoint_of(config_.self).text(),
                    ErrorKind::kRefused};
     case Admission::kDuplicate: {
-      const Member& m = members_.at(who.alias);
+      const Member& m = members_.find(who.alias)->second;
       return Error{"alias '" + who.alias + "' is already used by a live node at " +
                        endpoint_of(m.address).text(),
                    ErrorKind::kRefused};
@@ -268,7 +270,7 @@ Membership::Member& Membership::become_alive(const NodeAddress& who, const std::
     // Guarded by admit(): only a successor at the same address gets here.
     remove_from_view(who.alias, m.instance);
     suspects_.erase(who.alias);
-    m = Member{who, instance, 0, MemberState::kAlive, now, false, std::nullopt, {}, {}, now};
+    m = new_member(who, instance, now);
     add_to_view(who.alias, instance);
     ++view_version_;
     emit(make_event(EventKind::kRestarted, who, instance));
@@ -281,9 +283,7 @@ Membership::Member& Membership::become_alive(const NodeAddress& who, const std::
   if (lost != lost_.end()) lost_.erase(lost);
   contacts_.erase(who.alias);
   departed_.erase(who.alias);
-  auto [it, inserted] = members_.emplace(
-      who.alias,
-      Member{who, instance, 0, MemberState::kAlive, now, false, std::nullopt, {}, {}, now});
+  auto [it, inserted] = members_.emplace(names_->intern(who.alias), new_member(who, instance, now));
   (void)inserted;
   add_to_view(who.alias, instance);
   // Probed in its turn, at a random place in the rest of this round: were
@@ -291,7 +291,7 @@ Membership::Member& Membership::become_alive(const NodeAddress& who, const std::
   // the same time, and a member would go unprobed for most of a round.
   std::uniform_int_distribution<std::size_t> place(probe_index_, probe_order_.size());
   probe_order_.insert(probe_order_.begin() + static_cast<std::ptrdiff_t>(place(random_)),
-                      who.alias);
+                      it->first);
   sync_soon(now);
   ++view_version_;
   ++(recovered ? counters_.recoveries : counters_.joins);
@@ -316,7 +316,7 @@ void Membership::heard_directly(Member& m, uint64_t incarnation, TimePoint now) 
 // (it was cut off while it spread), so it is told directly, once a probe
 // period for as long as the suspicion lasts here.
 void Membership::notify_suspect(Member& m, TimePoint now) {
-  m.next_notice = now + timers_.probe_period;
+  m.suspected->next_notice = now + timers_.probe_period;
   Message notice = message(MessageType::kGossip);
   notice.updates = {
       Update{m.address, m.instance, m.incarnation, UpdateState::kSuspect, config_.self.alias}};
@@ -329,7 +329,7 @@ void Membership::recover(Member& m, uint64_t incarnation) {
   spread(m.address, m.instance, incarnation, UpdateState::kAlive);
   if (m.state != MemberState::kSuspect) return;
   m.state = MemberState::kAlive;
-  m.suspicion.reset();
+  m.suspected.reset();
   suspects_.erase(m.address.alias);
   ++counters_.recoveries;
   emit(make_event(EventKind::kRecovered, m.address, m.instance));
@@ -338,7 +338,7 @@ void Membership::recover(Member& m, uint64_t incarnation) {
 void Membership::become_suspect(Member& m, uint64_t incarnation, const std::string& accuser,
                                 TimePoint now) {
   if (incarnation < m.incarnation) return;
-  if (m.state == MemberState::kSuspect && m.suspicion->incarnation() == incarnation) {
+  if (m.state == MemberState::kSuspect && m.suspected->suspicion.incarnation() == incarnation) {
     return confirm_suspicion(m, accuser);
   }
   // Lifeguard: the floor grows with the cluster (more members, more time for
@@ -355,8 +355,8 @@ void Membership::become_suspect(Member& m, uint64_t incarnation, const std::stri
   const bool was_alive = m.state == MemberState::kAlive;
   m.incarnation = incarnation;
   m.state = MemberState::kSuspect;
-  m.suspicion.emplace(incarnation, accuser, floor, ceiling, expected_confirmations);
-  m.suspected_at = now;
+  m.suspected = std::make_unique<Suspected>(
+      Suspected{Suspicion(incarnation, accuser, floor, ceiling, expected_confirmations), now, {}});
   suspects_.insert(m.address.alias);
   spread(m.address, m.instance, incarnation, UpdateState::kSuspect, accuser);
   notify_suspect(m, now);
@@ -369,7 +369,7 @@ void Membership::become_suspect(Member& m, uint64_t incarnation, const std::stri
 }
 
 void Membership::confirm_suspicion(Member& m, const std::string& accuser) {
-  if (!m.suspicion->confirm(accuser)) return;
+  if (!m.suspected->suspicion.confirm(accuser)) return;
   // A new, independent accuser: the timeout shrinks, and the news goes on.
   spread(m.address, m.instance, m.incarnation, UpdateState::kSuspect, accuser);
 }
@@ -385,7 +385,7 @@ void Membership::refute(uint64_t accused_incarnation) {
 void Membership::declare_dead(const std::string& alias, DeathCause cause, TimePoint now) {
   auto it = members_.find(alias);
   if (it == members_.end()) return;
-  const Member m = it->second;
+  const Member m = std::move(it->second);
   members_.erase(it);
   suspects_.erase(alias);
   remove_from_view(alias, m.instance);
@@ -407,7 +407,7 @@ void Membership::declare_dead(const std::string& alias, DeathCause cause, TimePo
 void Membership::remove_left(const std::string& alias, TimePoint now) {
   auto it = members_.find(alias);
   if (it == members_.end()) return;
-  const Member m = it->second;
+  const Member m = std::move(it->second);
   members_.erase(it);
   suspects_.erase(alias);
   remove_from_view(alias, m.instance);
@@ -421,6 +421,22 @@ void Membership::remove_left(const std::string& alias, TimePoint now) {
 
 // ---------------------------------------------------------------------------
 // Frames
+
+Membership::Member Membership::new_member(const NodeAddress& who, const std::string& instance,
+                                          TimePoint now) {
+  Member m;
+  m.address = MemberAddress{names_->intern(who.alias), names_->intern(who.host), who.port};
+  m.instance = names_->intern(instance);
+  m.last_direct = now;
+  m.listed_at = now;
+  return m;
+}
+
+Membership::Member& Membership::member_named(const std::string& alias) {
+  auto it = members_.find(alias);
+  if (it == members_.end()) throw std::out_of_range("not a member: " + alias);
+  return it->second;
+}
 
 Membership::Member* Membership::member_from(const Message& m) {
   auto it = members_.find(m.sender.alias);
@@ -852,7 +868,7 @@ void Membership::link_changed(const Endpoint& endpoint, LinkEvent event, TimePoi
     case LinkEvent::kUp:
       // Frames sent while the connection was not up were dropped: resend now.
       for (const std::string& alias : members_there) {
-        members_.at(alias).link_down = false;
+        member_named(alias).link_down = false;
         send(endpoint, message(MessageType::kHeartbeat));
       }
       for (const auto& [alias, c] : contacts_) {
@@ -872,14 +888,14 @@ void Membership::link_changed(const Endpoint& endpoint, LinkEvent event, TimePoi
       }
       return;
     case LinkEvent::kDown:
-      for (const std::string& alias : members_there) members_.at(alias).link_down = true;
+      for (const std::string& alias : members_there) member_named(alias).link_down = true;
       return;
     case LinkEvent::kRefused:
       // The connection closed and nothing listens there any more: the
       // process is gone. (A refusal without a lost connection proves less:
       // the member may advertise an address we cannot reach.)
       for (const std::string& alias : members_there) {
-        if (members_.at(alias).link_down) declare_dead(alias, DeathCause::kConnectionRefused, now);
+        if (member_named(alias).link_down) declare_dead(alias, DeathCause::kConnectionRefused, now);
       }
       if (std::erase_if(contacts_, [&](const auto& kv) {
             return endpoint_of(kv.second.address) == endpoint;
@@ -1063,6 +1079,21 @@ void Membership::join_seeds(const std::vector<Endpoint>& seeds,
                                  {}});
   }
   tick_joins(now);
+}
+
+void Membership::adopt_members(const std::vector<std::pair<NodeAddress, std::string>>& nodes,
+                               TimePoint now) {
+  for (const auto& [address, instance] : nodes) {
+    if (address.alias == config_.self.alias || members_.contains(address.alias)) continue;
+    // Sorted input goes in at the end in constant time.
+    members_.emplace_hint(members_.end(), names_->intern(address.alias),
+                          new_member(address, instance, now));
+    add_to_view(address.alias, instance);
+    ++view_version_;
+  }
+  // The probe order is refilled, shuffled, at the next probe.
+  probe_order_.clear();
+  probe_index_ = 0;
 }
 
 void Membership::leave(TimePoint now) {

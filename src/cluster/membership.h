@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <set>
@@ -33,6 +34,7 @@
 
 #include "cluster/config.h"
 #include "cluster/detection_histogram.h"
+#include "cluster/name_pool.h"
 #include "cluster/protocol.h"
 #include "cluster/suspicion.h"
 #include "cluster/update_queue.h"
@@ -165,6 +167,9 @@ struct MembershipConfig {
   uint64_t random_seed = 0;  // gossip and helper choices; fixed in tests
   // This node's cluster name: frames of any other cluster are dropped unread.
   std::string cluster{kDefaultClusterName};
+  // Where member names are interned; nullptr: a pool of its own. Memberships
+  // that share one must run on one thread (the simulator's).
+  std::shared_ptr<NamePool> names{};
 };
 
 class Membership {
@@ -194,6 +199,12 @@ class Membership {
   // do not answer (at once when there are no seeds).
   void join_seeds(const std::vector<Endpoint>& seeds, const std::vector<NodeAddress>& remembered,
                   TimePoint now);
+  // The simulator's bootstrap of a large cluster (cluster_sim --scale):
+  // lists `nodes` (address and instance; this node itself is skipped) as
+  // alive members at once, as if each had joined long ago and its join
+  // update had finished spreading: nothing is sent, queued or reported.
+  // The node never calls it.
+  void adopt_members(const std::vector<std::pair<NodeAddress, std::string>>& nodes, TimePoint now);
   // Tells every member we leave. Afterwards nothing more is sent.
   void leave(TimePoint now);
   // Sends a run_* frame (type and run fields set by the caller; sender and
@@ -230,19 +241,36 @@ class Membership {
   // XOR of a hash of (alias, instance) over this node and its members: two
   // nodes with the same member set have the same digest (push-pull).
   uint64_t digest() const { return digest_; }
+  // One node's share of a digest: the digest is the XOR of this over the
+  // node itself and its members.
+  static uint64_t view_hash(const std::string& alias, const std::string& instance);
+  std::size_t member_count() const { return members_.size(); }
+  std::size_t suspect_count() const { return suspects_.size(); }
 
  private:
+  // NodeAddress as pooled names: a member entry is kept for every member by
+  // every node, so it is kept small (docs/scaling.md, "In the simulator, to 10,000 nodes").
+  struct MemberAddress {
+    Name alias;
+    Name host;
+    uint16_t port = 0;
+    operator NodeAddress() const { return NodeAddress{alias, host, port}; }  // NOLINT
+    friend Endpoint endpoint_of(const MemberAddress& a) { return Endpoint{a.host, a.port}; }
+  };
+  struct Suspected {  // a member's running suspicion, held only while it lasts
+    Suspicion suspicion;
+    TimePoint since;
+    TimePoint next_notice;  // tell it again no sooner
+  };
   struct Member {
-    NodeAddress address;
-    std::string instance;
+    MemberAddress address;
+    Name instance;
     uint64_t incarnation = 0;
+    TimePoint last_direct;                 // last frame from it on any path of its own
+    std::unique_ptr<Suspected> suspected;  // while suspect
     MemberState state = MemberState::kAlive;
-    TimePoint last_direct;   // last frame from it on any path of its own
     bool link_down = false;  // our DEALER's connection to it closed and has not come back
-    std::optional<Suspicion> suspicion;  // while suspect
-    TimePoint suspected_at{};            // while suspect
-    TimePoint next_notice{};             // while suspect: tell it again no sooner
-    TimePoint listed_at{};               // when this instance was admitted
+    TimePoint listed_at{};   // when this instance was admitted
   };
   struct Contact {  // learned second-hand; join sent, not heard from yet
     NodeAddress address;
@@ -373,6 +401,8 @@ class Membership {
   // ---- helpers ----
   void dispatch(const Message& m, const Source& source, TimePoint now);  // receive's switch
   Member* member_from(const Message& m);  // the member that sent m (alias and instance match)
+  Member& member_named(const std::string& alias);  // a listed member's entry
+  Member new_member(const NodeAddress& who, const std::string& instance, TimePoint now);
   void learn(const std::vector<NodeAddress>& nodes, TimePoint now, bool rumour = false);
   void contact(const NodeAddress& who, TimePoint now, bool rumour = false);
   void finish_join(PendingJoin& join, std::optional<Error> error, const NodeAddress& answerer);
@@ -405,7 +435,8 @@ class Membership {
   MembershipConfig config_;
   const Timers& timers_;
   std::mt19937_64 random_;
-  std::map<std::string, Member> members_;  // by alias
+  std::shared_ptr<NamePool> names_;              // before the tables that hold its names
+  std::map<Name, Member, std::less<>> members_;  // by alias
   std::map<std::string, Contact> contacts_;
   std::map<std::string, Lost> lost_;
   std::map<std::string, Departed> departed_;
@@ -414,7 +445,7 @@ class Membership {
   std::vector<Seed> seeds_;
   std::optional<Probe> probe_;
   std::map<uint64_t, Relay> relays_;
-  std::vector<std::string> probe_order_;  // shuffled aliases; refilled when walked through
+  std::vector<Name> probe_order_;  // shuffled aliases; refilled when walked through
   std::size_t probe_index_ = 0;
   std::set<std::string> suspects_;  // members with a running suspicion
   UpdateQueue updates_;

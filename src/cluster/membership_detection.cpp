@@ -9,11 +9,9 @@
 namespace iridium::cluster {
 using detail::make_event;
 
-namespace {
-
 // FNV-1a over alias, a separator and instance: the member set's digest is
 // the XOR of these, so it is kept up to date in O(1) per change.
-uint64_t view_hash(const std::string& alias, const std::string& instance) {
+uint64_t Membership::view_hash(const std::string& alias, const std::string& instance) {
   uint64_t h = 1469598103934665603ULL;
   auto mix = [&h](unsigned char c) {
     h ^= c;
@@ -24,8 +22,6 @@ uint64_t view_hash(const std::string& alias, const std::string& instance) {
   for (char c : instance) mix(static_cast<unsigned char>(c));
   return h;
 }
-
-}  // namespace
 
 void Membership::add_to_view(const std::string& alias, const std::string& instance) {
   digest_ ^= view_hash(alias, instance);
@@ -62,7 +58,7 @@ void Membership::start_probe(TimePoint now) {
   next_probe_ = now + scaled(timers_.probe_period);
   const std::string alias = next_probe_target();
   if (alias.empty()) return;
-  const Member& target = members_.at(alias);
+  const Member& target = member_named(alias);
   Probe p;
   p.seq = next_seq_++;
   p.alias = alias;
@@ -90,7 +86,7 @@ void Membership::ask_helpers(TimePoint) {
     request.seq = probe_->seq;
     request.target = target->second.address;
     request.target_instance = probe_->instance;
-    send(endpoint_of(members_.at(helper).address), std::move(request));
+    send(endpoint_of(member_named(helper).address), std::move(request));
   }
 }
 
@@ -136,10 +132,10 @@ void Membership::change_health(int delta) {
 void Membership::tick_suspicions(TimePoint now) {
   std::vector<std::string> due;
   for (const std::string& alias : suspects_) {
-    Member& m = members_.at(alias);
-    if (now - m.suspected_at >= m.suspicion->timeout()) {
+    Member& m = member_named(alias);
+    if (now - m.suspected->since >= m.suspected->suspicion.timeout()) {
       due.push_back(alias);
-    } else if (now >= m.next_notice) {
+    } else if (now >= m.suspected->next_notice) {
       notify_suspect(m, now);
     }
   }
@@ -176,7 +172,7 @@ void Membership::answer_relay(const Relay& r, MessageType verdict) {
 // while we did not read.
 void Membership::after_pause(Clock::duration gap) {
   probe_.reset();
-  for (const std::string& alias : suspects_) members_.at(alias).suspected_at += gap;
+  for (const std::string& alias : suspects_) member_named(alias).suspected->since += gap;
   for (auto& [seq, relay] : relays_) relay.expires += gap;
   change_health(+1);
 }
@@ -200,7 +196,7 @@ void Membership::gossip(TimePoint now) {
   for (const std::string& alias : pick_members(timers_.gossip_fanout, "", "")) {
     Message m = message_with_updates(MessageType::kGossip);
     if (m.updates.empty()) break;
-    send(endpoint_of(members_.at(alias).address), std::move(m));
+    send(endpoint_of(member_named(alias).address), std::move(m));
   }
 }
 
@@ -211,7 +207,7 @@ void Membership::push_pull(TimePoint now) {
   Message sync = message(MessageType::kSync);
   sync.digest = digest_;
   sync.count = static_cast<uint32_t>(members_.size() + 1);
-  send(endpoint_of(members_.at(peer.front()).address), std::move(sync));
+  send(endpoint_of(member_named(peer.front()).address), std::move(sync));
 }
 
 // A change is when views differ: one more push-pull soon catches an update
@@ -302,9 +298,9 @@ TimePoint Membership::next_wakeup() const {
   if (probe_) due(probe_->helpers_asked ? probe_->ends : probe_->ask_helpers);
   if (!updates_.empty()) due(next_gossip_);
   for (const std::string& alias : suspects_) {
-    const Member& m = members_.at(alias);
-    due(m.suspected_at + m.suspicion->timeout());
-    due(m.next_notice);
+    const Suspected& s = *members_.find(alias)->second.suspected;
+    due(s.since + s.suspicion.timeout());
+    due(s.next_notice);
   }
   for (const auto& [seq, r] : relays_) due(r.expires);
   for (const PendingJoin& j : joins_) {

@@ -4,6 +4,8 @@
 //   cluster_sim --schedules 2000 [--first-seed 1] [--budget-seconds 240]
 //   cluster_sim --seed 1234 --trace          replay one schedule, printing every step
 //   cluster_sim --scale 8,16,32,64,128,256,512,1000
+//   cluster_sim --scale 8,1000,10000 [--adopt]   over 1000 nodes (or all, with
+//       --adopt) the cluster is started by adoption (Simulation::start_adopted)
 //
 // A schedule: 3 to 8 nodes join (each through a random earlier node), then
 // faults for about 10 s (or, one schedule in six, a cluster-key rotation of
@@ -18,8 +20,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <sstream>
+#include <string>
 
 #include "sim/simulation.h"
 
@@ -205,7 +209,7 @@ Outcome run_schedule(uint64_t seed, bool trace) {
           const int victim = live[0] == live_one ? live[1] : live[0];
           if (!sim.lists(live_one, sim.alias(victim))) break;
           Message m;
-          m.sender = NodeAddress{sim.alias(victim), "h" + std::to_string(victim), 4000};
+          m.sender = NodeAddress{sim.alias(victim), sim.host_name(victim), 4000};
           m.instance = "rogue" + std::to_string(pick(0, 999));
           m.type = pick(0, 1) == 0 ? MessageType::kHello : MessageType::kHeartbeat;
           sim.inject(live_one, m);
@@ -304,10 +308,28 @@ int run_schedules(uint64_t first, uint64_t count, double budget_seconds) {
   return failed == 0 && passed > 0 ? 0 : 1;
 }
 
-// The scaling curve: N nodes join a random earlier node each, all within
-// 100 ms; time until the full mesh, then (once the join updates have spread)
-// steady-state traffic per node, then
-// a crash and a pause and how long until every survivor dropped the victim.
+// Runs sim in `step`s until done() or `limit`; the simulated seconds taken.
+template <typename Done>
+double run_until(Done done, Simulation& sim, Millis limit, Millis step) {
+  Millis t{0};
+  while (!done() && t < limit) {
+    sim.run_for(step);
+    t += step;
+  }
+  return static_cast<double>(t.count()) / 1000.0;
+}
+
+// The scaling curve. Up to kJoinBurstMax nodes (and unless --adopt), N nodes
+// join a random earlier node each, spread over 100 ms and all at once, and
+// the full mesh is timed; larger clusters are started by adoption
+// (Simulation::start_adopted: every node lists every other at once, as if
+// the joins had long finished), since a join burst of N nodes costs O(N^2)
+// updates. Then steady-state traffic per node, one more node joining the
+// real way (hello, hello_ack and members pages), and a crash and a pause,
+// each timed until every survivor dropped the victim.
+constexpr int kJoinBurstMax = 1000;
+constexpr Millis kSteadyWindow{10000};  // a whole push-pull period
+
 // Starts n nodes, each joining a random node started before it, `spacing`
 // apart; returns the simulated seconds from the last start to the full mesh.
 double start_and_mesh(Simulation& sim, int n, std::chrono::microseconds spacing, uint64_t seed) {
@@ -317,57 +339,112 @@ double start_and_mesh(Simulation& sim, int n, std::chrono::microseconds spacing,
     sim.run_for(spacing);
     sim.start(h, 2254, {sim.endpoint(std::uniform_int_distribution<int>(0, h - 1)(rng))});
   }
-  Millis mesh{0};
-  while (!sim.converged() && mesh < Millis(30000)) {
-    sim.run_for(Millis(10));
-    mesh += Millis(10);
-  }
-  return static_cast<double>(mesh.count()) / 1000.0;
+  return run_until([&] { return sim.converged(); }, sim, Millis(30000), Millis(10));
 }
 
-int run_scale(const std::vector<int>& sizes, uint64_t seed) {
-  std::printf(
-      "| nodes | full mesh, starts over 100 ms (s) | full mesh, all at once (s) | frames / node / "
-      "s | "
-      "bytes / node / s | crash dropped by all (s) | pause dropped by all (s) |\n"
-      "|---:|---:|---:|---:|---:|---:|---:|\n");
-  for (int n : sizes) {
-    Simulation::Options options;
-    options.seed = seed;
-    options.count_bytes = true;
-    options.latency_max = Millis(1);
-    // Coarser ticks keep 1,000 nodes affordable; they cost up to 40 ms of
-    // detection resolution, which the pause column shows.
-    options.tick_every = n > 100 ? Millis(50) : Millis(10);
-    const double at_once = [&] {
+struct ScaleRow {
+  std::string spread = "–", at_once = "–";  // full mesh after a join burst (s)
+  double frames = 0, bytes = 0;             // per node per second, steady state
+  double joiner_lists_all = 0, all_list_joiner = 0;
+  uint64_t list_frames = 0;
+  std::size_t largest_list_frame = 0;
+  double crash = 0, pause = 0;
+  double peak_rss_mib = 0, wall = 0;
+};
+
+double peak_rss_mib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0;
+}
+
+std::string seconds(double s) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f", s);
+  return text;
+}
+
+// Per node per second over kSteadyWindow.
+void measure_steady(Simulation& sim, int n, ScaleRow& row) {
+  const auto before = sim.traffic();
+  sim.run_for(kSteadyWindow);
+  const double per_node =
+      static_cast<double>(n) * static_cast<double>(kSteadyWindow.count()) / 1000.0;
+  row.frames = static_cast<double>(sim.traffic().frames - before.frames) / per_node;
+  row.bytes = static_cast<double>(sim.traffic().bytes - before.bytes) / per_node;
+}
+
+// Host n joins through host 0: until it lists all n, then until all list it.
+void measure_join(Simulation& sim, int n, ScaleRow& row) {
+  const auto before = sim.traffic();
+  sim.start(n, 2254, {sim.endpoint(0)});
+  const auto lists_all = [&] { return sim.member_count(n) == static_cast<std::size_t>(n); };
+  row.joiner_lists_all = run_until(lists_all, sim, Millis(30000), Millis(10));
+  row.all_list_joiner = run_until([&] { return sim.converged(); }, sim, Millis(60000), Millis(10));
+  row.list_frames = sim.traffic().list_frames - before.list_frames;
+  row.largest_list_frame = sim.traffic().largest_list_frame;
+}
+
+void measure_failures(Simulation& sim, int n, ScaleRow& row) {
+  const auto dropped = [&](int victim) { return !sim.listed_by_any(victim); };
+  sim.crash(n - 1);
+  row.crash = run_until([&] { return dropped(n - 1); }, sim, Millis(20000), Millis(5));
+  sim.pause(n - 2);
+  row.pause = run_until([&] { return dropped(n - 2); }, sim, Millis(20000), Millis(5));
+}
+
+ScaleRow scale_row(int n, uint64_t seed, bool adopt) {
+  const auto started = std::chrono::steady_clock::now();
+  Simulation::Options options;
+  options.seed = seed;
+  options.count_bytes = true;
+  options.latency_max = Millis(1);
+  options.name_digits = 5;  // "n00007" at every N: the same frame sizes at 8 and 10,000
+  // Coarser ticks keep large clusters affordable; they cost up to 40 ms of
+  // detection resolution, which the pause column shows.
+  options.tick_every = n > 100 ? Millis(50) : Millis(10);
+  ScaleRow row;
+  Simulation sim(options);
+  if (adopt) {
+    sim.start_adopted(n);
+    sim.run_for(Millis(2000));
+  } else {
+    {
       Simulation burst(options);
-      return start_and_mesh(burst, n, std::chrono::microseconds(0), seed);
-    }();
-    Simulation sim(options);
-    const double spread = start_and_mesh(sim, n, std::chrono::microseconds(100000 / n), seed);
-    // Steady state: the join updates of the bootstrap have used up their
-    // retransmit budget (the larger the burst, the longer that takes).
+      row.at_once = seconds(start_and_mesh(burst, n, std::chrono::microseconds(0), seed));
+    }
+    row.spread = seconds(start_and_mesh(sim, n, std::chrono::microseconds(100000 / n), seed));
+    // The join updates of the bootstrap have used up their retransmit
+    // budget (the larger the burst, the longer that takes).
     sim.run_for(std::max(Millis(10000), Millis(100) * n));
-    const auto before = sim.traffic();
-    const Millis window{1000};
-    sim.run_for(window);
-    const double per_node = static_cast<double>(n) * static_cast<double>(window.count()) / 1000.0;
-    const double frames = static_cast<double>(sim.traffic().frames - before.frames) / per_node;
-    const double bytes = static_cast<double>(sim.traffic().bytes - before.bytes) / per_node;
-    auto until_dropped = [&](int victim) {
-      Millis t{0};
-      while (sim.listed_by_any(victim) && t < Millis(10000)) {
-        sim.run_for(Millis(5));
-        t += Millis(5);
-      }
-      return static_cast<double>(t.count()) / 1000.0;
-    };
-    sim.crash(n - 1);
-    const double crash = until_dropped(n - 1);
-    sim.pause(n - 2);
-    const double pause = until_dropped(n - 2);
-    std::printf("| %d | %.2f | %.2f | %.0f | %.0f | %.3f | %.3f |\n", n, spread, at_once, frames,
-                bytes, crash, pause);
+  }
+  measure_steady(sim, n, row);
+  measure_join(sim, n, row);
+  measure_failures(sim, n, row);
+  for (const std::string& v : sim.violations()) std::printf("violation: %s\n", v.c_str());
+  row.peak_rss_mib = peak_rss_mib();
+  row.wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return row;
+}
+
+int run_scale(const std::vector<int>& sizes, uint64_t seed, bool adopt_all) {
+  std::printf(
+      "| nodes | bootstrap | full mesh, starts over 100 ms (s) | full mesh, all at once (s) | "
+      "frames / node / s | bytes / node / s | joiner lists all (s) | all list the joiner (s) | "
+      "list frames during the join | largest list frame (B) | crash dropped by all (s) | "
+      "pause dropped by all (s) | peak RSS (MiB) | wall (s) |\n"
+      "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (int n : sizes) {
+    const bool adopt = adopt_all || n > kJoinBurstMax;
+    const ScaleRow r = scale_row(n, seed, adopt);
+    std::printf(
+        "| %d | %s | %s | %s | %.2f | %.0f | %.2f | %.2f | %llu | %zu | %.3f | %.3f | %.0f | %.0f "
+        "|\n",
+        n, adopt ? "adopted" : "joins", r.spread.c_str(), r.at_once.c_str(), r.frames, r.bytes,
+        r.joiner_lists_all, r.all_list_joiner, static_cast<unsigned long long>(r.list_frames),
+        r.largest_list_frame, r.crash, r.pause, r.peak_rss_mib, r.wall);
     std::fflush(stdout);
   }
   return 0;
@@ -388,13 +465,18 @@ int main(int argc, char** argv) {
   app.add_option("--first-seed", first, "Seed of the first schedule");
   app.add_option("--budget-seconds", budget,
                  "Stop starting schedules after this long (0: no limit)");
-  app.add_option("--scale", scale, "Comma-separated cluster sizes for the scaling curve");
+  bool adopt = false;
+  app.add_option("--scale", scale,
+                 "Comma-separated cluster sizes for the scaling curve; sizes over 1000 are "
+                 "started by adoption: every node lists every other at once, with no join "
+                 "burst and with its connections standing (docs/scaling.md)");
+  app.add_flag("--adopt", adopt, "With --scale: start every size by adoption");
   CLI11_PARSE(app, argc, argv);
   if (!scale.empty()) {
     std::vector<int> sizes;
     std::stringstream in(scale);
     for (std::string item; std::getline(in, item, ',');) sizes.push_back(std::stoi(item));
-    return run_scale(sizes, seed == 0 ? 1 : seed);
+    return run_scale(sizes, seed == 0 ? 1 : seed, adopt);
   }
   if (seed != 0) {
     const Outcome o = run_schedule(seed, trace);

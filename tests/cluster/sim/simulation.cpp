@@ -12,7 +12,6 @@ using cluster::Membership;
 using cluster::Message;
 using cluster::NodeAddress;
 using cluster::Source;
-using Duration = cluster::Clock::duration;
 
 namespace {
 constexpr Millis kConnectTimeout{1000};  // ZMQ_CONNECT_TIMEOUT in the transport
@@ -39,6 +38,7 @@ struct Simulation::Process {
   TimePoint woke_at;            // started or resumed
   std::vector<Delivery> inbox;  // frames that arrived while paused
   std::vector<NodeAddress> remembered;
+  bool adopted = false;  // this instance was started by start_adopted()
 };
 
 struct Simulation::Link {
@@ -77,6 +77,13 @@ Millis Simulation::latency() {
   return std::chrono::duration_cast<Millis>(std::chrono::microseconds(us(random_)));
 }
 
+std::string Simulation::number(int host) const {
+  std::string digits = std::to_string(host);
+  const auto width = static_cast<std::size_t>(options_.name_digits);
+  if (digits.size() < width) digits.insert(0, width - digits.size(), '0');
+  return digits;
+}
+
 bool Simulation::chance(double p) {
   if (p <= 0) return false;
   return std::uniform_real_distribution<double>(0, 1)(random_) < p;
@@ -103,8 +110,7 @@ Simulation::Process* Simulation::process_at(const Endpoint& e) {
 
 Endpoint Simulation::endpoint(int host) const {
   auto it = processes_.find(host);
-  return Endpoint{"h" + std::to_string(host),
-                  it == processes_.end() ? uint16_t{2254} : it->second->port};
+  return Endpoint{host_name(host), it == processes_.end() ? uint16_t{2254} : it->second->port};
 }
 
 std::string Simulation::instance(int host) const {
@@ -130,18 +136,30 @@ TimePoint Simulation::last_resume_or_start(int host) const {
   return it == processes_.end() ? TimePoint{} : it->second->woke_at;
 }
 
-void Simulation::count(const Message& m) {
+bool Simulation::count(const Message& m) {
   ++traffic_.frames;
-  if (!options_.count_bytes) return;
-  if (!m.nodes.empty() || !m.updates.empty()) {
+  if (!m.nodes.empty()) {  // lists are checked against the frame limit, always
+    const std::size_t size = cluster::encode(m).size();
+    ++traffic_.list_frames;
+    traffic_.largest_list_frame = std::max(traffic_.largest_list_frame, size);
+    if (options_.count_bytes) traffic_.bytes += size;
+    if (size <= cluster::kMaxFrameBytes) return true;
+    violations_.push_back(std::string(cluster::message_type_name(m.type)) + " of " +
+                          std::to_string(size) + " bytes from " + m.sender.alias +
+                          " is over the frame limit");
+    return false;  // ZMQ_MAXMSGSIZE: the receiver drops the connection's frame
+  }
+  if (!options_.count_bytes) return true;
+  if (!m.updates.empty()) {
     traffic_.bytes += cluster::encode(m).size();
-    return;
+    return true;
   }
   // Same type and sender, nothing piggybacked: the same size but for a few
   // bytes of seq and incarnation.
   auto [it, fresh] = sizes_.try_emplace({static_cast<int>(m.type), m.sender.alias}, 0);
   if (fresh) it->second = cluster::encode(m).size();
   traffic_.bytes += it->second;
+  return true;
 }
 
 // ---------------------------------------------------------------------------
@@ -154,15 +172,18 @@ void Simulation::start(int host, uint16_t port, std::vector<Endpoint> seeds) {
   if (p.running) return;
   p.host = host;
   p.port = port;
-  p.instance = "h" + std::to_string(host) + "i" + std::to_string(++p.incarnation);
+  p.instance = host_name(host) + "i" + std::to_string(++p.incarnation);
   p.running = true;
   p.paused = false;
   p.woke_at = now_;
   p.inbox.clear();
-  cluster::MembershipConfig config{NodeAddress{alias(host), "h" + std::to_string(host), port},
-                                   p.instance, options_.timers,
+  cluster::MembershipConfig config{NodeAddress{alias(host), host_name(host), port},
+                                   p.instance,
+                                   options_.timers,
                                    options_.seed * 1000003 + static_cast<uint64_t>(host) * 7919 +
-                                       static_cast<uint64_t>(p.incarnation)};
+                                       static_cast<uint64_t>(p.incarnation),
+                                   std::string(cluster::kDefaultClusterName),
+                                   names_};
   p.membership = std::make_unique<Membership>(config, now_);
   note("start " + alias(host) + " at " + endpoint(host).text() + " as " + p.instance);
   p.membership->join_seeds(seeds, p.remembered, now_);
@@ -170,6 +191,20 @@ void Simulation::start(int host, uint16_t port, std::vector<Endpoint> seeds) {
   std::uniform_int_distribution<int64_t> phase(0, options_.tick_every.count() * 1000);
   schedule(
       Item{now_ + std::chrono::microseconds(phase(random_)), 0, Kind::kTick, host, p.instance, {}});
+}
+
+void Simulation::start_adopted(int n) {
+  std::vector<std::pair<NodeAddress, std::string>> everyone;
+  for (int host = 0; host < n; ++host) {
+    start(host, 2254, {});
+    everyone.emplace_back(NodeAddress{alias(host), endpoint(host).host, 2254}, instance(host));
+  }
+  std::sort(everyone.begin(), everyone.end(),
+            [](const auto& a, const auto& b) { return a.first.alias < b.first.alias; });
+  for (int host = 0; host < n; ++host) {
+    processes_.at(host)->adopted = true;
+    processes_.at(host)->membership->adopt_members(everyone, now_);
+  }
 }
 
 void Simulation::crash(int host) {
@@ -300,17 +335,18 @@ void Simulation::inject(int host, const Message& m) {
 }
 
 bool Simulation::send_frame(int from, const Endpoint& to, const Message& m) {
-  count(m);
+  const bool fits = count(m);
   const auto key = std::make_pair(from, to);
   auto it = links_.find(key);
   if (it == links_.end()) {
     it = links_.emplace(key, Link{}).first;
     it->second.serial = ++serial_;
-    schedule(Item{now_, 0, Kind::kAttempt, from, {}, to, LinkEvent::kUp, it->second.serial});
+    if (!open_adopted_link(from, to, it->second))
+      schedule(Item{now_, 0, Kind::kAttempt, from, {}, to, LinkEvent::kUp, it->second.serial});
   }
   Link& link = it->second;
   if (link.state != Link::State::kUp) return false;  // ZMQ_IMMEDIATE: no connection, no queue
-  if (!path_ok(from, link.target) || chance(loss_)) return true;  // sent, and lost
+  if (!fits || !path_ok(from, link.target) || chance(loss_)) return true;  // sent, and lost
   const TimePoint at = std::max(now_ + latency(), link.last_delivery);
   link.last_delivery = at;
   auto d = std::make_shared<Delivery>(
@@ -322,7 +358,7 @@ bool Simulation::send_frame(int from, const Endpoint& to, const Message& m) {
 }
 
 void Simulation::reply_frame(int from, const std::string& routing_id, const Message& m) {
-  count(m);
+  if (!count(m)) return;
   auto route = routing_.find(routing_id);
   if (route == routing_.end()) return;
   const auto [owner, endpoint] = route->second;
@@ -368,16 +404,33 @@ void Simulation::attempt(int owner, const Endpoint& to, uint64_t serial) {
     again(rtt + rtt);
     return;
   }
+  establish(owner, to, link, *target, rtt);
+  schedule(Item{now_ + rtt, 0, Kind::kLinkEvent, owner, processes_.at(owner)->instance, to,
+                LinkEvent::kUp});
+}
+
+void Simulation::establish(int owner, const Endpoint& to, Link& link, const Process& target,
+                           Duration rtt) {
   link.state = Link::State::kUp;
   link.serial = ++serial_;
-  link.target = target->host;
-  link.target_instance = target->instance;
+  link.target = target.host;
+  link.target_instance = target.instance;
   link.routing_id = "c" + std::to_string(link.serial);
   link.backoff = kReconnectMin;
   link.last_delivery = now_ + rtt;
   routing_[link.routing_id] = {owner, to};
-  schedule(Item{now_ + rtt, 0, Kind::kLinkEvent, owner, processes_.at(owner)->instance, to,
-                LinkEvent::kUp});
+}
+
+// Between two processes of start_adopted() the connection stands since the
+// bootstrap (as every member's does after a real join): up at first use,
+// with no link event, which the node would have read long ago.
+bool Simulation::open_adopted_link(int owner, const Endpoint& to, Link& link) {
+  const Process* target = process_at(to);
+  if (!processes_.at(owner)->adopted || target == nullptr || !target->adopted || target->paused ||
+      !path_ok(owner, target->host))
+    return false;
+  establish(owner, to, link, *target, Duration{0});
+  return true;
 }
 
 void Simulation::link_down(int owner, const Endpoint& to, Link& link, bool) {
@@ -529,6 +582,10 @@ bool Simulation::lists(int host, const std::string& name) const {
   return running(host) && processes_.at(host)->membership->is_member(name);
 }
 
+std::size_t Simulation::member_count(int host) const {
+  return running(host) ? processes_.at(host)->membership->member_count() : 0;
+}
+
 bool Simulation::listed_by_any(int host) const {
   for (const auto& [h, p] : processes_) {
     if (h == host || !p->running) continue;
@@ -537,7 +594,31 @@ bool Simulation::listed_by_any(int host) const {
   return false;
 }
 
+// Every running process's digest is that of the live set, it lists all the
+// others and suspects none: O(N) rather than comparing N sets of N names.
+bool Simulation::digests_agree() const {
+  uint64_t live_digest = 0;
+  std::size_t live = 0;
+  for (const auto& [host, p] : processes_) {
+    if (!p->running) continue;
+    live_digest ^= Membership::view_hash(alias(host), p->instance);
+    ++live;
+  }
+  return std::all_of(processes_.begin(), processes_.end(), [&](const auto& entry) {
+    const Process& p = *entry.second;
+    return !p.running ||
+           (p.membership->digest() == live_digest && p.membership->member_count() + 1 == live &&
+            p.membership->suspect_count() == 0);
+  });
+}
+
 bool Simulation::converged(std::string* why) const {
+  if (digests_agree()) return true;
+  if (why != nullptr) explain_divergence(why);
+  return false;
+}
+
+bool Simulation::explain_divergence(std::string* why) const {
   std::set<std::pair<std::string, std::string>> live;
   for (const auto& [host, p] : processes_) {
     if (p->running) live.emplace(alias(host), p->instance);

@@ -35,6 +35,8 @@ using cluster::TimePoint;
 struct Traffic {
   uint64_t frames = 0;
   uint64_t bytes = 0;
+  uint64_t list_frames = 0;            // hello_ack and members: frames that carry a node list
+  std::size_t largest_list_frame = 0;  // encoded bytes of the largest of them
 };
 
 class Simulation {
@@ -47,6 +49,9 @@ class Simulation {
     bool trace = false;        // print every fault and membership event
     bool count_bytes = false;  // encode frames to count bytes (slower)
     Millis tick_every{10};     // how often each node's tick() runs
+    // Host numbers in names are zero-padded to this many digits, so that
+    // frames are the same size at every N (--scale); 0: not padded.
+    int name_digits = 0;
   };
   explicit Simulation(Options options);
   ~Simulation();
@@ -55,6 +60,11 @@ class Simulation {
   // Starts a process on host `host` (a new instance), listening at `port`,
   // joining `seeds` (and its remembered members from its last run).
   void start(int host, uint16_t port, std::vector<Endpoint> seeds);
+  // Large clusters without the join burst: starts hosts 0 .. n-1 at port
+  // 2254, each listing all the others at once (Membership::adopt_members),
+  // as if every join had long finished spreading. No frame is sent for it
+  // and no connection is open yet: links open on first use, as ever.
+  void start_adopted(int n);
   void crash(int host);   // kill -9
   void stop(int host);    // SIGTERM: leave, then exit
   void pause(int host);   // SIGSTOP
@@ -100,9 +110,12 @@ class Simulation {
   uint64_t deaths() const { return deaths_; }
   const Traffic& traffic() const { return traffic_; }
   int hosts_started() const { return static_cast<int>(processes_.size()); }
-  std::string alias(int host) const { return "n" + std::to_string(host); }
+  std::string alias(int host) const { return "n" + number(host); }
+  std::string host_name(int host) const { return "h" + number(host); }
+  std::size_t member_count(int host) const;  // members `host` lists (0 if not running)
 
  private:
+  using Duration = cluster::Clock::duration;
   struct Process;
   struct Link;
   struct Delivery {
@@ -133,6 +146,8 @@ class Simulation {
   bool send_frame(int from, const Endpoint& to, const cluster::Message& m);
   void reply_frame(int from, const std::string& routing_id, const cluster::Message& m);
   void attempt(int owner, const Endpoint& to, uint64_t serial);
+  void establish(int owner, const Endpoint& to, Link& link, const Process& target, Duration rtt);
+  bool open_adopted_link(int owner, const Endpoint& to, Link& link);
   void link_down(int owner, const Endpoint& to, Link& link, bool refuse_next);
   void check_link(int owner, const Endpoint& to, uint64_t serial);
   // Schedules check_link, kUnackedTimeout from now, for the up links
@@ -144,9 +159,13 @@ class Simulation {
   int host_of(const Endpoint& e) const;
   Process* process_at(const Endpoint& e);
   Millis latency();
+  std::string number(int host) const;
   bool chance(double p);
   void note(const std::string& text) const;
-  void count(const cluster::Message& m);
+  // Counts a frame; false when it is too big for the transport (then lost).
+  bool count(const cluster::Message& m);
+  bool digests_agree() const;
+  bool explain_divergence(std::string* why) const;
   TimePoint last_resume_or_start(int host) const;
 
   Options options_;
@@ -168,6 +187,9 @@ class Simulation {
   std::vector<cluster::Event>
       pending_events_;  // taken out by deliver() to check, accounted by flush()
   Traffic traffic_;
+  // One pool for every node's member names: each alias, host and instance is
+  // held once, not once per node that lists it.
+  std::shared_ptr<cluster::NamePool> names_ = std::make_shared<cluster::NamePool>();
   // Encoded sizes of frames with no node list and no updates, by (type, sender alias).
   std::map<std::pair<int, std::string>, std::size_t> sizes_;
 };
