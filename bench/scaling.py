@@ -45,6 +45,13 @@ reported as such, and the next size still runs.
     bench/scaling.py [--engines compose,swarm] [--sizes 8,16,32,64]
                      [--settle 10] [--window 20] [--converge-timeout 300]
                      [--project scaling] [--json FILE] [--no-poll]
+                     [--hold S] [--faults]
+
+--hold S: after the idle window, S more seconds with the cluster left alone,
+then the "is dead" lines of every node's log since the hold began are
+counted (every node is alive: each line is a false death). --faults (with
+containers): then one node process is killed (kill -9 from the host) and
+timed from its log lines until every other node has logged it dead.
 
 --no-poll: while the cluster converges, read only `docker logs` (every 2 s)
 until every node has logged N-1 peers, then confirm with one polling round;
@@ -77,6 +84,7 @@ convergence; the load average is reported.
     bench/scaling.py --loopback [--binary PATH] [--sizes 8,16,32,64,128]
                      [--settle 5] [--window 15] [--converge-timeout 60]
                      [--skip-erlang] [--idle-anyway] [--json FILE]
+                     [--hold S] [--faults [--starve S]] [--keep-logs]
 
 --idle-anyway: a size whose mesh is not complete by --converge-timeout is
 still measured (its error says how far it got).
@@ -461,6 +469,8 @@ def one_size(engine, size, args, pool, log):
         result["frames"] = mean_max(frames)
         result["frames_nodes"] = len(frames)
         result["host_load"] = os.getloadavg()[0]
+        if args.hold or args.faults:
+            container_faults(nodes, result, args, pool)
         return result
     except Exception as e:  # noqa: BLE001  (a failed size is reported, the next one still runs)
         result["error"] = f"{type(e).__name__}: {e}"
@@ -601,6 +611,11 @@ def loopback_iridium(binary, size, args, pool):
                   for (t0, s0), (t1, s1) in zip(snap0, snap1) if s0 and s1]
         result["frames"] = mean_max(frames)
         result["frames_nodes"] = len(frames)
+        if args.hold:
+            t0 = time.time()
+            time.sleep(args.hold)
+            result["hold_s"] = args.hold
+            result["hold_false_deaths"] = sum(len(dead_lines(n, t0)) for n in nodes)
         if args.faults:
             loopback_faults(nodes, result, args)
         return result
@@ -617,9 +632,37 @@ DEAD_LINE = re.compile(r"^(\S+) info \[\d+\] (\S+) is dead", re.M)
 def dead_lines(node, since):
     """(epoch, alias) of every 'X is dead' line in node's log after `since`."""
     with open(node.log_path, encoding="utf-8", errors="replace") as f:
-        text = f.read()
+        return dead_lines_in(f.read(), since, local=True)
+
+
+def dead_lines_in(text, since, local=False):
     return [(t, alias) for stamp, alias in DEAD_LINE.findall(text)
-            if (t := log_time(stamp, local=True)) >= since]
+            if (t := log_time(stamp, local=local)) >= since]
+
+
+def container_faults(nodes, result, args, pool):
+    """Containers: hold the converged cluster args.hold s and count the
+    deaths logged meanwhile (every node is alive: each is a false death);
+    then kill -9 one node process from the host and time it until every
+    other node has logged it dead."""
+    t0 = time.time()
+    time.sleep(args.hold)
+    texts = list(pool.map(lambda n: n.log(), nodes))
+    result["hold_s"] = args.hold
+    result["hold_false_deaths"] = sum(len(dead_lines_in(t, t0)) for t in texts)
+    if not args.faults:
+        return
+    victim, others = nodes[-1], nodes[:-1]
+    t0 = time.time()
+    os.kill(victim.find_node(), signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        firsts = [min((t for t, alias in dead_lines_in(text, t0) if alias == victim.alias), default=None)
+                  for text in pool.map(lambda n: n.log(), others)]
+        if all(f is not None for f in firsts):
+            result["kill9_dropped_s"] = max(firsts) - t0
+            return
+        time.sleep(0.5)
 
 
 def dropped_by_all(victim, others, since, deadline):
@@ -699,6 +742,9 @@ LOOPBACK_ROWS = [("starts spread over, s", "start_spread_s", "{:.2f}", "mean"),
                  ("cluster frames sent per node per s", "frames", "{:.1f}", "mean"),
                  ("node RSS, MiB (mean; max)", "rss", "{:.1f}", "both"),
                  ("load average at the end of the window", "host_load", "{:.1f}", "mean"),
+                 ("--hold: seconds held after the idle window", "hold_s", "{:.0f}", "mean"),
+                 ("--hold: live nodes declared dead meanwhile (all nodes' logs)", "hold_false_deaths", "{:.0f}",
+                  "mean"),
                  ("--faults: kill -9 dropped by every other node after, s", "kill9_dropped_s", "{:.3f}",
                   "mean"),
                  ("--faults: SIGSTOP dropped by every other node after, s", "sigstop_dropped_s", "{:.2f}",
@@ -775,7 +821,11 @@ ROWS = [("first container started after `up` began, s", "first_start_after_up_s"
         ("sent per node, packets/s", "tx_packets", "{:.0f}", "mean"),
         ("cluster frames sent per node per s", "frames", "{:.0f}", "mean"),
         ("sent by all nodes, kB/s", "tx_total", "{:.0f}", "mean"),
-        ("established TCP connections per node", "connections", "{:.0f}", "mean")]
+        ("established TCP connections per node", "connections", "{:.0f}", "mean"),
+        ("--hold: seconds held after the idle window", "hold_s", "{:.0f}", "mean"),
+        ("--hold: live nodes declared dead meanwhile (all nodes' logs)", "hold_false_deaths", "{:.0f}", "mean"),
+        ("--faults: kill -9 of one node process dropped by every other node after, s", "kill9_dropped_s",
+         "{:.3f}", "mean")]
 SCALE = {"memory": 2 ** 20, "rss": 2 ** 20, "tx_total": 1000}
 
 
@@ -821,8 +871,11 @@ def main():
     parser.add_argument("--skip-erlang", action="store_true", help="--loopback: no Erlang/OTP column")
     parser.add_argument("--faults", action="store_true",
                         help="--loopback: then kill -9 one node, SIGSTOP another (time until all dropped "
-                             "it), and stop a third 1 s in every 2 s for --starve s (healthy nodes dropped)")
+                             "it), and stop a third 1 s in every 2 s for --starve s (healthy nodes dropped); "
+                             "containers: after --hold, kill -9 one node process (time until all dropped it)")
     parser.add_argument("--starve", type=float, default=60.0, help="--faults: seconds of starvation")
+    parser.add_argument("--hold", type=float, default=0.0,
+                        help="containers: after the idle window, hold the cluster this many s and count deaths")
     parser.add_argument("--keep-logs", action="store_true",
                         help="--loopback: save every node's log beside --log once converged, as on a failure")
     parser.add_argument("--idle-anyway", action="store_true",

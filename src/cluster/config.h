@@ -35,10 +35,11 @@ struct Timers {
   double suspicion_mult = 2;
   double suspicion_max_mult = 4;
   std::size_t suspicion_confirmations = 1;
-  std::size_t awareness_max = 4;
+  std::size_t awareness_max = 4;  // local-health score ceiling; periods stretch × (1 + score)
   // A member listed this recently may still be connecting: a probe whose
-  // ping could not leave (no connection yet) is void, not failed.
-  Millis connect_grace{3000};  // local-health score ceiling; periods stretch × (1 + score)
+  // ping could not leave (no connection yet) is void, not failed. 128 nodes
+  // starting together on 2 cores reach a full mesh 2-3 s after the last start.
+  Millis connect_grace{3000};
 
   // ---- dissemination ----
   Millis gossip{200};               // pending updates to gossip_fanout members this often

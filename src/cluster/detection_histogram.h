@@ -14,8 +14,9 @@ namespace iridium::cluster {
 
 struct DetectionHistogram {
   // Upper bounds, inclusive. A refused connection is detected within a few
-  // tens of milliseconds; silence takes timers.dead_after (1.5 s by default)
-  // and more under load; beyond 3 s only the count and sum tell.
+  // tens of milliseconds; silence takes a probe period and the suspicion's
+  // timeout (config.h: about 1 s at 8 nodes, several with a lone accuser);
+  // beyond 3 s only the count and sum tell.
   static constexpr std::array<Millis, 11> kBounds{
       Millis{15},   Millis{30},   Millis{60},   Millis{125},  Millis{250}, Millis{500},
       Millis{1000}, Millis{1500}, Millis{2000}, Millis{2500}, Millis{3000}};

@@ -71,11 +71,11 @@ std::string describe_handshake_failure(const HandshakeFailure& f, bool secure) {
       secure ? "it may run without a cluster key, or with another key"
              : "it runs with a cluster key (CURVE) and this node has none; start every node with "
                "the same --cluster-key FILE";
+  if (is_hang_up(f, secure)) {
+    return "a connection on " + f.peer.text() + " closed during its handshake (" +
+           std::strerror(f.value) + ")";
+  }
   if (f.on_listener) {
-    // In plain mode a connection that closes before its greeting may be a
-    // port check, but also a node with a cluster key that saw our greeting
-    // first and hung up: the listener cannot tell, so it says the likelier
-    // thing a person needs to hear.
     return "refused a cluster connection on " + f.peer.text() +
            (f.event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? ": its key is not the cluster key"
             : secure ? ": it did not complete the CURVE handshake (no cluster key, or another key)"
@@ -83,6 +83,10 @@ std::string describe_handshake_failure(const HandshakeFailure& f, bool secure) {
   }
   return "the peer at " + f.peer.text() + " refused the " + (secure ? "CURVE " : "") +
          "handshake: " + why;
+}
+
+bool is_hang_up(const HandshakeFailure& f, bool secure) {
+  return !secure && f.on_listener && f.event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
 }
 
 Transport::Transport(zmq::context_t& context, std::optional<CurveKey> key)

@@ -82,6 +82,11 @@ struct HandshakeFailure {
 };
 // What a failure most likely means, in words, for the log.
 std::string describe_handshake_failure(const HandshakeFailure& failure, bool secure);
+// A plain listener's connection that closed before its handshake ended: a
+// port check, or a node that gave up dialling (it released a contact). A
+// node with a cluster key shows as a mechanism mismatch instead, so this
+// is not worth a warning.
+bool is_hang_up(const HandshakeFailure& failure, bool secure);
 
 class Transport {
  public:

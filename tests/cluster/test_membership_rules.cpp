@@ -987,8 +987,9 @@ TEST_CASE("gossip goes to a few members at a time while updates are pending", "[
 // A newcomer contacts every member it was told of, so a node met through its
 // join (or through a contact's answer) is news for no one: only the node
 // that answered its hello spreads it, for nodes that joined meanwhile.
-TEST_CASE("a node met through a join is not spread; one admitted through a hello or a rumour is",
-          "[membership][swim]") {
+TEST_CASE(
+    "a node met through a join is not spread, but one admitted through a hello or a rumour is",
+    "[membership][swim]") {
   Rig r;
   const Peer a = peer("a", 2001), b = peer("b", 2002);
   r.respond(a);

@@ -6,6 +6,7 @@
 // two transports.
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -311,4 +312,22 @@ TEST_CASE("set_keys in plain mode is an error", "[transport][security][rotation]
   auto status = plain.set_keys(new_key(), {});
   REQUIRE_FALSE(status.ok());
   CHECK(status.kind() == ErrorKind::kUnavailable);
+}
+
+// A plain listener sees a node with a cluster key as a mechanism mismatch;
+// a connection that closes mid-handshake (a port check, a node releasing a
+// contact it gave up on, common while many nodes start at once) is no
+// refusal and must not be reported as one.
+TEST_CASE("a plain listener calls a key holder by name and a hang-up a hang-up", "[transport]") {
+  const Endpoint at{"127.0.0.1", 2254};
+  const HandshakeFailure mismatch{true, at, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL,
+                                  ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH, false};
+  const HandshakeFailure hang_up{true, at, ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL, ECONNRESET, false};
+  CHECK_FALSE(is_hang_up(mismatch, false));
+  CHECK(describe_handshake_failure(mismatch, false).find("it runs with a cluster key (CURVE)") !=
+        std::string::npos);
+  CHECK(is_hang_up(hang_up, false));
+  CHECK(describe_handshake_failure(hang_up, false) ==
+        "a connection on 127.0.0.1:2254 closed during its handshake (Connection reset by peer)");
+  CHECK_FALSE(is_hang_up(hang_up, true));  // a secure listener says what it always said
 }
