@@ -677,10 +677,6 @@ class Node::Loop {
     for (const HandshakeFailure& f : transport_->take_handshake_failures()) {
       // The listener's AUTH failures are the ZAP handler's denials, logged below.
       if (f.on_listener && f.event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) continue;
-      if (is_hang_up(f, zap_ != nullptr)) {
-        spdlog::debug("{}", describe_handshake_failure(f, false));
-        continue;
-      }
       if (f.expected) {
         spdlog::debug("{} (a key change: trying the other installed keys)",
                       describe_handshake_failure(f, zap_ != nullptr));

@@ -73,7 +73,10 @@ std::string describe_handshake_failure(const HandshakeFailure& f, bool secure) {
                "the same --cluster-key FILE";
   if (is_hang_up(f, secure)) {
     return "a connection on " + f.peer.text() + " closed during its handshake (" +
-           std::strerror(f.value) + ")";
+           std::strerror(f.value) +
+           "): a node with a cluster key (CURVE) hangs up this way on a node without one, and "
+           "so does a port check; if it was a node, start every node with the same "
+           "--cluster-key FILE";
   }
   if (f.on_listener) {
     return "refused a cluster connection on " + f.peer.text() +

@@ -83,9 +83,9 @@ struct HandshakeFailure {
 // What a failure most likely means, in words, for the log.
 std::string describe_handshake_failure(const HandshakeFailure& failure, bool secure);
 // A plain listener's connection that closed before its handshake ended: a
-// port check, or a node that gave up dialling (it released a contact). A
-// node with a cluster key shows as a mechanism mismatch instead, so this
-// is not worth a warning.
+// node with a cluster key that saw our greeting first (otherwise we see its
+// mechanism mismatch), a port check, or a node that gave up dialling. The
+// listener cannot tell which, and its description says so.
 bool is_hang_up(const HandshakeFailure& failure, bool secure);
 
 class Transport {
