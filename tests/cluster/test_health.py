@@ -89,7 +89,14 @@ class Health(ClusterTestCase):
         wait_until(lambda: passes(node_health(seed)), 10, "the seed's health to pass")
         seed.signal(signal.SIGSTOP)
         try:
-            failed = wait_until(lambda: failing(seed), 10, "the stopped seed's health to fail")
+            # Each loop's stamp is rewritten at most once a second, so one may
+            # turn stale up to a second before the other: wait for both.
+            def both_stale():
+                completed = failing(seed)
+                stale = completed is not None and all(
+                    loop in completed.stderr for loop in ("the cluster loop", "the remote shell"))
+                return completed if stale else None
+            failed = wait_until(both_stale, 10, "the stopped seed's health to fail on both loops")
             self.assert_one_line_failure(failed, "node seed (pid ", "is stale",
                                          "the cluster loop last stamped ",
                                          "the remote shell last stamped ", " s ago (",
