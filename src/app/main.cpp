@@ -39,6 +39,15 @@ void add_node_options(CLI::App& app, iridium::app::NodeOptions& node) {
       ->envname("IRIDIUM_THREADS")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
+  app.add_option("--keep-finished-jobs", node.keep_finished_jobs,
+                 "Finished jobs kept for !jobs and !job; older ones are dropped first")
+      ->envname("IRIDIUM_KEEP_FINISHED_JOBS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--keep-finished-output", node.keep_finished_output,
+                 "Bytes of output and errors the kept finished jobs may hold together")
+      ->envname("IRIDIUM_KEEP_FINISHED_OUTPUT")
+      ->capture_default_str();
   app.add_option("-H,--server-bind-host", node.server_bind_host, "Cluster listener address")
       ->envname("IRIDIUM_SERVER_BIND_HOST")
       ->capture_default_str();

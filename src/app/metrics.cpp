@@ -189,8 +189,10 @@ std::vector<MetricFamily> metric_families(const MetricsInput& input) {
     add_gauge(f, *input.remote_sessions);
     out.push_back(std::move(f));
   }
-  MetricFamily jobs = family("iridium_vm_jobs", "VM jobs (programs spawned from a shell) by state",
-                             MetricType::Gauge);
+  MetricFamily jobs =
+      family("iridium_vm_jobs",
+             "VM jobs the node keeps (queued, running and the newest finished) by state",
+             MetricType::Gauge);
   for (std::size_t i = 0; i < input.jobs.by_state.size(); ++i) {
     add_gauge(jobs, input.jobs.by_state[i],
               {{"state", std::string(shell::job_state_name(static_cast<shell::JobState>(i)))}});
@@ -200,6 +202,11 @@ std::vector<MetricFamily> metric_families(const MetricsInput& input) {
                               MetricType::Counter);
   add_counter(total, input.jobs.submitted);
   out.push_back(std::move(total));
+  MetricFamily dropped =
+      family("iridium_vm_jobs_dropped_total",
+             "Finished VM jobs dropped to keep the newest within the bound", MetricType::Counter);
+  add_counter(dropped, input.jobs.dropped);
+  out.push_back(std::move(dropped));
   return out;
 }
 

@@ -140,7 +140,8 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
       health::health_file_path(*data_dir), alias, node.cluster_name,
       [](const Error& e) { spdlog::warn("cannot write the health file: {}", e.message); });
   const vm::Limits program_limits{run.heap_cap, run.stack_cap, run.max_steps};
-  shell::WorkerPool workers(node.threads, program_limits);
+  shell::WorkerPool workers(node.threads, program_limits,
+                            {node.keep_finished_jobs, node.keep_finished_output});
 
   cluster::NodeConfig cluster_config;
   cluster_config.alias = alias;

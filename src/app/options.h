@@ -23,6 +23,8 @@ struct NodeOptions {
   std::string cluster_name{cluster::kDefaultClusterName};  // other clusters' frames are ignored
   std::string data_root_dir;
   unsigned threads = 2;
+  std::size_t keep_finished_jobs = 1000;         // newest finished jobs kept for !jobs
+  std::size_t keep_finished_output = 16u << 20;  // bytes of their output and errors
   std::string metrics_host = "127.0.0.1";
   uint16_t metrics_port = 0;  // 0: no metrics endpoint
   std::string server_bind_host = "127.0.0.1";

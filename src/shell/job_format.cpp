@@ -78,7 +78,8 @@ std::string jobs_table(const std::vector<JobInfo>& jobs, uint64_t viewer,
   return aligned(rows);
 }
 
-nlohmann::json jobs_json(const std::vector<JobInfo>& jobs, JobInfo::Clock::time_point now) {
+nlohmann::json jobs_json(const std::vector<JobInfo>& jobs, uint64_t dropped,
+                         JobInfo::Clock::time_point now) {
   nlohmann::json list = nlohmann::json::array();
   for (const JobInfo& job : jobs) {
     const auto elapsed = job_elapsed(job, now);
@@ -90,7 +91,33 @@ nlohmann::json jobs_json(const std::vector<JobInfo>& jobs, JobInfo::Clock::time_
                     {"elapsed_ms", elapsed ? nlohmann::json(elapsed->count()) : nullptr},
                     {"error", job.error.empty() ? nullptr : nlohmann::json(job.error)}});
   }
-  return {{"jobs", list}};
+  return {{"jobs", list}, {"dropped", dropped}};
+}
+
+std::string format_bytes(std::size_t bytes) {
+  if (bytes >= (1u << 20) && bytes % (1u << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
+  if (bytes >= (1u << 10) && bytes % (1u << 10) == 0) return std::to_string(bytes >> 10) + " KiB";
+  return std::to_string(bytes) + (bytes == 1 ? " byte" : " bytes");
+}
+
+namespace {
+
+std::string retention_text(const JobRetention& retention) {
+  return "this node keeps the newest " + std::to_string(retention.max_jobs) +
+         " finished jobs, with at most " + format_bytes(retention.max_output_bytes) +
+         " of output (--keep-finished-jobs, --keep-finished-output)";
+}
+
+}  // namespace
+
+std::string dropped_jobs_line(uint64_t dropped, const JobRetention& retention) {
+  if (dropped == 0) return "";
+  return "(" + std::to_string(dropped) + " older finished " + (dropped == 1 ? "job" : "jobs") +
+         " dropped: " + retention_text(retention) + ")";
+}
+
+std::string dropped_job_message(uint64_t id, const JobRetention& retention) {
+  return "job " + std::to_string(id) + " finished and was dropped: " + retention_text(retention);
 }
 
 std::string job_details(const JobInfo& job, uint64_t viewer, JobInfo::Clock::time_point now) {

@@ -29,8 +29,17 @@ std::string jobs_table(const std::vector<JobInfo>& jobs, uint64_t viewer,
                        JobInfo::Clock::time_point now);
 // {"jobs": [{"id", "session" (null for a member's job), "origin" (that
 // member's alias, else null), "name", "state", "elapsed_ms" (null while
-// queued), "error" (null unless there is one)}]}
-nlohmann::json jobs_json(const std::vector<JobInfo>& jobs, JobInfo::Clock::time_point now);
+// queued), "error" (null unless there is one)}], "dropped": older finished
+// jobs no longer kept}
+nlohmann::json jobs_json(const std::vector<JobInfo>& jobs, uint64_t dropped,
+                         JobInfo::Clock::time_point now);
+// The line under !jobs when older finished jobs were dropped ("" when none
+// was), naming the bound that dropped them.
+std::string dropped_jobs_line(uint64_t dropped, const JobRetention& retention);
+// What !job says of a job that finished and was dropped.
+std::string dropped_job_message(uint64_t id, const JobRetention& retention);
+// 512 bytes, 64 KiB, 16 MiB: whole units where they divide evenly.
+std::string format_bytes(std::size_t bytes);
 // The job's name, state, session, elapsed time, error, captured output and,
 // once it has finished, its non-zero registers as `!registers` shows them.
 std::string job_details(const JobInfo& job, uint64_t viewer, JobInfo::Clock::time_point now);

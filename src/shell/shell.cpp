@@ -447,13 +447,18 @@ Reply Shell::cmd_jobs(const Args& args) {
     return failure("usage: !jobs [--json], or !job JOB for one job");
   }
   const auto jobs = env_.workers->jobs();
+  const uint64_t dropped = env_.workers->counts().dropped;
   const auto now = JobInfo::Clock::now();
   if (json) {
-    return success(
-        jobs_json(jobs, now).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    return success(jobs_json(jobs, dropped, now)
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
-  if (jobs.empty()) return success("(no jobs)");
-  return success(jobs_table(jobs, session_id_, now));
+  std::string text = jobs.empty() ? "(no jobs)" : jobs_table(jobs, session_id_, now);
+  if (dropped != 0) {
+    if (text.back() != '\n') text += "\n";
+    text += dropped_jobs_line(dropped, env_.workers->retention());
+  }
+  return success(text);
 }
 
 // The job that `COMMAND JOB` names; nullopt, with `why` set, when there is none.
@@ -468,6 +473,8 @@ std::optional<JobInfo> Shell::named_job(std::string_view command, const Args& ar
     error = "bad job id '" + args[0] + "': use the number !jobs shows";
   } else if (auto job = env_.workers->job(*id)) {
     return job;
+  } else if (env_.workers->dropped(*id)) {
+    error = dropped_job_message(*id, env_.workers->retention());
   } else {
     error = "no job " + std::to_string(*id);
   }

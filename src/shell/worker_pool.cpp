@@ -30,7 +30,9 @@ bool job_finished(JobState state) {
   return state != JobState::kQueued && state != JobState::kRunning;
 }
 
-WorkerPool::WorkerPool(unsigned threads, vm::Limits limits) : limits_(limits) {
+WorkerPool::WorkerPool(unsigned threads, vm::Limits limits, JobRetention retention)
+    : limits_(limits),
+      retention_{std::max<std::size_t>(1, retention.max_jobs), retention.max_output_bytes} {
   for (unsigned i = 0; i < std::max(1u, threads); ++i) threads_.emplace_back([this] { work(); });
 }
 
@@ -85,12 +87,36 @@ std::optional<uint64_t> WorkerPool::submit_if_free(std::string origin, std::stri
 
 void WorkerPool::publish_locked(const JobInfo& info,
                                 std::vector<std::pair<FinishedFn, JobInfo>>& calls) {
+  kept_finished_.push_back(info.id);
+  kept_output_bytes_ += info.output.size() + info.error.size();
   if (auto it = on_finished_.find(info.id); it != on_finished_.end()) {
     calls.emplace_back(std::move(it->second), info);
     on_finished_.erase(it);
-    return;
+  } else {
+    finished_[info.owner].push_back(info.id);
   }
-  finished_[info.owner].push_back(info.id);
+  drop_finished_locked();
+}
+
+void WorkerPool::drop_finished_locked() {
+  auto over = [this] {
+    return kept_finished_.size() > retention_.max_jobs ||
+           kept_output_bytes_ > retention_.max_output_bytes;
+  };
+  while (kept_finished_.size() > 1 && over()) {
+    const uint64_t id = kept_finished_.front();
+    kept_finished_.pop_front();
+    auto job = jobs_.find(id);
+    kept_output_bytes_ -= job->second.output.size() + job->second.error.size();
+    // Notices are queued in finishing order too, so an untaken notice of
+    // the oldest finished job is at the front of its owner's queue.
+    if (auto notices = finished_.find(job->second.owner); notices != finished_.end()) {
+      if (!notices->second.empty() && notices->second.front() == id) notices->second.pop_front();
+      if (notices->second.empty()) finished_.erase(notices);
+    }
+    jobs_.erase(job);
+    ++dropped_;
+  }
 }
 
 std::vector<JobInfo> WorkerPool::jobs() const {
@@ -105,7 +131,14 @@ JobCounts WorkerPool::counts() const {
   JobCounts out;
   for (const auto& [id, info] : jobs_) ++out.by_state[static_cast<std::size_t>(info.state)];
   out.submitted = next_id_ - 1;
+  out.dropped = dropped_;
   return out;
+}
+
+bool WorkerPool::dropped(uint64_t id) const {
+  std::lock_guard lock(mutex_);
+  // Ids are handed out in order and only dropping removes a job.
+  return id >= 1 && id < next_id_ && !jobs_.contains(id);
 }
 
 std::optional<JobInfo> WorkerPool::job(uint64_t id) const {

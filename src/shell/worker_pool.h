@@ -2,9 +2,15 @@
 // shell stays free while they run. Every job's output is captured, never
 // written to the terminal directly.
 //
+// Finished jobs are kept for !jobs and !job, but only the newest ones: at
+// most JobRetention::max_jobs of them, holding at most
+// JobRetention::max_output_bytes of captured output and errors together.
+// The oldest finished job is dropped first; queued and running jobs are never
+// dropped, and the job that finished last is always kept.
+//
 // Thread safety: every public method may be called from any thread. mutex_
-// guards queue_, jobs_, finished_, on_finished_, cancel_requested_ and
-// next_id_; a worker
+// guards queue_, jobs_, finished_, on_finished_, cancel_requested_,
+// next_id_ and the retention bookkeeping; a worker
 // runs a job's VM without holding it and takes it only to publish the
 // outcome and, between slices of kSlice steps, to look for a cancel request.
 // limits_ and threads_ are set in the constructor and read-only afterwards.
@@ -55,10 +61,17 @@ struct JobInfo {
   std::optional<Clock::time_point> finished;  // unset until it finishes
 };
 
+// How many finished jobs a pool keeps (see the file comment).
+struct JobRetention {
+  std::size_t max_jobs = 1000;               // at least 1
+  std::size_t max_output_bytes = 16u << 20;  // output plus error text of the kept jobs
+};
+
 // How many jobs are in each state, without copying their outputs.
 struct JobCounts {
-  std::array<uint64_t, kJobStateCount> by_state{};  // indexed by JobState
-  uint64_t submitted = 0;                           // every job ever (none is forgotten)
+  std::array<uint64_t, kJobStateCount> by_state{};  // kept jobs, indexed by JobState
+  uint64_t submitted = 0;                           // every job ever
+  uint64_t dropped = 0;                             // finished jobs no longer kept
 };
 
 // What cancel() did.
@@ -81,7 +94,7 @@ class WorkerPool {
   // 25 ms of an optimised build's time.
   static constexpr uint64_t kSlice = 10'000'000;
 
-  WorkerPool(unsigned threads, vm::Limits limits);
+  WorkerPool(unsigned threads, vm::Limits limits, JobRetention retention = {});
   ~WorkerPool();  // cancels queued and running jobs and joins the threads
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -97,12 +110,15 @@ class WorkerPool {
                                          FinishedFn on_finished);
   std::vector<JobInfo> jobs() const;
   std::optional<JobInfo> job(uint64_t id) const;
+  // True when the job existed, finished and was dropped to keep the bound.
+  bool dropped(uint64_t id) const;
   JobCounts counts() const;
+  const JobRetention& retention() const { return retention_; }
   // Asks a job to stop. A running job ends as kCancelled at its next slice
   // boundary (unless it halts, ends or fails first), with its output and
   // registers as they were; wait_finished() waits for that.
   CancelOutcome cancel(uint64_t id);
-  // Jobs of this owner that finished since the last call.
+  // Jobs of this owner that finished since the last call and are still kept.
   std::vector<JobInfo> take_finished(uint64_t owner);
   // Blocks until no job is queued or running, or the timeout passes.
   bool wait_idle(std::chrono::milliseconds timeout) const;
@@ -118,15 +134,22 @@ class WorkerPool {
   // A job has finished (mutex_ held): its notice for take_finished(), or
   // its on_finished callback, added to `calls` for after the lock.
   void publish_locked(const JobInfo& info, std::vector<std::pair<FinishedFn, JobInfo>>& calls);
+  // Drops the oldest finished jobs until the kept ones fit retention_
+  // (mutex_ held).
+  void drop_finished_locked();
 
   const vm::Limits limits_;
+  const JobRetention retention_;
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;  // any job's state changed, or stopping_
   std::deque<std::pair<uint64_t, vm::Image>> queue_;
   std::map<uint64_t, JobInfo> jobs_;
-  std::map<uint64_t, std::vector<uint64_t>> finished_;  // owner -> job ids
-  std::map<uint64_t, FinishedFn> on_finished_;          // jobs from submit_if_free
-  std::set<uint64_t> cancel_requested_;                 // running jobs asked to stop
+  std::map<uint64_t, std::deque<uint64_t>> finished_;  // owner -> ids not yet taken
+  std::deque<uint64_t> kept_finished_;                 // finished job ids, oldest first
+  std::size_t kept_output_bytes_ = 0;                  // output + error of kept_finished_
+  uint64_t dropped_ = 0;
+  std::map<uint64_t, FinishedFn> on_finished_;  // jobs from submit_if_free
+  std::set<uint64_t> cancel_requested_;         // running jobs asked to stop
   uint64_t next_id_ = 1;
   std::atomic<bool> stopping_{false};  // written under mutex_ so waiters see it
   std::vector<std::thread> threads_;

@@ -205,6 +205,7 @@ TEST_CASE("metrics: VM jobs by state, and no cluster families before the cluster
   input.jobs.by_state[static_cast<std::size_t>(iridium::shell::JobState::kRunning)] = 2;
   input.jobs.by_state[static_cast<std::size_t>(iridium::shell::JobState::kHalted)] = 5;
   input.jobs.submitted = 7;
+  input.jobs.dropped = 4;
   const auto families = metric_families(input);
   CHECK(find(families, "iridium_cluster_members") == nullptr);
   CHECK(find(families, "iridium_cluster_frames_sent_total") == nullptr);
@@ -214,6 +215,7 @@ TEST_CASE("metrics: VM jobs by state, and no cluster families before the cluster
   CHECK(metric(families, "iridium_vm_jobs", "state", "queued").gauge.value == 0);
   CHECK(find(families, "iridium_vm_jobs")->metric.size() == iridium::shell::kJobStateCount);
   CHECK(metric(families, "iridium_vm_jobs_total").counter.value == 7);
+  CHECK(metric(families, "iridium_vm_jobs_dropped_total").counter.value == 4);
 }
 
 TEST_CASE("metrics: the text format names every family with HELP and TYPE", "[metrics]") {

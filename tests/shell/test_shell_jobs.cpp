@@ -104,7 +104,7 @@ TEST_CASE("jobs_json gives each job's fields, null where there is nothing") {
       made_job(1, 0, "a.iasm", JobState::kError, "bad", t0, 1500ms),
       made_job(2, 4, "b.iasm", JobState::kQueued, "", t0, std::nullopt),
   };
-  const auto json = iridium::shell::jobs_json(jobs, t0 + 10s);
+  const auto json = iridium::shell::jobs_json(jobs, 0, t0 + 10s);
   REQUIRE(json["jobs"].size() == 2);
   CHECK(json["jobs"][0] == nlohmann::json{{"id", 1},
                                           {"session", 0},
@@ -123,7 +123,7 @@ TEST_CASE("a job a cluster member asked for shows that member as its session") {
   JobInfo job =
       made_job(3, iridium::shell::kClusterOwner, "hello.iasm", JobState::kHalted, "", t0, 4ms);
   job.origin = "seed";
-  const auto json = iridium::shell::jobs_json({job}, t0 + 1s);
+  const auto json = iridium::shell::jobs_json({job}, 0, t0 + 1s);
   CHECK(json["jobs"][0]["session"].is_null());
   CHECK(json["jobs"][0]["origin"] == "seed");
   const auto table = lines_of(iridium::shell::jobs_table({job}, 0, t0 + 1s));
@@ -271,7 +271,7 @@ TEST_CASE("the jobs command with --json lists the jobs for scripts") {
   WorkerPool pool(1, {});
   Shell shell(env_with(pool), 1);
   CHECK(shell.execute("!jobs").output == "(no jobs)\n");
-  CHECK(shell.execute("!jobs --json").output == "{\"jobs\":[]}\n");
+  CHECK(shell.execute("!jobs --json").output == "{\"dropped\":0,\"jobs\":[]}\n");
   pool.submit(1, "quick", assemble_ok("hlt\n"));
   REQUIRE(pool.wait_idle(20s));
   const Reply reply = shell.execute("!jobs --json");
@@ -291,4 +291,39 @@ TEST_CASE("without a pool the job commands say so") {
     CHECK_FALSE(reply.ok);
     CHECK(reply.output == std::string(command) + " is not available here\n");
   }
+}
+
+TEST_CASE("the job commands say which finished jobs were dropped and by which bound") {
+  WorkerPool pool(1, {}, {2, 1u << 20});
+  Shell shell(env_with(pool), 1);
+  for (int i = 0; i < 3; ++i) pool.submit(1, "quick", assemble_ok("load $0 #1\nhlt\n"));
+  REQUIRE(pool.wait_idle(20s));
+
+  const Reply jobs = shell.execute("!jobs");
+  REQUIRE(jobs.ok);
+  const auto rows = lines_of(jobs.output);
+  REQUIRE(rows.size() == 4);  // header, jobs 2 and 3, the dropped line
+  CHECK(rows[3] ==
+        "(1 older finished job dropped: this node keeps the newest 2 finished jobs, with at most "
+        "1 MiB of output (--keep-finished-jobs, --keep-finished-output))");
+
+  const Reply json = shell.execute("!jobs --json");
+  REQUIRE(json.ok);
+  const auto doc = nlohmann::json::parse(json.output);
+  CHECK(doc["dropped"] == 1);
+  CHECK(doc["jobs"].size() == 2);
+
+  const Reply gone = shell.execute("!job 1");
+  CHECK_FALSE(gone.ok);
+  CHECK_THAT(gone.output, Catch::StartsWith("job 1 finished and was dropped: this node keeps the "
+                                            "newest 2 finished jobs"));
+  CHECK_THAT(shell.execute("!job 9").output, Catch::Contains("no job 9"));
+}
+
+TEST_CASE("format_bytes uses whole units") {
+  CHECK(iridium::shell::format_bytes(1) == "1 byte");
+  CHECK(iridium::shell::format_bytes(1000) == "1000 bytes");
+  CHECK(iridium::shell::format_bytes(64 * 1024) == "64 KiB");
+  CHECK(iridium::shell::format_bytes(16u << 20) == "16 MiB");
+  CHECK(iridium::shell::format_bytes((1u << 20) + 1024) == "1025 KiB");
 }

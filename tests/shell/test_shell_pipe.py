@@ -558,12 +558,12 @@ class PipeShell(ShellTestCase):
 
     def test_jobs_json(self):
         shell = self.open_shell()
-        self.answer(shell, "!jobs --json", r'^\{"jobs":\[\]\}$')
+        self.answer(shell, "!jobs --json", r'^\{"dropped":0,"jobs":\[\]\}$')
         shell.send("!spawn examples/hello.iasm")
         shell.wait_for(r"^Spawned job 1 ", timeout=30)
 
         def halted():
-            line = self.answer(shell, "!jobs --json", r'^\{"jobs":.*$').splitlines()[0]
+            line = self.answer(shell, "!jobs --json", r'^\{"dropped":0,"jobs":.*$').splitlines()[0]
             jobs = json.loads(line)["jobs"]
             self.assertEqual(len(jobs), 1)
             return jobs[0]["state"] == "halted" and jobs[0]

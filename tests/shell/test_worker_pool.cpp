@@ -252,3 +252,97 @@ TEST_CASE("a member's job still queued when the pool stops is reported cancelled
   CHECK(calls == 1);
   CHECK(cancelled);
 }
+
+namespace {
+
+std::vector<uint64_t> kept_ids(const WorkerPool& pool) {
+  std::vector<uint64_t> ids;
+  for (const JobInfo& job : pool.jobs()) ids.push_back(job.id);
+  return ids;
+}
+
+const char* const kPrintsHi = ".data\nmsg: .asciiz 'hi\\n'\n.code\nprts @msg\nhlt\n";
+
+}  // namespace
+
+TEST_CASE("past the count bound the oldest finished jobs are dropped, with their notices") {
+  WorkerPool pool(1, {}, {3, 1u << 20});
+  for (int i = 0; i < 5; ++i) pool.submit(7, "quick", assemble_ok(kQuick));
+  REQUIRE(pool.wait_idle(20s));
+
+  CHECK(kept_ids(pool) == std::vector<uint64_t>{3, 4, 5});
+  CHECK(pool.counts().dropped == 2);
+  CHECK(pool.counts().submitted == 5);
+  CHECK(pool.dropped(1));
+  CHECK(pool.dropped(2));
+  CHECK_FALSE(pool.dropped(3));
+  CHECK_FALSE(pool.dropped(6));  // never existed
+  CHECK_FALSE(pool.dropped(0));
+  CHECK_FALSE(pool.job(1).has_value());
+  CHECK(pool.cancel(1) == CancelOutcome::kNoSuchJob);
+
+  std::vector<uint64_t> noticed;
+  for (const JobInfo& job : pool.take_finished(7)) noticed.push_back(job.id);
+  CHECK(noticed == std::vector<uint64_t>{3, 4, 5});
+}
+
+TEST_CASE("past the byte bound the oldest finished jobs are dropped, the newest always kept") {
+  // Each job keeps "hi\n", 3 bytes: 10 bytes hold three of them.
+  WorkerPool pool(1, {}, {100, 10});
+  for (int i = 0; i < 5; ++i) pool.submit(7, "hi", assemble_ok(kPrintsHi));
+  REQUIRE(pool.wait_idle(20s));
+  CHECK(kept_ids(pool) == std::vector<uint64_t>{3, 4, 5});
+  CHECK(pool.counts().dropped == 2);
+
+  // A bound smaller than one job's output still keeps the job that just finished.
+  WorkerPool tiny(1, {}, {100, 1});
+  for (int i = 0; i < 3; ++i) tiny.submit(7, "hi", assemble_ok(kPrintsHi));
+  REQUIRE(tiny.wait_idle(20s));
+  REQUIRE(kept_ids(tiny) == std::vector<uint64_t>{3});
+  CHECK(tiny.job(3)->output == "hi\n");
+}
+
+TEST_CASE("queued and running jobs are never dropped, however low the bound") {
+  WorkerPool pool(1, {}, {1, 0});
+  const uint64_t running = pool.submit(7, "endless", assemble_ok(kEndless));
+  wait_running(pool, running);
+  const uint64_t queued_a = pool.submit(7, "quick", assemble_ok(kQuick));
+  const uint64_t queued_b = pool.submit(7, "quick", assemble_ok(kQuick));
+  // Finishing one queued job (by cancelling it) drops no one else.
+  CHECK(pool.cancel(queued_a) == CancelOutcome::kCancelled);
+  CHECK(kept_ids(pool) == std::vector<uint64_t>{running, queued_a, queued_b});
+
+  CHECK(pool.cancel(running) == CancelOutcome::kStopping);
+  REQUIRE(pool.wait_idle(20s));
+  // Three finished in turn (a, the endless one, b); only the last is kept.
+  CHECK(kept_ids(pool) == std::vector<uint64_t>{queued_b});
+  CHECK(pool.counts().dropped == 2);
+}
+
+TEST_CASE("thousands of jobs past the bound keep the pool at the bound") {
+  WorkerPool pool(2, {}, {50, 1u << 20});
+  for (int i = 0; i < 3000; ++i) pool.submit(i % 3, "hi", assemble_ok(kPrintsHi));
+  REQUIRE(pool.wait_idle(60s));
+  CHECK(pool.jobs().size() == 50);
+  CHECK(pool.counts().dropped == 2950);
+  // Sessions that never look at their notices hold none beyond the kept jobs.
+  std::size_t notices = 0;
+  for (uint64_t owner = 0; owner < 3; ++owner) notices += pool.take_finished(owner).size();
+  CHECK(notices == 50);
+}
+
+TEST_CASE("the jobs cluster members ask for are bounded the same way") {
+  WorkerPool pool(1, {}, {2, 1u << 20});
+  std::atomic<int> called{0};
+  for (int i = 0; i < 4; ++i) {
+    REQUIRE(pool.submit_if_free("seed", "quick", assemble_ok(kQuick),
+                                [&](const JobInfo&) { ++called; }));
+    REQUIRE(pool.wait_idle(20s));
+  }
+  // Callbacks run after the outcome is published, so poll for the last one.
+  const auto deadline = Clock::now() + 20s;
+  while (called < 4 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  CHECK(called == 4);
+  CHECK(kept_ids(pool) == std::vector<uint64_t>{3, 4});
+  CHECK(pool.counts().dropped == 2);
+}
