@@ -63,6 +63,13 @@ struct Timers {
   Millis remembered_ttl{60 * 1000};  // stop trying remembered members after this
   Millis refused_limit{10 * 1000};   // every seed refused our alias this long: give up (fatal)
   Millis pause_threshold{500};       // a tick this much later than planned: this process was paused
+
+  // ---- table bounds (docs/architecture.md lists every bound a node keeps) ----
+  // Members a node lists; past it a new node is refused (hello_nack
+  // "cluster_full"). Above the 10,000 the simulator runs, far above what one
+  // machine holds; a cap only so that strangers' hellos cannot grow it for ever.
+  std::size_t max_members = 16384;
+  std::size_t max_contacts = 1024;  // nodes contacted at once: one full page of a member list
 };
 
 }  // namespace iridium::cluster

@@ -63,6 +63,7 @@ Membership::Membership(MembershipConfig config, TimePoint now)
       timers_(config_.timers),
       random_(config_.random_seed),
       names_(config_.names ? config_.names : std::make_shared<NamePool>()),
+      updates_(config_.timers.max_members),
       planned_wakeup_(now),
       next_probe_(now + config_.timers.probe_period),
       next_gossip_(now + config_.timers.gossip),
@@ -223,12 +224,13 @@ Membership::Admission Membership::admit(const NodeAddress& who, const std::strin
     if (endpoint_of(it->second.address) == endpoint_of(who)) return Admission::kRestarted;
     return Admission::kDuplicate;  // the member is alive or suspect: never displaced
   }
-  if (auto it = lost_.find(who.alias); it != lost_.end() && it->second.instance == instance) {
-    return Admission::kRecovered;
-  }
   if (auto it = departed_.find(who.alias);
       it != departed_.end() && it->second.instance == instance) {
     return Admission::kStale;
+  }
+  if (members_.size() >= timers_.max_members) return Admission::kFull;
+  if (auto it = lost_.find(who.alias); it != lost_.end() && it->second.instance == instance) {
+    return Admission::kRecovered;
   }
   return Admission::kNew;
 }
@@ -251,6 +253,10 @@ Error Membership::refusal(Admission admission, const NodeAddress& who) const {
       return Error{
           "instance " + departed_.at(who.alias).instance + " of '" + who.alias + "' has left",
           ErrorKind::kRefused};
+    case Admission::kFull:
+      return Error{"the cluster is full: " + config_.self.alias + " lists " +
+                       std::to_string(members_.size()) + " members, its bound (max_members)",
+                   ErrorKind::kRefused};
     default:
       return Error{"refused", ErrorKind::kRefused};
   }
@@ -389,6 +395,7 @@ void Membership::declare_dead(const std::string& alias, DeathCause cause, TimePo
   members_.erase(it);
   suspects_.erase(alias);
   remove_from_view(alias, m.instance);
+  if (lost_.size() >= timers_.max_members) forget_oldest_lost();
   lost_[alias] = Lost{m.address, m.instance, now, now + timers_.lost_probe};
   ++view_version_;
   sync_soon(now);
@@ -404,6 +411,18 @@ void Membership::declare_dead(const std::string& alias, DeathCause cause, TimePo
   emit(std::move(e));
 }
 
+// Remembers a departed instance for left_ttl, so its stragglers are ignored;
+// past max_members the entry that expires first makes room.
+void Membership::depart(const std::string& alias, const std::string& instance, Endpoint at,
+                        TimePoint now) {
+  if (departed_.size() >= timers_.max_members && !departed_.contains(alias)) {
+    departed_.erase(std::min_element(
+        departed_.begin(), departed_.end(),
+        [](const auto& x, const auto& y) { return x.second.until < y.second.until; }));
+  }
+  departed_[alias] = Departed{instance, std::move(at), now + timers_.left_ttl};
+}
+
 void Membership::remove_left(const std::string& alias, TimePoint now) {
   auto it = members_.find(alias);
   if (it == members_.end()) return;
@@ -411,7 +430,7 @@ void Membership::remove_left(const std::string& alias, TimePoint now) {
   members_.erase(it);
   suspects_.erase(alias);
   remove_from_view(alias, m.instance);
-  departed_[alias] = Departed{m.instance, endpoint_of(m.address), now + timers_.left_ttl};
+  depart(alias, m.instance, endpoint_of(m.address), now);
   ++view_version_;
   ++counters_.leaves;
   spread(m.address, m.instance, m.incarnation, UpdateState::kLeft);
@@ -538,11 +557,14 @@ void Membership::on_hello(const Message& m, const Source& source, TimePoint now)
     case Admission::kSelf:
     case Admission::kDuplicateOfSelf:
     case Admission::kDuplicate:
+    case Admission::kFull:
     case Admission::kStale: {
       const Error why = refusal(admission, m.sender);
       Message nack = message(MessageType::kHelloNack);
       nack.reason = why.message;
-      nack.code = std::string(admission == Admission::kSelf ? kNackSelf : kNackDuplicate);
+      nack.code = std::string(admission == Admission::kSelf   ? kNackSelf
+                              : admission == Admission::kFull ? kNackFull
+                                                              : kNackDuplicate);
       reply(source.routing_id, std::move(nack));
       if (admission == Admission::kSelf) return;
       ++counters_.refused;
@@ -583,6 +605,7 @@ void Membership::on_join(const Message& m, TimePoint now) {
                   (admission == Admission::kSelf ? "ourselves" : "it has left") + ")");
     case Admission::kDuplicateOfSelf:
     case Admission::kDuplicate:
+    case Admission::kFull:
       ++counters_.refused;
       emit(make_event(EventKind::kRefused, m.sender, m.instance, refusal(admission, m.sender)));
       return;
@@ -626,6 +649,10 @@ Membership::Member* Membership::on_liveness(const Message& m, TimePoint now) {
       (lost != lost_.end() && lost->second.instance == m.instance &&
        endpoint_of(lost->second.address) == at) ||
       (contacted != contacts_.end() && endpoint_of(contacted->second.address) == at);
+  if (known_there && members_.size() >= timers_.max_members) {
+    drop("frame from " + alias + " not taken: the member list is full (max_members)");
+    return nullptr;
+  }
   if (known_there) {
     const bool rumour = contacted != contacts_.end() && contacted->second.rumour;
     Member& member = become_alive(m.sender, m.instance, now,
@@ -650,7 +677,7 @@ void Membership::on_leave(const Message& m, TimePoint now) {
       it != lost_.end() && it->second.instance == m.instance) {
     const Endpoint at = endpoint_of(it->second.address);
     lost_.erase(it);
-    departed_[m.sender.alias] = Departed{m.instance, at, now + timers_.left_ttl};
+    depart(m.sender.alias, m.instance, at, now);
     maybe_release(at);
   }
 }
@@ -760,7 +787,8 @@ void Membership::on_hello_ack(const Message& m, const Endpoint& from, TimePoint 
   const Admission admission = admit(m.sender, m.instance, now);
   std::optional<Error> failure;
   if (admission == Admission::kSelf || admission == Admission::kDuplicateOfSelf ||
-      admission == Admission::kDuplicate || admission == Admission::kStale) {
+      admission == Admission::kDuplicate || admission == Admission::kStale ||
+      admission == Admission::kFull) {
     failure = refusal(admission, m.sender);
   } else {
     heard_directly(become_alive(m.sender, m.instance, now), m.incarnation, now);
@@ -850,9 +878,18 @@ void Membership::contact(const NodeAddress& who, TimePoint now, bool rumour) {
   if (auto it = contacted_at_.find(at);
       it != contacted_at_.end() && now - it->second < timers_.contact_retry)
     return;
+  auto known = contacts_.find(who.alias);
+  if (known == contacts_.end() && contacts_.size() >= timers_.max_contacts) {
+    return drop("too many nodes to contact at once: " + who.alias + " is not contacted");
+  }
   contacted_at_[at] = now;
+  std::optional<Endpoint> moved_from;  // the alias was contacted at another address before
+  if (known != contacts_.end() && endpoint_of(known->second.address) != at) {
+    moved_from = endpoint_of(known->second.address);
+  }
   contacts_[who.alias] = Contact{who, now, rumour};
   send(at, message(MessageType::kJoin));
+  if (moved_from) maybe_release(*moved_from);
 }
 
 // ---------------------------------------------------------------------------
@@ -982,6 +1019,19 @@ void Membership::tick_joins(TimePoint now) {
   }
   std::erase_if(joins_, [](const PendingJoin& j) { return j.id == 0; });
   for (const Endpoint& e : finished) maybe_release(e);
+}
+
+// Makes room in lost_ (kept within max_members): the member lost longest
+// ago is the one closest to lost_ttl anyway.
+void Membership::forget_oldest_lost() {
+  auto oldest = std::min_element(lost_.begin(), lost_.end(), [](const auto& x, const auto& y) {
+    return x.second.since < y.second.since;
+  });
+  if (oldest == lost_.end()) return;
+  const Lost gone = std::move(oldest->second);
+  lost_.erase(oldest);
+  emit(make_event(EventKind::kForgotten, gone.address, gone.instance));
+  maybe_release(endpoint_of(gone.address));
 }
 
 void Membership::tick_lost(TimePoint now) {

@@ -334,6 +334,7 @@ class Membership {
     kRestarted,
     kRecovered,
     kNew,
+    kFull,  // new or recovered, but the member list is at max_members
     kStale
   };
   Admission admit(const NodeAddress& who, const std::string& instance, TimePoint now) const;
@@ -355,6 +356,8 @@ class Membership {
   void recover(Member& member, uint64_t incarnation);
   void declare_dead(const std::string& alias, DeathCause cause, TimePoint now);
   void remove_left(const std::string& alias, TimePoint now);
+  void depart(const std::string& alias, const std::string& instance, Endpoint at, TimePoint now);
+  void forget_oldest_lost();
   void refute(uint64_t accused_incarnation);
   void heard_directly(Member& member, uint64_t incarnation, TimePoint now);
 

@@ -276,7 +276,7 @@ void Membership::apply_to_stranger(const Update& u, TimePoint now) {
       if (lost_instance) {
         const Endpoint at = endpoint_of(lost->second.address);
         lost_.erase(lost);
-        departed_[u.node.alias] = Departed{u.instance, at, now + timers_.left_ttl};
+        depart(u.node.alias, u.instance, at, now);
         maybe_release(at);
       }
       return;

@@ -492,6 +492,7 @@ class Node::Loop {
       if (run.local) local_jobs_.erase(run.job);
       it = outgoing_.erase(it);
     }
+    std::erase_if(departures_, [this](const auto& entry) { return !runs_waiting_on(entry.first); });
     for (auto& [job, in] : incoming_) {
       if (in.orphaned || membership_.member_instance(in.alias) == in.instance) continue;
       spdlog::info("{} is gone: cancelling its job {}", in.alias, job);
@@ -508,6 +509,26 @@ class Node::Loop {
     if (run.cancel_by) return *run.cancel_by;
     const TimePoint accept_by = run.accepted ? TimePoint::max() : run.sent + kRunAcceptTimeout;
     return std::min(accept_by, run.deadline);
+  }
+
+  // How an event ended a member's membership, for a run that waited on it;
+  // nullopt for events that do not.
+  static std::optional<std::string> departure_text(const Event& e) {
+    switch (e.kind) {
+      case EventKind::kDead:
+        return "died before it answered (" + death_reason(e) + ")";
+      case EventKind::kLeft:
+        return "left the cluster before it answered";
+      case EventKind::kRestarted:
+        return "restarted before it answered (the run is lost)";
+      default:
+        return std::nullopt;
+    }
+  }
+
+  bool runs_waiting_on(const std::string& alias) const {
+    return std::any_of(outgoing_.begin(), outgoing_.end(),
+                       [&](const auto& entry) { return entry.second.alias == alias; });
   }
 
   // Why a member we ran something on is not one any more, from the last
@@ -547,12 +568,10 @@ class Node::Loop {
     bool members_changed = false;
     for (Event& e : membership_.take_events()) {
       log(e);
-      if (e.kind == EventKind::kDead) {
-        departures_[e.node.alias] = "died before it answered (" + death_reason(e) + ")";
-      } else if (e.kind == EventKind::kLeft) {
-        departures_[e.node.alias] = "left the cluster before it answered";
-      } else if (e.kind == EventKind::kRestarted) {
-        departures_[e.node.alias] = "restarted before it answered (the run is lost)";
+      // Kept only while a run of ours waits on that member: tick_runs()
+      // reads it for the run's failure and then forgets it.
+      if (auto why = departure_text(e); why && runs_waiting_on(e.node.alias)) {
+        departures_[e.node.alias] = std::move(*why);
       }
       switch (e.kind) {
         case EventKind::kJoined:
@@ -723,7 +742,8 @@ class Node::Loop {
   std::map<uint64_t, Outgoing> outgoing_;    // by run id
   std::map<uint64_t, uint64_t> local_jobs_;  // our executor's job id -> run id, for our own runs
   std::map<uint64_t, Incoming> incoming_;    // by job id
-  std::map<std::string, std::string> departures_;  // alias -> how it last stopped being a member
+  // alias -> how it last stopped being a member, while runs wait on it
+  std::map<std::string, std::string> departures_;
   std::vector<Unsent> unsent_;
   uint64_t next_run_ = 1;
   std::unique_ptr<Transport> transport_;
@@ -761,6 +781,11 @@ Snapshot snapshot_of(const Membership& membership, TimePoint now) {
 
 std::vector<NodeAddress> load_members_file(const std::string& path) {
   std::vector<NodeAddress> out;
+  std::error_code ec;
+  if (const auto size = std::filesystem::file_size(path, ec); ec || size > kMaxMembersFileBytes) {
+    if (!ec) spdlog::warn("not reading {}: larger than {} bytes", path, kMaxMembersFileBytes);
+    return out;
+  }
   std::ifstream in(path);
   if (!in) return out;
   const nlohmann::json doc = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
@@ -773,14 +798,17 @@ std::vector<NodeAddress> load_members_file(const std::string& path) {
     if (valid_alias(alias) && valid_host(host) && port > 0 && port <= 65535) {
       out.push_back(NodeAddress{alias, host, static_cast<uint16_t>(port)});
     }
+    if (out.size() == kMaxRememberedMembers) break;
   }
   return out;
 }
 
 Status save_members_file(const std::string& path, const std::vector<NodeAddress>& members) {
   nlohmann::json list = nlohmann::json::array();
-  for (const NodeAddress& m : members)
+  for (const NodeAddress& m : members) {
+    if (list.size() == kMaxRememberedMembers) break;
     list.push_back({{"alias", m.alias}, {"host", m.host}, {"port", m.port}});
+  }
   const std::string temp = path + ".tmp";
   {
     std::ofstream out(temp, std::ios::trunc);

@@ -182,7 +182,13 @@ class Node {
 Snapshot snapshot_of(const Membership& membership, TimePoint now);
 
 // The members file: the last members a node knew, so that a restarted node
-// can find its cluster again when its seeds are gone.
+// can find its cluster again when its seeds are gone. Both directions keep
+// the first kMaxRememberedMembers entries (members before lost ones, as
+// Membership::known_addresses lists them): one that still answers is enough
+// to rejoin, and each is dialled on restart. A file over
+// kMaxMembersFileBytes is not read.
+inline constexpr std::size_t kMaxRememberedMembers = 1024;
+inline constexpr std::uintmax_t kMaxMembersFileBytes = 1u << 20;
 std::vector<NodeAddress> load_members_file(const std::string& path);
 Status save_members_file(const std::string& path, const std::vector<NodeAddress>& members);
 

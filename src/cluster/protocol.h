@@ -58,6 +58,7 @@ std::string_view message_type_name(MessageType type);
 // hello_nack codes.
 inline constexpr std::string_view kNackSelf = "self";                  // you said hello to yourself
 inline constexpr std::string_view kNackDuplicate = "duplicate_alias";  // a live node has your alias
+inline constexpr std::string_view kNackFull = "cluster_full";  // the member list is at its bound
 
 // Remote runs (!run_on, !run_all; docs/protocol.md section 4). An image and
 // a result each fit one frame with room for the other fields.

@@ -30,8 +30,14 @@ class Suspicion {
   }
 
   uint64_t incarnation() const { return incarnation_; }
-  // True when `accuser` had not accused this incarnation before.
-  bool confirm(const std::string& accuser) { return accusers_.insert(accuser).second; }
+  // True when `accuser` had not accused this incarnation before and its
+  // accusation still shortens the timeout. Accusers past `expected`
+  // confirmations change nothing and are not kept (as memberlist's Confirm),
+  // so the set stays within expected + 1 however many accuse.
+  bool confirm(const std::string& accuser) {
+    if (accusers_.size() > expected_) return false;
+    return accusers_.insert(accuser).second;
+  }
   std::size_t accusers() const { return accusers_.size(); }
 
   // How long after its start the suspicion fires, given the confirmations so far.

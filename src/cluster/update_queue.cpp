@@ -17,6 +17,7 @@ void UpdateQueue::push(Update update) {
   order_.insert(key_of(e));
   std::string alias = e.update.node.alias;
   by_alias_.emplace(std::move(alias), std::move(e));
+  if (by_alias_.size() > capacity_) forget(std::get<2>(*order_.rbegin()));
 }
 
 void UpdateQueue::forget(const std::string& alias) {

@@ -1,7 +1,8 @@
 // The updates waiting to spread (SWIM's dissemination, after memberlist's
 // TransmitLimitedQueue): at most one per node, the newest; each rides on
 // outgoing frames until it has been sent `limit` times, least-sent and
-// newest first.
+// newest first. Past its capacity the update sent most often (the oldest of
+// those) makes room: push-pull anti-entropy repairs what it would have said.
 //
 // Not thread-safe: the membership owns it.
 #pragma once
@@ -20,6 +21,8 @@ namespace iridium::cluster {
 
 class UpdateQueue {
  public:
+  explicit UpdateQueue(std::size_t capacity = SIZE_MAX) : capacity_(capacity) {}
+
   // Replaces any update about the same node.
   void push(Update update);
   // Updates for one frame: as many as fit in `budget` bytes (at least one if
@@ -44,6 +47,7 @@ class UpdateQueue {
   using Key = std::tuple<std::size_t, int64_t, std::string>;
   static Key key_of(const Entry& e);
 
+  std::size_t capacity_;
   std::map<std::string, Entry> by_alias_;
   std::set<Key> order_;
   uint64_t next_order_ = 1;

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <utility>
 
+#include "shell/shell.h"
+
 namespace iridium::shell {
 namespace {
 // libedit's callback interface takes a plain function, so the one active
@@ -154,7 +156,7 @@ void Console::start(const std::string& prompt) {
     rl_completer_word_break_characters = const_cast<char*>(" \t");
   }
   using_history();
-  stifle_history(1000);
+  stifle_history(static_cast<int>(Shell::kHistoryLines));
   if (!history_path_.empty()) {
     // Create the file at once, so it exists even before the first line.
     if (FILE* f = std::fopen(history_path_.c_str(), "a")) std::fclose(f);
@@ -204,7 +206,8 @@ void Console::stop() {
     g_active = nullptr;
     g_deliver = nullptr;
     g_completer = nullptr;
-    if (!history_path_.empty()) history_truncate_file(history_path_.c_str(), 1000);
+    if (!history_path_.empty())
+      history_truncate_file(history_path_.c_str(), static_cast<int>(Shell::kHistoryLines));
   }
 }
 

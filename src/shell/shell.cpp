@@ -145,7 +145,7 @@ Reply Shell::execute(std::string_view raw_line) {
   }
   if (block_) return add_to_block(raw_line, line);
   if (line.empty()) return Reply{};
-  history_.push_back(line);
+  remember(line);
   if (line[0] == '!') return run_command(line);
   return run_assembly(line);
 }
@@ -184,7 +184,7 @@ std::vector<std::string> Shell::completions(std::string_view line_before_cursor)
 // right), unless it ends the block. Shell commands do not run in a block.
 Reply Shell::add_to_block(std::string_view raw_line, const std::string& line) {
   const std::string ask(kBlockPrompt);
-  if (!line.empty()) history_.push_back(line);
+  if (!line.empty()) remember(line);
   if (!line.empty() && line[0] == '!') {
     Args args = split_args(line);
     const std::string word = std::move(args[0]);
@@ -357,10 +357,17 @@ Reply Shell::cmd_quit(const Args&) {
   return Reply{"Farewell! Have a great day!\n", true, true, {}};
 }
 
+void Shell::remember(const std::string& line) {
+  history_.push_back(line);
+  if (history_.size() <= kHistoryLines) return;
+  history_.pop_front();
+  ++history_first_;
+}
+
 Reply Shell::cmd_history(const Args&) {
   std::string text;
   for (std::size_t i = 0; i < history_.size(); ++i) {
-    text += std::to_string(i + 1) + "  " + history_[i] + "\n";
+    text += std::to_string(history_first_ + i) + "  " + history_[i] + "\n";
   }
   return success(text);
 }

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
@@ -48,6 +49,8 @@ class Shell {
   // How long !kill waits for a running job to reach its next slice boundary
   // and stop; one slice takes milliseconds, so this is only a backstop.
   static constexpr std::chrono::milliseconds kKillWait{2000};
+  // Lines !history keeps per session, as many as the console's history file.
+  static constexpr std::size_t kHistoryLines = 1000;
 
   Shell(Environment environment, uint64_t session_id);
 
@@ -99,6 +102,7 @@ class Shell {
   Reply cmd_help(const Args&);
   Reply cmd_quit(const Args&);
   Reply cmd_history(const Args&);
+  void remember(const std::string& line);  // into history_, dropping the oldest past the bound
   Reply cmd_program(const Args&);
   Reply cmd_clear_program(const Args&);
   Reply cmd_clear_registers(const Args&);
@@ -123,7 +127,10 @@ class Shell {
   uint64_t session_id_;
   vm::Vm vm_;
   assembler::SymbolTable symbols_;
-  std::vector<std::string> history_;
+  // The newest kHistoryLines lines; history_first_ is the number !history
+  // gives the oldest kept one (numbers go on counting past the bound).
+  std::deque<std::string> history_;
+  std::size_t history_first_ = 1;
   std::string output_;                             // program output of the current run
   std::string pending_command_;                    // a command waiting for its missing argument
   std::optional<std::vector<std::string>> block_;  // set between !block and !end: its lines

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "cluster/membership.h"
+#include "cluster/suspicion.h"
 
 using namespace iridium::cluster;
 using iridium::ErrorKind;
@@ -66,7 +67,10 @@ struct Rig {
   std::map<Endpoint, Peer> acking;
   std::map<Endpoint, std::pair<Peer, MessageType>> helping;
 
-  Rig() : m(MembershipConfig{NodeAddress{"me", "127.0.0.1", 1000}, "me1", Timers{}, 42}, kStart) {}
+  Rig() : Rig(Timers{}) {}
+  explicit Rig(Timers t)
+      : timers(t),
+        m(MembershipConfig{NodeAddress{"me", "127.0.0.1", 1000}, "me1", t, 42}, kStart) {}
 
   void collect() {
     std::vector<std::pair<Source, Message>> answers;
@@ -158,6 +162,13 @@ struct Rig {
     }
     return out;
   }
+  // How many times the connection to `to` was released.
+  std::size_t released(const Endpoint& to) const {
+    return std::count_if(actions.begin(), actions.end(), [&](const Action& a) {
+      auto* r = std::get_if<Release>(&a);
+      return r != nullptr && r->to == to;
+    });
+  }
   std::vector<ReplyTo> replies(MessageType type) const {
     std::vector<ReplyTo> out;
     for (const Action& a : actions) {
@@ -221,6 +232,35 @@ TEST_CASE("a hello from a new node admits it, answers with the members and annou
   CHECK(r.happened(EventKind::kJoined).size() == 1);
   // and b gets a heartbeat at once.
   CHECK(r.sent(MessageType::kHeartbeat, b.endpoint()).size() == 1);
+}
+
+TEST_CASE("past max_members a new node is refused as cluster_full, and taken once there is room",
+          "[membership]") {
+  Timers small;
+  small.max_members = 2;
+  Rig r(small);
+  const Peer a = peer("a", 2001), b = peer("b", 2002), c = peer("c", 2003), d = peer("d", 2004);
+  r.admit(a);
+  r.admit(b);
+  r.receive(c.make(MessageType::kHello), "rid-c");
+  auto nacks = r.replies(MessageType::kHelloNack);
+  REQUIRE(nacks.size() == 1);
+  CHECK(nacks[0].message.code == kNackFull);
+  CHECK(nacks[0].message.reason ==
+        "the cluster is full: me lists 2 members, its bound (max_members)");
+  CHECK_FALSE(r.m.is_member("c"));
+  r.clear();
+  // Nor does a join, or a frame from a node we contacted, add one.
+  r.receive(d.make(MessageType::kJoin));
+  CHECK(r.happened(EventKind::kRefused).size() == 1);
+  r.beat(d);
+  r.beat(d);
+  CHECK_FALSE(r.m.is_member("d"));
+  CHECK(r.m.members(r.now).size() == 2);
+
+  r.receive(a.make(MessageType::kLeave));
+  r.receive(c.make(MessageType::kHello), "rid-c");
+  CHECK(r.m.is_member("c"));
 }
 
 TEST_CASE("a hello with a live member's alias from elsewhere is refused and changes nothing",
@@ -915,6 +955,73 @@ TEST_CASE("after a tick far later than planned the suspicions' deadlines move by
 
 // ---- dissemination ----------------------------------------------------------
 
+TEST_CASE("past max_members tombstones, the one that expires first goes", "[membership]") {
+  Timers small;
+  small.max_members = 2;
+  Rig r(small);
+  const Peer a = peer("a", 2001), b = peer("b", 2002), c = peer("c", 2003);
+  for (const Peer* p : {&a, &b, &c}) {
+    r.admit(*p);
+    r.receive(p->make(MessageType::kLeave));
+    r.advance(Millis(100));
+  }
+  r.clear();
+  // a's tombstone made room for c's: a's old instance is no longer stale.
+  r.receive(a.make(MessageType::kHello), "rid-a");
+  CHECK(r.replies(MessageType::kHelloNack).empty());
+  CHECK(r.m.is_member("a"));
+  r.receive(b.make(MessageType::kHello), "rid-b");
+  auto nacks = r.replies(MessageType::kHelloNack);
+  REQUIRE(nacks.size() == 1);
+  CHECK(nacks[0].message.reason == "instance " + b.instance + " of 'b' has left");
+}
+
+TEST_CASE("a suspicion keeps only the accusers that shorten it", "[membership][swim]") {
+  Suspicion s(0, "first", Millis(1000), Millis(4000), 2);
+  CHECK(s.timeout() == Millis(4000));
+  CHECK(s.confirm("second"));
+  CHECK_FALSE(s.confirm("second"));  // the same accuser again
+  CHECK(s.confirm("third"));
+  CHECK(s.timeout() == Millis(1000));
+  for (int i = 0; i < 1000; ++i) CHECK_FALSE(s.confirm("more-" + std::to_string(i)));
+  CHECK(s.accusers() == 3);
+  CHECK(s.timeout() == Millis(1000));
+}
+
+TEST_CASE("past its capacity the update queue drops the update sent most often",
+          "[membership][swim]") {
+  UpdateQueue q(2);
+  const Peer a = peer("a", 2001), b = peer("b", 2002), c = peer("c", 2003);
+  q.push(a.update(UpdateState::kAlive, 0));
+  q.push(b.update(UpdateState::kAlive, 0));
+  REQUIRE(q.take(1024, 10).size() == 2);            // both sent once
+  q.push(b.update(UpdateState::kSuspect, 0, "x"));  // b's news is new again
+  q.push(c.update(UpdateState::kAlive, 0));
+  CHECK(q.size() == 2);
+  std::set<std::string> left;
+  for (const Update& u : q.take(1024, 10)) left.insert(u.node.alias);
+  CHECK(left == std::set<std::string>{"b", "c"});
+}
+
+TEST_CASE("past max_members lost members, the one lost longest ago is forgotten", "[membership]") {
+  Timers small;
+  small.max_members = 2;
+  Rig r(small);
+  const Peer a = peer("a", 2001), b = peer("b", 2002), c = peer("c", 2003);
+  r.admit(a);
+  REQUIRE(r.advance_until([&] { return !r.m.is_member("a"); }, Millis(10000)));
+  r.admit(b);
+  REQUIRE(r.advance_until([&] { return !r.m.is_member("b"); }, Millis(10000)));
+  CHECK(r.happened(EventKind::kForgotten).empty());
+  r.admit(c);
+  REQUIRE(r.advance_until([&] { return !r.m.is_member("c"); }, Millis(10000)));
+  const auto forgotten = r.happened(EventKind::kForgotten);
+  REQUIRE(forgotten.size() == 1);
+  CHECK(forgotten[0].node.alias == "a");
+  CHECK(r.m.known_addresses().size() == 2);  // b and c, still probed
+  CHECK(r.released(a.endpoint()) == 1);
+}
+
 TEST_CASE("the update queue keeps the newest update per node and drops it after `limit` sends",
           "[membership][swim]") {
   UpdateQueue q;
@@ -1404,6 +1511,34 @@ TEST_CASE("a join from a member we list is answered, so a one-sided membership c
   r.receive(a.make(MessageType::kJoin));
   CHECK(r.sent(MessageType::kHeartbeat, a.endpoint()).size() == 1);
   CHECK(r.happened(EventKind::kJoined).empty());
+}
+
+TEST_CASE(
+    "a stranger that moves its address is contacted at the new one, the old connection released",
+    "[membership]") {
+  Rig r;
+  const Peer first = peer("x", 3001), moved = peer("x", 3002);
+  r.beat(first);
+  CHECK(r.sent(MessageType::kJoin, first.endpoint()).size() == 1);
+  r.beat(moved);
+  CHECK(r.sent(MessageType::kJoin, moved.endpoint()).size() == 1);
+  CHECK(r.released(first.endpoint()) == 1);
+  CHECK(r.released(moved.endpoint()) == 0);
+}
+
+TEST_CASE("no more than max_contacts nodes are contacted at once", "[membership]") {
+  Rig r;
+  const std::size_t limit = r.timers.max_contacts;
+  for (std::size_t i = 0; i < limit + 10; ++i) {
+    r.beat(peer("s" + std::to_string(i), static_cast<uint16_t>(4000 + i)));
+  }
+  CHECK(r.sent(MessageType::kJoin).size() == limit);
+  CHECK(r.happened(EventKind::kDropped).size() == 10);
+  // Once the contacts expire there is room again.
+  r.advance(r.timers.contact_timeout + Millis(100), Millis(100));
+  r.clear();
+  r.beat(peer("late", 9000));
+  CHECK(r.sent(MessageType::kJoin, peer("late", 9000).endpoint()).size() == 1);
 }
 
 TEST_CASE("gossip from a non-member is not acted on", "[membership]") {

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
@@ -95,6 +96,33 @@ TEST_CASE("the members file keeps the last members across a restart", "[node]") 
   CHECK(loaded[1] == NodeAddress{"y", "host-y", 4001});
   // A damaged file is ignored, not fatal.
   { std::ofstream(file) << "{ not json"; }
+  CHECK(load_members_file(file).empty());
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the members file holds at most kMaxRememberedMembers, written or read", "[node]") {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("iridium-node-bound-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string file = (dir / "cluster-members.json").string();
+  std::vector<NodeAddress> many;
+  for (std::size_t i = 0; i < kMaxRememberedMembers + 50; ++i) {
+    many.push_back({"n" + std::to_string(i), "127.0.0.1", static_cast<uint16_t>(10000 + i)});
+  }
+  REQUIRE(save_members_file(file, many).ok());
+  auto loaded = load_members_file(file);
+  REQUIRE(loaded.size() == kMaxRememberedMembers);
+  CHECK(loaded.front() == many.front());  // the first ones (members before lost ones) stay
+  CHECK(loaded.back() == many[kMaxRememberedMembers - 1]);
+
+  // A file written by hand with more entries is read up to the bound.
+  nlohmann::json list = nlohmann::json::array();
+  for (const NodeAddress& m : many)
+    list.push_back({{"alias", m.alias}, {"host", m.host}, {"port", m.port}});
+  { std::ofstream(file) << nlohmann::json{{"members", list}}.dump(); }
+  CHECK(load_members_file(file).size() == kMaxRememberedMembers);
+  // And one over kMaxMembersFileBytes is not read at all.
+  { std::ofstream(file) << std::string(kMaxMembersFileBytes + 1, ' '); }
   CHECK(load_members_file(file).empty());
   std::filesystem::remove_all(dir);
 }
