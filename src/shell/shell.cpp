@@ -441,8 +441,12 @@ Reply Shell::cmd_spawn(const Args& args) {
   if (args.size() > 1) return failure("usage: !spawn PATH (quote a path with spaces)");
   auto image = assembler::load_program_file(args[0]);
   if (!image) return failure(image.message());
-  const uint64_t id = env_.workers->submit(session_id_, args[0], std::move(*image));
-  return success("Spawned job " + std::to_string(id) + " (" + args[0] + ")");
+  const auto id = env_.workers->submit(session_id_, args[0], std::move(*image));
+  if (!id) {
+    return failure("not spawned: " + std::to_string(WorkerPool::kMaxQueued) +
+                   " jobs already wait for a worker; try again when some have run");
+  }
+  return success("Spawned job " + std::to_string(*id) + " (" + args[0] + ")");
 }
 
 Reply Shell::cmd_jobs(const Args& args) {

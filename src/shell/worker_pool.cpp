@@ -45,10 +45,11 @@ WorkerPool::~WorkerPool() {
   for (auto& thread : threads_) thread.join();
 }
 
-uint64_t WorkerPool::submit(uint64_t owner, std::string name, vm::Image image) {
+std::optional<uint64_t> WorkerPool::submit(uint64_t owner, std::string name, vm::Image image) {
   uint64_t id;
   {
     std::lock_guard lock(mutex_);
+    if (queue_.size() >= kMaxQueued) return std::nullopt;
     id = next_id_++;
     JobInfo info;
     info.id = id;

@@ -90,6 +90,8 @@ class WorkerPool {
   using FinishedFn = std::function<void(const JobInfo&)>;
 
   static constexpr std::size_t kOutputCap = 64 * 1024;
+  // Jobs waiting for a worker, at most: each holds its image until it runs.
+  static constexpr std::size_t kMaxQueued = 1024;
   // Steps a job runs between looks at cancel requests and shutdown; about
   // 25 ms of an optimised build's time.
   static constexpr uint64_t kSlice = 10'000'000;
@@ -99,7 +101,8 @@ class WorkerPool {
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  uint64_t submit(uint64_t owner, std::string name, vm::Image image);
+  // Queues a job; nullopt when kMaxQueued jobs already wait for a worker.
+  std::optional<uint64_t> submit(uint64_t owner, std::string name, vm::Image image);
   // For jobs cluster members ask for: queues the job only when a worker is
   // free for it now (fewer jobs queued and running than threads), else
   // nullopt, so such a job never waits behind others. `on_finished` is

@@ -1,7 +1,11 @@
 // The shell's job commands (!jobs, !job, !kill) on a real worker pool, and
 // the pure formatting behind them (src/shell/job_format.h).
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -154,10 +158,10 @@ TEST_CASE("the job commands reject a bad argument, an unknown job and a finished
   fails_with("!jobs --yaml", "usage: !jobs [--json], or !job JOB for one job");
   fails_with("!jobs x", "bad job id 'x': use the number !jobs shows");
 
-  const uint64_t id = pool.submit(1, "quick", assemble_ok("load $0 #1\nhlt\n"));
+  const uint64_t id = *pool.submit(1, "quick", assemble_ok("load $0 #1\nhlt\n"));
   REQUIRE(pool.wait_idle(20s));
   fails_with("!kill " + std::to_string(id), "job 1 has already halted");
-  const uint64_t bad = pool.submit(1, "bad", assemble_ok("load $1 #0\ndiv $0 $1 $2\n"));
+  const uint64_t bad = *pool.submit(1, "bad", assemble_ok("load $1 #0\ndiv $0 $1 $2\n"));
   REQUIRE(pool.wait_idle(20s));
   fails_with("!kill " + std::to_string(bad),
              "job 2 has already stopped with an error: division by zero at code offset 4");
@@ -169,7 +173,7 @@ TEST_CASE(
     "the kill command stops the session's own running job, and !jobs and !job show it cancelled") {
   WorkerPool pool(1, {});
   Shell shell(env_with(pool), 1);
-  const uint64_t id = pool.submit(1, "endless", assemble_ok(kEndless));
+  const uint64_t id = *pool.submit(1, "endless", assemble_ok(kEndless));
   wait_running(pool, id);
   CHECK_THAT(shell.execute("!jobs").output,
              Catch::Matches("ID +STATE +ELAPSED +SESSION +NAME +ERROR\n"
@@ -209,7 +213,7 @@ TEST_CASE("a remote session may not kill another session's job, the node's own s
   WorkerPool pool(1, {});
   Shell remote(env_with(pool), 2);
   Shell local(env_with(pool, /*may_kill_any=*/true), 0);
-  const uint64_t id = pool.submit(1, "endless", assemble_ok(kEndless));
+  const uint64_t id = *pool.submit(1, "endless", assemble_ok(kEndless));
   wait_running(pool, id);
 
   const Reply refused = remote.execute("!kill 1");
@@ -226,9 +230,9 @@ TEST_CASE("a remote session may not kill another session's job, the node's own s
 TEST_CASE("the kill command cancels a queued job before it starts") {
   WorkerPool pool(1, {});
   Shell shell(env_with(pool), 1);
-  const uint64_t busy = pool.submit(1, "endless", assemble_ok(kEndless));
+  const uint64_t busy = *pool.submit(1, "endless", assemble_ok(kEndless));
   wait_running(pool, busy);
-  const uint64_t queued = pool.submit(1, "later", assemble_ok("load $0 #1\nhlt\n"));
+  const uint64_t queued = *pool.submit(1, "later", assemble_ok("load $0 #1\nhlt\n"));
   const Reply reply = shell.execute("!kill " + std::to_string(queued));
   CHECK(reply.ok);
   CHECK(reply.output == "Cancelled job 2 (later) before it started\n");
@@ -326,4 +330,23 @@ TEST_CASE("format_bytes uses whole units") {
   CHECK(iridium::shell::format_bytes(64 * 1024) == "64 KiB");
   CHECK(iridium::shell::format_bytes(16u << 20) == "16 MiB");
   CHECK(iridium::shell::format_bytes((1u << 20) + 1024) == "1025 KiB");
+}
+
+TEST_CASE("spawn says so when the queue of waiting jobs is full") {
+  WorkerPool pool(1, {});
+  Shell shell(env_with(pool), 1);
+  const uint64_t busy = *pool.submit(1, "endless", assemble_ok(kEndless));
+  wait_running(pool, busy);
+  const iridium::vm::Image quick = assemble_ok("load $0 #1\nhlt\n");
+  for (std::size_t i = 0; i < WorkerPool::kMaxQueued; ++i) REQUIRE(pool.submit(1, "quick", quick));
+
+  const auto file = std::filesystem::temp_directory_path() /
+                    ("iridium-spawn-full-" + std::to_string(::getpid()) + ".iasm");
+  { std::ofstream(file) << "load $0 #1\nhlt\n"; }
+  const Reply reply = shell.execute("!spawn " + file.string());
+  std::filesystem::remove(file);
+  CHECK_FALSE(reply.ok);
+  CHECK(reply.output ==
+        "not spawned: 1024 jobs already wait for a worker; try again when some have run\n");
+  CHECK(shell.execute("!kill " + std::to_string(busy)).ok);
 }

@@ -39,9 +39,9 @@ std::string counting_to(int count) {
 
 TEST_CASE("a queued job that is cancelled never starts") {
   WorkerPool pool(1, {});
-  const uint64_t busy = pool.submit(7, "endless", assemble_ok(kEndless));
+  const uint64_t busy = *pool.submit(7, "endless", assemble_ok(kEndless));
   wait_running(pool, busy);
-  const uint64_t queued = pool.submit(7, "quick", assemble_ok(kQuick));
+  const uint64_t queued = *pool.submit(7, "quick", assemble_ok(kQuick));
   CHECK(pool.job(queued)->state == JobState::kQueued);
 
   CHECK(pool.cancel(queued) == CancelOutcome::kCancelled);
@@ -67,7 +67,7 @@ TEST_CASE("a queued job that is cancelled never starts") {
 
 TEST_CASE("a running job stops within a bounded time, keeping its output and registers") {
   WorkerPool pool(2, {});
-  const uint64_t id = pool.submit(1, "endless", assemble_ok(kEndless));
+  const uint64_t id = *pool.submit(1, "endless", assemble_ok(kEndless));
   wait_running(pool, id);
   const auto asked = Clock::now();
   REQUIRE(pool.cancel(id) == CancelOutcome::kStopping);
@@ -93,7 +93,7 @@ TEST_CASE("a running job stops within a bounded time, keeping its output and reg
 
 TEST_CASE("wait_finished returns the job once it has stopped") {
   WorkerPool pool(1, {});
-  const uint64_t id = pool.submit(1, "endless", assemble_ok(kEndless));
+  const uint64_t id = *pool.submit(1, "endless", assemble_ok(kEndless));
   wait_running(pool, id);
   // Still running: the wait times out and says so.
   auto job = pool.wait_finished(id, 10ms);
@@ -108,7 +108,7 @@ TEST_CASE("wait_finished returns the job once it has stopped") {
 
 TEST_CASE("cancelling a finished or unknown job changes nothing") {
   WorkerPool pool(1, {});
-  const uint64_t id = pool.submit(1, "quick", assemble_ok(kQuick));
+  const uint64_t id = *pool.submit(1, "quick", assemble_ok(kQuick));
   REQUIRE(pool.wait_idle(20s));
   CHECK(pool.cancel(id) == CancelOutcome::kAlreadyFinished);
   const JobInfo job = *pool.job(id);
@@ -122,7 +122,7 @@ TEST_CASE("destroying the pool stops a job that never ends") {
   const auto start = Clock::now();
   {
     WorkerPool pool(1, {});
-    const uint64_t id = pool.submit(1, "endless", assemble_ok(kEndless));
+    const uint64_t id = *pool.submit(1, "endless", assemble_ok(kEndless));
     wait_running(pool, id);
   }
   CHECK(Clock::now() - start < 20s);
@@ -146,8 +146,8 @@ TEST_CASE("cancel racing a job's own end leaves one consistent outcome") {
   });
   std::map<uint64_t, CancelOutcome> outcomes;
   for (int round = 0; round < 12; ++round) {
-    const uint64_t a = pool.submit(3, "near", near_boundary);
-    const uint64_t b = pool.submit(3, "quick", quick);
+    const uint64_t a = *pool.submit(3, "near", near_boundary);
+    const uint64_t b = *pool.submit(3, "quick", quick);
     std::thread canceller([&] {
       std::this_thread::sleep_for(std::chrono::milliseconds(round * 3));
       outcomes[b] = pool.cancel(b);
@@ -235,7 +235,7 @@ TEST_CASE("a member's job still queued when the pool stops is reported cancelled
   std::atomic<bool> cancelled{false};
   {
     WorkerPool pool(1, {});
-    const uint64_t busy = pool.submit(1, "endless", assemble_ok(kEndless));
+    const uint64_t busy = *pool.submit(1, "endless", assemble_ok(kEndless));
     wait_running(pool, busy);
     // The worker is busy with a session's job, so a member's job is refused...
     CHECK_FALSE(pool.submit_if_free("a", "quick", assemble_ok(kQuick), [](const JobInfo&) {}));
@@ -304,10 +304,10 @@ TEST_CASE("past the byte bound the oldest finished jobs are dropped, the newest 
 
 TEST_CASE("queued and running jobs are never dropped, however low the bound") {
   WorkerPool pool(1, {}, {1, 0});
-  const uint64_t running = pool.submit(7, "endless", assemble_ok(kEndless));
+  const uint64_t running = *pool.submit(7, "endless", assemble_ok(kEndless));
   wait_running(pool, running);
-  const uint64_t queued_a = pool.submit(7, "quick", assemble_ok(kQuick));
-  const uint64_t queued_b = pool.submit(7, "quick", assemble_ok(kQuick));
+  const uint64_t queued_a = *pool.submit(7, "quick", assemble_ok(kQuick));
+  const uint64_t queued_b = *pool.submit(7, "quick", assemble_ok(kQuick));
   // Finishing one queued job (by cancelling it) drops no one else.
   CHECK(pool.cancel(queued_a) == CancelOutcome::kCancelled);
   CHECK(kept_ids(pool) == std::vector<uint64_t>{running, queued_a, queued_b});
@@ -321,7 +321,11 @@ TEST_CASE("queued and running jobs are never dropped, however low the bound") {
 
 TEST_CASE("thousands of jobs past the bound keep the pool at the bound") {
   WorkerPool pool(2, {}, {50, 1u << 20});
-  for (int i = 0; i < 3000; ++i) pool.submit(i % 3, "hi", assemble_ok(kPrintsHi));
+  const iridium::vm::Image hi = assemble_ok(kPrintsHi);
+  const auto deadline = Clock::now() + 60s;
+  for (int i = 0; i < 3000 && Clock::now() < deadline;) {
+    if (pool.submit(i % 3, "hi", hi)) ++i;  // else the queue is full: wait for the workers
+  }
   REQUIRE(pool.wait_idle(60s));
   CHECK(pool.jobs().size() == 50);
   CHECK(pool.counts().dropped == 2950);
@@ -345,4 +349,18 @@ TEST_CASE("the jobs cluster members ask for are bounded the same way") {
   CHECK(called == 4);
   CHECK(kept_ids(pool) == std::vector<uint64_t>{3, 4});
   CHECK(pool.counts().dropped == 2);
+}
+
+TEST_CASE("past kMaxQueued waiting jobs a submit is refused, and taken again once they run") {
+  WorkerPool pool(1, {});
+  const uint64_t busy = *pool.submit(7, "endless", assemble_ok(kEndless));
+  wait_running(pool, busy);
+  const iridium::vm::Image quick = assemble_ok(kQuick);
+  for (std::size_t i = 0; i < WorkerPool::kMaxQueued; ++i) REQUIRE(pool.submit(7, "quick", quick));
+  CHECK_FALSE(pool.submit(7, "quick", quick).has_value());
+  CHECK(pool.counts().submitted == WorkerPool::kMaxQueued + 1);  // the refused one got no id
+
+  CHECK(pool.cancel(busy) == CancelOutcome::kStopping);
+  REQUIRE(pool.wait_idle(60s));
+  CHECK(pool.submit(7, "quick", quick).has_value());
 }
