@@ -487,6 +487,34 @@ class RemoteShell(ShellTestCase):
         # Had a ping been answered, that answer would be among the replies.
         self.assertEqual(parse_registers(replies[-1]["output"])[1], 8)
 
+    def test_lines_past_the_queue_bound_are_refused_and_the_session_goes_on(self):
+        node = self.daemon()
+        s, _ = self.raw_session(node)
+        s.send(msgpack.packb({"v": 1, "type": "exec", "line": "top: inc $1"}))
+        self.assertTrue(s.poll(TIMEOUT * 1000))
+        self.assertEqual(msgpack.unpackb(s.recv())["type"], "result")
+        before = cpu_seconds(node.proc.pid)
+        s.send(msgpack.packb({"v": 1, "type": "exec", "line": "jmpb $0"}))  # runs until interrupted
+        wait_until(lambda: cpu_seconds(node.proc.pid) - before >= 0.15, TIMEOUT, "the node to run the loop")
+        queued = 16  # the node's max_queued_lines
+        for n in range(queued + 3):
+            s.send(msgpack.packb({"v": 1, "type": "exec", "line": f"load $2 #{n}"}))
+        refusals = []
+        for _ in range(3):
+            self.assertTrue(s.poll(TIMEOUT * 1000), f"no refusal after {refusals}")
+            refusals.append(msgpack.unpackb(s.recv()))
+        self.assertEqual([r["type"] for r in refusals], ["refused"] * 3, refusals)
+        self.assertEqual(refusals[0]["error"], "too many lines waiting in this session")
+        s.send(msgpack.packb({"v": 1, "type": "interrupt"}))
+        replies = []
+        for _ in range(queued + 1):
+            self.assertTrue(s.poll(TIMEOUT * 1000), f"no answer after {len(replies)} replies")
+            replies.append(msgpack.unpackb(s.recv()))
+        self.assertEqual([r["type"] for r in replies], ["result"] * (queued + 1), replies)
+        s.send(msgpack.packb({"v": 1, "type": "exec", "line": "!registers"}))
+        self.assertTrue(s.poll(TIMEOUT * 1000))
+        self.assertEqual(parse_registers(msgpack.unpackb(s.recv())["output"])[2], queued - 1)
+
     def test_nothing_listening_gives_no_answer_exit_2(self):
         port = free_port()
         start = time.monotonic()
