@@ -134,6 +134,7 @@ swarm_up() { # $1: N
   command -v docker >/dev/null 2>&1 || die "docker is not installed (Debian: apt-get install docker.io)"
   build_images
   ensure_key
+  ensure_neigh_room "$n"
   swarm_ensure
   mapfile -t volumes < <(data_volumes)
   swarm_deploy "$n"
@@ -146,6 +147,7 @@ swarm_scale() { # $1: N
   local n=$1
   docker service inspect "$(swarm_service)" >/dev/null 2>&1 ||
     die "no $project stack runs; start it: scripts/cluster --engine swarm up $n"
+  ensure_neigh_room "$n"
   docker service scale --detach "$(swarm_service)=$n" >/dev/null || die "docker service scale failed"
   swarm_wait "$n"
   show_ps

@@ -5,7 +5,9 @@ through sudo), and does all that before it builds any image. And the cluster
 key: `up` makes it once (with the image's `iridium keygen`, which the stub
 docker plays), outside the checkout, and hands its directory to compose.
 And the Swarm engine (--engine swarm): its arguments, the stack deploy, and
-that `down` leaves a swarm only when `up` made it and nothing else runs.
+that `down` leaves a swarm only when `up` made it and nothing else runs. And
+the host's ARP table limit: raised by `up N` when N containers need more,
+put back by `down`.
 
 Run as: test_cluster_script.py SOURCE_DIR
 """
@@ -94,7 +96,20 @@ exec "$@"
 ID = r"""#!/bin/bash
 if [ "$1" = -u ]; then echo "${STUB_UID:-0}"; else exec /usr/bin/id "$@"; fi
 """
-HIDDEN = {"docker", "docker-compose", "apt-get", "sudo", "id"}
+# The host's ARP table limits, kept in $STUB_DIR/neigh ("SOFT HARD"); a -w
+# fails unless $STUB_SYSCTL_OK is 1 (root, or a sudo that works).
+SYSCTL = r"""#!/bin/bash
+echo "sysctl $*" >>"$STUB_LOG"
+read -r soft hard <"$STUB_DIR/neigh"
+case "$*" in
+  "-n net.ipv4.neigh.default.gc_thresh2") echo "$soft" ;;
+  "-n net.ipv4.neigh.default.gc_thresh3") echo "$hard" ;;
+  "-q -w "*)
+    [ "${STUB_SYSCTL_OK:-1}" = 1 ] || exit 1
+    soft=${3#*=}; hard=${4#*=}; echo "$soft $hard" >"$STUB_DIR/neigh" ;;
+esac
+"""
+HIDDEN = {"docker", "docker-compose", "apt-get", "sudo", "id", "sysctl"}
 
 
 class StubbedScript(unittest.TestCase):
@@ -113,6 +128,9 @@ class StubbedScript(unittest.TestCase):
         self.stub("apt-get", APT_GET)
         self.stub("sudo", SUDO)
         self.stub("id", ID)
+        self.stub("sysctl", SYSCTL)
+        with open(os.path.join(self.bin, "neigh"), "w") as f:
+            f.write("512 1024\n")
         self.stub("docker-compose.pkg", DOCKER_COMPOSE)  # what apt-get "installs"
         self.log = os.path.join(self.tmp.name, "log")
         open(self.log, "w").close()
@@ -240,6 +258,35 @@ class ClusterKey(StubbedScript):
                       calls)
         with open(self.key) as f:
             self.assertEqual(f.read(), made)
+
+    def neigh(self):
+        with open(os.path.join(self.bin, "neigh")) as f:
+            return f.read().split()
+
+    def test_up_raises_the_hosts_arp_limit_for_many_nodes_and_down_puts_it_back(self):
+        r, calls = self.cluster("up", "3")
+        self.assertEqual(self.neigh(), ["512", "1024"])  # 3 nodes fit the stock limit
+        self.assertFalse([c for c in calls if c.startswith("sysctl -q -w")], calls)
+        r, calls = self.cluster("up", "64")  # (the stubs run no container: up's wait fails)
+        self.assertEqual(self.neigh(), ["8450", "16900"])  # 2 (N+1)^2 and twice that
+        self.assertIn("raised the host's ARP table limit (net.ipv4.neigh.default.gc_thresh3) from 1024 to 16900",
+                      r.stdout)
+        self.assertLess(self.index(calls, "sysctl -q -w"), self.index(calls, "docker-compose -p iridium -f compose.yaml up"))
+        r, calls = self.cluster("down")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.neigh(), ["512", "1024"])
+        self.assertIn("put the host's ARP table limit back to 1024", r.stdout)
+        r, calls = self.cluster("down")  # nothing to put back twice
+        self.assertFalse([c for c in calls if c.startswith("sysctl -q -w")], calls)
+
+    def test_without_rights_to_raise_the_arp_limit_up_says_what_to_run(self):
+        r, calls = self.cluster("up", "64", STUB_SYSCTL_OK="0")
+        self.assertEqual(self.neigh(), ["512", "1024"])
+        self.assertIn("64 containers need about 8450 ARP entries and this host allows 1024", r.stderr)
+        self.assertIn("sysctl -w net.ipv4.neigh.default.gc_thresh2=8450 net.ipv4.neigh.default.gc_thresh3=16900",
+                      r.stderr)
+        self.cluster("down")
+        self.assertEqual(self.neigh(), ["512", "1024"])
 
     def test_down_keeps_the_key_and_down_keys_removes_it(self):
         self.cluster("up")
