@@ -39,7 +39,9 @@ Each other node is compared with itself. The reference is the sample at half
 the run and the window is the second half: the default 600 s run measures
 minute 5 against the last 5 minutes, --seconds 120 minute 1 against the last
 minute (the first half is warm-up: finished-job lists fill up to their bound,
-the allocator settles). Targets, PASS/FAIL each, exit status 1 if one fails:
+the allocator settles; a run that short checks that everything works, but
+its RSS verdict is not one: the allocator takes minutes to settle). Targets,
+PASS/FAIL each, exit status 1 if one fails:
 
   - RSS: every sample in the window within +-5 % of the reference; shown
     with RSS at the reference and at the end, and the least-squares slope
