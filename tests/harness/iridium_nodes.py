@@ -160,15 +160,8 @@ def _claim_block(span):
 
 
 def _bindable(port):
-    """True when a listener could bind 127.0.0.1:port now (as libzmq binds,
-    with SO_REUSEADDR)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
+    """True when a listener could bind 127.0.0.1:port now."""
+    return port_is_free(port)
 
 
 def free_port():
@@ -218,8 +211,11 @@ def port_accepts(port, host="127.0.0.1"):
 
 
 def port_is_free(port, host="127.0.0.1"):
-    """True when host:port can be bound (nothing holds it)."""
+    """True when a listener could bind host:port now, as libzmq binds: with
+    SO_REUSEADDR, so a port left in TIME_WAIT by an earlier listener is free,
+    and one something listens on is not."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
             return True

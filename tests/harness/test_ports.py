@@ -79,6 +79,28 @@ class Ports(unittest.TestCase):
         self.assertEqual(iridium_nodes.clean_env(IRIDIUM_CLUSTER_NAME="other")["IRIDIUM_CLUSTER_NAME"], "other")
         self.assertNotIn("IRIDIUM_CLUSTER_NAME", iridium_nodes.clean_env(IRIDIUM_CLUSTER_NAME=None))
 
+    def test_a_port_in_time_wait_is_free_for_a_listener_and_a_listened_one_is_not(self):
+        # A listener that accepted a connection and closed first leaves the
+        # port in TIME_WAIT for a minute; libzmq binds with SO_REUSEADDR, so a
+        # node can listen there, and port_is_free must say so too (a suite
+        # that reuses a port block soon after another suite saw "held").
+        port = iridium_nodes.free_port()
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        self.assertFalse(iridium_nodes.port_is_free(port))
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = listener.accept()
+        accepted.close()  # the accepting side closes first: its port goes to TIME_WAIT
+        listener.close()
+        client.recv(1)
+        client.close()
+        self.assertIn(f":{port} ", subprocess.run(["ss", "-tan", "state", "time-wait"], capture_output=True,
+                                                    text=True).stdout)
+        self.assertTrue(iridium_nodes.port_is_free(port))
+        self.assertTrue(iridium_nodes.port_is_free(port, "0.0.0.0"))
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
