@@ -63,6 +63,7 @@ struct Timers {
   Millis remembered_ttl{60 * 1000};  // stop trying remembered members after this
   Millis refused_limit{10 * 1000};   // every seed refused our alias this long: give up (fatal)
   Millis pause_threshold{500};       // a tick this much later than planned: this process was paused
+  Millis late_tick{100};  // a tick this late: the host is starved, local health +1 (Lifeguard)
 
   // ---- table bounds (docs/architecture.md lists every bound a node keeps) ----
   // Members a node lists; past it a new node is refused (hello_nack

@@ -319,10 +319,13 @@ void Membership::heard_directly(Member& m, uint64_t incarnation, TimePoint now) 
 }
 
 // Lifeguard's buddy system: a suspect may never have heard of the suspicion
-// (it was cut off while it spread), so it is told directly, once a probe
-// period for as long as the suspicion lasts here.
+// (it was cut off while it spread), so it is told directly: by its accusers
+// once a probe period for as long as the suspicion lasts, by members that
+// only heard the rumour once. Were they all to repeat it, a suspect would get
+// N - 1 notices a period, at a time when it may be suspected for being slow.
 void Membership::notify_suspect(Member& m, TimePoint now) {
-  m.suspected->next_notice = now + timers_.probe_period;
+  const bool accuser = m.suspected->suspicion.accused_by(config_.self.alias);
+  m.suspected->next_notice = accuser ? now + timers_.probe_period : TimePoint::max();
   Message notice = message(MessageType::kGossip);
   notice.updates = {
       Update{m.address, m.instance, m.incarnation, UpdateState::kSuspect, config_.self.alias}};
@@ -345,7 +348,7 @@ void Membership::become_suspect(Member& m, uint64_t incarnation, const std::stri
                                 TimePoint now) {
   if (incarnation < m.incarnation) return;
   if (m.state == MemberState::kSuspect && m.suspected->suspicion.incarnation() == incarnation) {
-    return confirm_suspicion(m, accuser);
+    return confirm_suspicion(m, accuser, now);
   }
   // Lifeguard: the floor grows with the cluster (more members, more time for
   // the news to spread); a lone accuser's suspicion lasts suspicion_max_mult
@@ -362,7 +365,8 @@ void Membership::become_suspect(Member& m, uint64_t incarnation, const std::stri
   m.incarnation = incarnation;
   m.state = MemberState::kSuspect;
   m.suspected = std::make_unique<Suspected>(
-      Suspected{Suspicion(incarnation, accuser, floor, ceiling, expected_confirmations), now, {}});
+      Suspected{Suspicion(incarnation, accuser, floor, ceiling, expected_confirmations), now,
+                TimePoint::max()});
   suspects_.insert(m.address.alias);
   spread(m.address, m.instance, incarnation, UpdateState::kSuspect, accuser);
   notify_suspect(m, now);
@@ -374,8 +378,9 @@ void Membership::become_suspect(Member& m, uint64_t incarnation, const std::stri
   emit(std::move(e));
 }
 
-void Membership::confirm_suspicion(Member& m, const std::string& accuser) {
+void Membership::confirm_suspicion(Member& m, const std::string& accuser, TimePoint now) {
   if (!m.suspected->suspicion.confirm(accuser)) return;
+  if (accuser == config_.self.alias) notify_suspect(m, now);
   // A new, independent accuser: the timeout shrinks, and the news goes on.
   spread(m.address, m.instance, m.incarnation, UpdateState::kSuspect, accuser);
 }
@@ -951,7 +956,14 @@ void Membership::tick(TimePoint now) {
   // Measured against the wakeup this node planned, not the last tick, so a
   // quiet node may sleep as long as it likes without passing for a paused one.
   const auto late = now - planned_wakeup_;
-  if (late > timers_.pause_threshold) after_pause(late);
+  if (late > timers_.pause_threshold) {
+    after_pause(late, now);
+  } else if (late > timers_.late_tick) {
+    // Not stopped but starved (a host whose run queue is long): acks we
+    // wait for come late for the same reason, so slow down ourselves.
+    ++counters_.late_ticks;
+    change_health(+1);
+  }
   tick_probe(now);
   tick_suspicions(now);
   tick_relays(now);

@@ -153,6 +153,7 @@ struct Counters {
   uint64_t probes = 0, probes_failed = 0;  // our own probes, and those that ended in suspicion
   uint64_t probes_void = 0;      // probes of a member still connecting whose ping could not leave
   uint64_t refutations = 0;      // times we raised our incarnation
+  uint64_t late_ticks = 0;       // ticks later than Timers::late_tick: a starved host
   uint64_t updates_sent = 0;     // piggybacked updates, counted per frame
   DetectionHistogram detection;  // every kDead's `silent`
   // Frames of another cluster (another cluster name), dropped before any
@@ -260,7 +261,9 @@ class Membership {
   struct Suspected {  // a member's running suspicion, held only while it lasts
     Suspicion suspicion;
     TimePoint since;
-    TimePoint next_notice;  // tell it again no sooner
+    // Tell it again no sooner; TimePoint::max() once told, when we only heard
+    // of the suspicion: the accusers keep telling the suspect, not every member.
+    TimePoint next_notice;
   };
   struct Member {
     MemberAddress address;
@@ -351,7 +354,7 @@ class Membership {
                        Introduction how = Introduction::kDirect);
   void become_suspect(Member& member, uint64_t incarnation, const std::string& accuser,
                       TimePoint now);
-  void confirm_suspicion(Member& member, const std::string& accuser);
+  void confirm_suspicion(Member& member, const std::string& accuser, TimePoint now);
   void notify_suspect(Member& member, TimePoint now);
   void recover(Member& member, uint64_t incarnation);
   void declare_dead(const std::string& alias, DeathCause cause, TimePoint now);
@@ -400,6 +403,10 @@ class Membership {
   void answer_relay(const Relay& relay, MessageType verdict);  // indirect_ack or _nack
   void change_health(int delta);
   Millis scaled(Millis d) const { return d * static_cast<int64_t>(1 + health_); }
+  // A suspicion we run lasts longer while we are unhealthy ourselves: a
+  // starved node reads refutations late, and waits for them instead of
+  // burying members that answered in time.
+  Millis suspicion_timeout(const Suspected& s) const { return scaled(s.suspicion.timeout()); }
 
   // ---- helpers ----
   void dispatch(const Message& m, const Source& source, TimePoint now);  // receive's switch
@@ -418,7 +425,7 @@ class Membership {
   void push_pull(TimePoint now);
   void sync_soon(TimePoint now);  // the member set changed: a push-pull within sync_after_change
   void send_member_pages(const Member& to);
-  void after_pause(Clock::duration gap);
+  void after_pause(Clock::duration gap, TimePoint now);
   void maybe_release(const Endpoint& endpoint);
   bool endpoint_in_use(const Endpoint& endpoint) const;
   // The member list for one peer, in pages that each fit a frame.

@@ -133,7 +133,7 @@ void Membership::tick_suspicions(TimePoint now) {
   std::vector<std::string> due;
   for (const std::string& alias : suspects_) {
     Member& m = member_named(alias);
-    if (now - m.suspected->since >= m.suspected->suspicion.timeout()) {
+    if (now - m.suspected->since >= suspicion_timeout(*m.suspected)) {
       due.push_back(alias);
     } else if (now >= m.suspected->next_notice) {
       notify_suspect(m, now);
@@ -169,10 +169,14 @@ void Membership::answer_relay(const Relay& r, MessageType verdict) {
 
 // The process was stopped or starved: no verdict on the probe in flight, and
 // the suspicions we run get the time back, since nobody could refute to us
-// while we did not read.
-void Membership::after_pause(Clock::duration gap) {
+// while we did not read. A suspicion begun since we woke (news read before
+// this tick) lost nothing, and moves no further than now.
+void Membership::after_pause(Clock::duration gap, TimePoint now) {
   probe_.reset();
-  for (const std::string& alias : suspects_) member_named(alias).suspected->since += gap;
+  for (const std::string& alias : suspects_) {
+    TimePoint& since = member_named(alias).suspected->since;
+    since += std::min(gap, std::max(Clock::duration::zero(), now - since));
+  }
   for (auto& [seq, relay] : relays_) relay.expires += gap;
   change_health(+1);
 }
@@ -299,7 +303,7 @@ TimePoint Membership::next_wakeup() const {
   if (!updates_.empty()) due(next_gossip_);
   for (const std::string& alias : suspects_) {
     const Suspected& s = *members_.find(alias)->second.suspected;
-    due(s.since + s.suspicion.timeout());
+    due(s.since + suspicion_timeout(s));
     due(s.next_notice);
   }
   for (const auto& [seq, r] : relays_) due(r.expires);

@@ -39,6 +39,7 @@ class Suspicion {
     return accusers_.insert(accuser).second;
   }
   std::size_t accusers() const { return accusers_.size(); }
+  bool accused_by(const std::string& alias) const { return accusers_.contains(alias); }
 
   // How long after its start the suspicion fires, given the confirmations so far.
   Millis timeout() const {

@@ -146,6 +146,13 @@ struct Rig {
     m.link_changed(e, ev, now);
     collect();
   }
+  // Admits each peer, which from then on acks every ping.
+  void admit_answering(std::initializer_list<Peer> peers) {
+    for (const Peer& p : peers) {
+      admit(p);
+      respond(p);
+    }
+  }
   // Admits p through a hello, as a new member would join.
   void admit(const Peer& p) {
     receive(p.make(MessageType::kHello));
@@ -531,6 +538,45 @@ TEST_CASE("no answer by the period's end: suspect, and the suspect is told in a 
   CHECK(carries(told[0].message, p.a.update(UpdateState::kSuspect, 0, "me")));
 }
 
+namespace {
+// Gossip frames to `to` that carry `u`: notices of a suspicion, by their sender.
+std::size_t frames_carrying(const Rig& r, const Peer& to, const Update& u) {
+  std::size_t n = 0;
+  for (const auto& s : r.sent(MessageType::kGossip, to.endpoint())) n += carries(s.message, u);
+  return n;
+}
+}  // namespace
+
+TEST_CASE("an accuser tells the suspect again every probe period while the suspicion lasts",
+          "[membership][swim]") {
+  ProbeOfA p;
+  Rig& r = p.r;
+  r.advance(r.timers.probe_period);
+  REQUIRE(r.suspect("a"));
+  const Update notice = p.a.update(UpdateState::kSuspect, 0, "me");
+  CHECK(frames_carrying(r, p.a, notice) == 1);
+  r.advance(r.timers.probe_period);
+  REQUIRE(r.suspect("a"));
+  CHECK(frames_carrying(r, p.a, notice) == 2);
+}
+
+TEST_CASE("a member that only heard of a suspicion tells the suspect once, not every period",
+          "[membership][swim]") {
+  Rig r;
+  const Peer a = peer("a", 2001), b = peer("b", 2002), c = peer("c", 2003);
+  r.admit_answering({a, b, c});
+  r.clear();
+  r.gossip_from(b, {a.update(UpdateState::kSuspect, 0, "b")});
+  REQUIRE(r.suspect("a"));
+  const Update notice = a.update(UpdateState::kSuspect, 0, "me");
+  CHECK(frames_carrying(r, a, notice) == 1);
+  // A lone accuser's suspicion lasts its ceiling, several probe periods.
+  REQUIRE(suspicion_ceiling(r.timers, 4) > 3 * r.timers.probe_period);
+  r.advance(3 * r.timers.probe_period);
+  REQUIRE(r.suspect("a"));
+  CHECK(frames_carrying(r, a, notice) == 1);
+}
+
 TEST_CASE("a ping to a member still connecting that could not leave accuses no one",
           "[membership][swim]") {
   ProbeOfA p;
@@ -835,10 +881,7 @@ std::optional<Millis> time_to_death(
     const std::vector<std::pair<std::string, std::string>>& accusations, Millis limit) {
   Rig r;
   const Peer a = peer("a", 2001), b = peer("b", 2002), c = peer("c", 2003);
-  for (const Peer& p : {a, b, c}) {
-    r.admit(p);
-    r.respond(p);
-  }
+  r.admit_answering({a, b, c});
   const std::map<std::string, Peer> by_alias{{"b", b}, {"c", c}};
   for (const auto& [carrier, accuser] : accusations)
     r.gossip_from(by_alias.at(carrier), {a.update(UpdateState::kSuspect, 0, accuser)});
@@ -932,10 +975,7 @@ TEST_CASE("after a tick far later than planned the suspicions' deadlines move by
           "[membership][swim]") {
   Rig r;
   const Peer a = peer("a", 2001), b = peer("b", 2002), c = peer("c", 2003);
-  for (const Peer& p : {a, b, c}) {
-    r.admit(p);
-    r.respond(p);
-  }
+  r.admit_answering({a, b, c});
   r.gossip_from(b, {a.update(UpdateState::kSuspect, 0, "b")});
   REQUIRE(r.suspect("a"));
   const Millis timeout = suspicion_ceiling(r.timers, 4);
@@ -951,6 +991,60 @@ TEST_CASE("after a tick far later than planned the suspicions' deadlines move by
   // (at most a probe period after its last tick): the gap, less that sleep.
   CHECK(lived >= timeout + gap - r.timers.probe_period);
   CHECK(lived <= timeout + gap + Millis(10));
+}
+
+TEST_CASE("a suspicion read on waking from a pause keeps its whole timeout, not the gap on top",
+          "[membership][swim]") {
+  Rig r;
+  const Peer a = peer("a", 2001), b = peer("b", 2002), c = peer("c", 2003);
+  r.admit_answering({a, b, c});
+  r.advance(Millis(500));
+  // Frames queued while this node was stopped are read before its first tick.
+  const TimePoint woke = r.now + Millis(3000);
+  r.now = woke;
+  r.gossip_from(b, {a.update(UpdateState::kSuspect, 0, "b")});
+  REQUIRE(r.suspect("a"));
+  r.tick_at(woke);  // the late tick: the pause is noticed here
+  REQUIRE(r.advance_until([&] { return !r.m.is_member("a"); }, Millis(10000)));
+  const Millis lived = std::chrono::duration_cast<Millis>(r.now - woke);
+  CHECK(lived >= suspicion_ceiling(r.timers, 4));
+  CHECK(lived <= suspicion_ceiling(r.timers, 4) + Millis(10));
+}
+
+TEST_CASE("a tick late past late_tick but short of a pause raises local health, once per tick",
+          "[membership][swim]") {
+  Rig r;  // alone: no probe answered or missed moves the score meanwhile
+  r.advance(Millis(1000));
+  REQUIRE(r.m.health_score() == 0);
+  r.tick_at(std::max(r.now, r.m.next_wakeup()) + r.timers.late_tick / 2);
+  CHECK(r.m.counters().late_ticks == 0);
+  CHECK(r.m.health_score() == 0);
+  REQUIRE(r.timers.late_tick * 2 < r.timers.pause_threshold);
+  r.tick_at(std::max(r.now, r.m.next_wakeup()) + r.timers.late_tick + Millis(1));
+  CHECK(r.m.counters().late_ticks == 1);
+  CHECK(r.m.health_score() == 1);
+  r.tick_at(std::max(r.now, r.m.next_wakeup()) + r.timers.late_tick * 2);
+  CHECK(r.m.counters().late_ticks == 2);
+  CHECK(r.m.health_score() == 2);
+}
+
+TEST_CASE("a starved node probes more slowly", "[membership][swim]") {
+  Rig r;
+  const Peer a = peer("a", 2001);
+  r.admit(a);
+  r.respond(a);
+  r.advance(Millis(1000));
+  r.clear();
+  r.advance(Millis(3000));
+  const std::size_t healthy_pings = r.sent(MessageType::kPing, a.endpoint()).size();
+  r.acking.erase(a.endpoint());  // the late tick's own probe must not be answered at once
+  for (int i = 0; i < 4; ++i)
+    r.tick_at(std::max(r.now, r.m.next_wakeup()) + r.timers.late_tick + Millis(1));
+  r.respond(a);
+  REQUIRE(r.m.health_score() == r.timers.awareness_max);
+  r.clear();
+  r.advance(Millis(3000));
+  CHECK(r.sent(MessageType::kPing, a.endpoint()).size() < healthy_pings);
 }
 
 // ---- dissemination ----------------------------------------------------------
@@ -1800,7 +1894,9 @@ TEST_CASE("deaths are counted by cause and their detection latency is observed",
   CHECK(dead[0].silent == Millis(40));
   // Its silence: at least one probe period and the suspicion floor (N = 2),
   // at most the first probe's start, a period and the floor, plus a tick.
-  const Millis floor = suspicion_floor(r.timers, 2);
+  // The floor is doubled: a probe that failed with no helper to ask raised
+  // this node's health score to 1, which stretches the suspicions it runs.
+  const Millis floor = suspicion_floor(r.timers, 2) * 2;
   CHECK(dead[1].silent >= r.timers.probe_period + floor);
   CHECK(dead[1].silent <= r.timers.probe_period * 2 + floor + Millis(10));
   // The histogram holds every kDead's `silent` (counters.h, docs/metrics.md):
