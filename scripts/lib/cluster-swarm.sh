@@ -134,10 +134,11 @@ swarm_up() { # $1: N
   command -v docker >/dev/null 2>&1 || die "docker is not installed (Debian: apt-get install docker.io)"
   build_images
   ensure_key
-  ensure_neigh_room "$n"
+  make_room "$n"
   swarm_ensure
   mapfile -t volumes < <(data_volumes)
   swarm_deploy "$n"
+  ensure_cpu_weight "$n" # Docker makes its parent cgroup with the first container
   swarm_wait "$n"
   remove_unused_volumes "${volumes[@]}"
   show_ps
@@ -147,7 +148,7 @@ swarm_scale() { # $1: N
   local n=$1
   docker service inspect "$(swarm_service)" >/dev/null 2>&1 ||
     die "no $project stack runs; start it: scripts/cluster --engine swarm up $n"
-  ensure_neigh_room "$n"
+  make_room "$n"
   docker service scale --detach "$(swarm_service)=$n" >/dev/null || die "docker service scale failed"
   swarm_wait "$n"
   show_ps

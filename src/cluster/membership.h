@@ -384,7 +384,7 @@ class Membership {
   // ---- updates (dissemination) ----
   // `sender`: the member whose frame carried them (a refutation goes back to it at once).
   void apply_updates(const std::vector<Update>& updates, const Member* sender, TimePoint now);
-  void apply_update(const Update& u, TimePoint now);
+  bool apply_update(const Update& u, TimePoint now);  // true: it accused this very instance
   void apply_to_member(Member& member, const Update& u, TimePoint now);
   void apply_to_stranger(const Update& u, TimePoint now);
   void spread(const NodeAddress& node, const std::string& instance, uint64_t incarnation,
@@ -407,6 +407,16 @@ class Membership {
   // starved node reads refutations late, and waits for them instead of
   // burying members that answered in time.
   Millis suspicion_timeout(const Suspected& s) const { return scaled(s.suspicion.timeout()); }
+  // When a suspicion we run buries its member: after its timeout and, for a
+  // suspicion we only heard of, not within connect_grace of listing the
+  // member. A node that has just joined may inherit a suspicion (gossip, a
+  // member page) of a member it has barely met, whose answers still queue
+  // behind the join burst; the members who accused it decide.
+  TimePoint suspicion_due(const Member& m) const {
+    const TimePoint timeout = m.suspected->since + suspicion_timeout(*m.suspected);
+    if (m.suspected->suspicion.accused_by(config_.self.alias)) return timeout;
+    return std::max(timeout, m.listed_at + timers_.connect_grace);
+  }
 
   // ---- helpers ----
   void dispatch(const Message& m, const Source& source, TimePoint now);  // receive's switch

@@ -133,7 +133,7 @@ void Membership::tick_suspicions(TimePoint now) {
   std::vector<std::string> due;
   for (const std::string& alias : suspects_) {
     Member& m = member_named(alias);
-    if (now - m.suspected->since >= suspicion_timeout(*m.suspected)) {
+    if (now >= suspicion_due(m)) {
       due.push_back(alias);
     } else if (now >= m.suspected->next_notice) {
       notify_suspect(m, now);
@@ -222,30 +222,35 @@ void Membership::sync_soon(TimePoint now) {
 
 void Membership::apply_updates(const std::vector<Update>& updates, const Member* sender,
                                TimePoint now) {
-  const uint64_t before = incarnation_;
   const Endpoint back = endpoint_of(sender->address);
-  for (const Update& u : updates) apply_update(u, now);
-  if (incarnation_ == before) return;
-  // We refuted: the member that brought the accusation hears it first.
+  bool accused = false;
+  for (const Update& u : updates) accused |= apply_update(u, now);
+  if (!accused) return;
+  // The member that brought an accusation hears our answer first: a fresh
+  // refutation, or, for an accusation we outbid already (a joiner can get
+  // one from a member page before the refutation reaches it), the
+  // incarnation that outbid it. Without it that member would wait for a
+  // direct frame from us, and a lone one would bury us after its timeout.
   Message alive = message(MessageType::kGossip);
   alive.updates = {Update{config_.self, config_.instance, incarnation_, UpdateState::kAlive, {}}};
   send(back, std::move(alive));
 }
 
-void Membership::apply_update(const Update& u, TimePoint now) {
+bool Membership::apply_update(const Update& u, TimePoint now) {
   if (u.node.alias == config_.self.alias) {
     // About us: refute a suspicion or a death of this very instance.
-    const bool accused = u.state == UpdateState::kSuspect || u.state == UpdateState::kDead;
-    if (u.instance == config_.instance && accused && u.incarnation >= incarnation_)
-      refute(u.incarnation);
-    return;
+    const bool accused = u.instance == config_.instance &&
+                         (u.state == UpdateState::kSuspect || u.state == UpdateState::kDead);
+    if (accused && u.incarnation >= incarnation_) refute(u.incarnation);
+    return accused;
   }
   auto it = members_.find(u.node.alias);
   if (it != members_.end()) {
     if (it->second.instance == u.instance) apply_to_member(it->second, u, now);
-    return;  // about another instance of a member: admission decides, not rumour
+    return false;  // about another instance of a member: admission decides, not rumour
   }
   apply_to_stranger(u, now);
+  return false;
 }
 
 void Membership::apply_to_member(Member& m, const Update& u, TimePoint now) {
@@ -302,9 +307,9 @@ TimePoint Membership::next_wakeup() const {
   if (probe_) due(probe_->helpers_asked ? probe_->ends : probe_->ask_helpers);
   if (!updates_.empty()) due(next_gossip_);
   for (const std::string& alias : suspects_) {
-    const Suspected& s = *members_.find(alias)->second.suspected;
-    due(s.since + suspicion_timeout(s));
-    due(s.next_notice);
+    const Member& m = members_.find(alias)->second;
+    due(suspicion_due(m));
+    due(m.suspected->next_notice);
   }
   for (const auto& [seq, r] : relays_) due(r.expires);
   for (const PendingJoin& j : joins_) {

@@ -91,6 +91,7 @@ exit 0
 """
 SUDO = r"""#!/bin/bash
 echo "sudo $*" >>"$STUB_LOG"
+[ "${STUB_SUDO_OK:-1}" = 1 ] || exit 1
 exec "$@"
 """
 ID = r"""#!/bin/bash
@@ -136,6 +137,9 @@ class StubbedScript(unittest.TestCase):
         open(self.log, "w").close()
         self.home = os.path.join(self.tmp.name, "home")
         os.mkdir(self.home)
+        # The cgroup filesystem the script sees: never the host's own.
+        self.cgroup = os.path.join(self.tmp.name, "cgroup")
+        os.mkdir(self.cgroup)
 
     def tearDown(self):
         self.tmp.cleanup()
@@ -150,7 +154,7 @@ class StubbedScript(unittest.TestCase):
         environment = {k: v for k, v in os.environ.items()
                        if not k.startswith(("IRIDIUM_", "STUB_")) and k != "XDG_STATE_HOME"}
         environment.update(PATH=self.bin, STUB_LOG=self.log, STUB_DIR=self.bin, STUB_KEY=STUB_KEY, HOME=self.home,
-                           IRIDIUM_UP_TIMEOUT="1", **env)
+                           IRIDIUM_UP_TIMEOUT="1", IRIDIUM_CGROUP_ROOT=self.cgroup, **env)
         r = subprocess.run([CLUSTER, *args], capture_output=True, text=True, timeout=60, env=environment)
         with open(self.log) as f:
             calls = f.read().splitlines()
@@ -287,6 +291,51 @@ class ClusterKey(StubbedScript):
                       r.stderr)
         self.cluster("down")
         self.assertEqual(self.neigh(), ["512", "1024"])
+
+    def cpu_weight_file(self, relative, value):
+        path = os.path.join(self.cgroup, relative)
+        os.makedirs(os.path.dirname(path))
+        with open(path, "w") as f:
+            f.write(f"{value}\n")
+        return path
+
+    def read(self, path):
+        with open(path) as f:
+            return f.read().strip()
+
+    def test_up_raises_the_containers_cpu_weight_cgroup_v1_and_down_puts_it_back(self):
+        shares = self.cpu_weight_file("cpu/docker/cpu.shares", 1024)
+        r, _ = self.cluster("up", "64")
+        self.assertEqual(self.read(shares), str(1024 * 65))  # N + 1 processes' worth
+        self.assertIn(f"raised the CPU weight of Docker's containers ({shares}) from 1024 to 66560", r.stdout)
+        r, _ = self.cluster("up", "8")  # never lowered while raised
+        self.assertEqual(self.read(shares), "66560")
+        r, _ = self.cluster("down")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.read(shares), "1024")
+        self.assertIn("put the CPU weight of Docker's containers back to 1024", r.stdout)
+        r, _ = self.cluster("down")  # nothing to put back twice
+        self.assertNotIn("CPU weight", r.stdout)
+
+    def test_up_raises_the_containers_cpu_weight_cgroup_v2_up_to_the_kernels_maximum(self):
+        weight = self.cpu_weight_file("docker/cpu.weight", 100)
+        self.cluster("up", "200")
+        self.assertEqual(self.read(weight), "10000")
+        self.cluster("down")
+        self.assertEqual(self.read(weight), "100")
+
+    def test_without_rights_to_raise_the_cpu_weight_up_says_what_to_run(self):
+        shares = self.cpu_weight_file("cpu/docker/cpu.shares", 1024)
+        r, _ = self.cluster("up", "16", STUB_UID="1000", STUB_SUDO_OK="0")
+        self.assertEqual(self.read(shares), "1024")
+        self.assertIn(f"As root: echo 17408 > {shares}", r.stderr)
+        r, _ = self.cluster("down", STUB_UID="1000", STUB_SUDO_OK="0")
+        self.assertEqual(self.read(shares), "1024")
+
+    def test_without_dockers_parent_cgroup_up_changes_no_cpu_weight(self):
+        r, _ = self.cluster("up", "64")  # systemd's driver: no docker/ parent
+        self.assertNotIn("CPU weight", r.stdout + r.stderr)
+        self.assertEqual(os.listdir(self.cgroup), [])
 
     def test_down_keeps_the_key_and_down_keys_removes_it(self):
         self.cluster("up")

@@ -847,6 +847,32 @@ TEST_CASE("a suspect update about this node makes it refute with a higher incarn
   CHECK(r.m.counters().refutations == 2);
 }
 
+TEST_CASE("an accusation this node outbid already is answered with the incarnation that did",
+          "[membership][swim]") {
+  Rig r;
+  const Peer a = peer("a", 2001), b = peer("b", 2002);
+  const Peer me{NodeAddress{"me", "127.0.0.1", 1000}, "me1"};
+  r.admit(a);
+  r.admit(b);
+  r.gossip_from(a, {me.update(UpdateState::kSuspect, 0, "a")});
+  REQUIRE(r.m.incarnation() == 1);
+  r.clear();
+  // b, new to the cluster, still holds the outbid suspicion (from a member
+  // page, say): it is told the current incarnation at once, with no new
+  // refutation.
+  r.gossip_from(b, {me.update(UpdateState::kSuspect, 0, "a")});
+  CHECK(r.m.incarnation() == 1);
+  CHECK(r.m.counters().refutations == 1);
+  auto told = r.sent(MessageType::kGossip, b.endpoint());
+  REQUIRE(told.size() == 1);
+  CHECK(carries(told[0].message, me.update(UpdateState::kAlive, 1)));
+  // News of this node that accuses nothing gets no answer.
+  r.clear();
+  r.gossip_from(b, {me.update(UpdateState::kAlive, 1),
+                    Peer{me.address, "me0"}.update(UpdateState::kSuspect, 5, "b")});
+  CHECK(r.sent(MessageType::kGossip, b.endpoint()).empty());
+}
+
 TEST_CASE("an alive update with a higher incarnation clears a suspicion, but an equal one does not",
           "[membership][swim]") {
   Rig r;
@@ -882,6 +908,8 @@ std::optional<Millis> time_to_death(
   Rig r;
   const Peer a = peer("a", 2001), b = peer("b", 2002), c = peer("c", 2003);
   r.admit_answering({a, b, c});
+  r.advance(r.timers.connect_grace);  // known long enough to bury on hearsay
+  const TimePoint accused = r.now;
   const std::map<std::string, Peer> by_alias{{"b", b}, {"c", c}};
   for (const auto& [carrier, accuser] : accusations)
     r.gossip_from(by_alias.at(carrier), {a.update(UpdateState::kSuspect, 0, accuser)});
@@ -890,7 +918,7 @@ std::optional<Millis> time_to_death(
   auto dead = r.happened(EventKind::kDead);
   REQUIRE(dead.size() == 1);
   CHECK(dead[0].cause == DeathCause::kSilent);
-  return std::chrono::duration_cast<Millis>(r.now - kStart);
+  return std::chrono::duration_cast<Millis>(r.now - accused);
 }
 
 }  // namespace
@@ -918,6 +946,21 @@ TEST_CASE(
   CHECK(*relayed == *two);
   // The same accuser again, whoever carries it, changes nothing.
   CHECK(*repeated == *one);
+}
+
+TEST_CASE("a suspicion only heard of buries no member listed within connect_grace",
+          "[membership][swim][lifeguard]") {
+  Rig r;
+  const Peer a = peer("a", 2001), b = peer("b", 2002), c = peer("c", 2003);
+  r.admit_answering({a, b, c});  // all listed at kStart: this node has just joined
+  r.gossip_from(b, {a.update(UpdateState::kSuspect, 0, "b")});
+  r.gossip_from(c, {a.update(UpdateState::kSuspect, 0, "c")});  // the floor at once
+  REQUIRE(suspicion_floor(r.timers, 4) < r.timers.connect_grace);
+  r.advance(r.timers.connect_grace - Millis(10));
+  CHECK(r.suspect("a"));
+  CHECK(r.happened(EventKind::kDead).empty());
+  REQUIRE(r.advance_until([&] { return !r.m.is_member("a"); }, Millis(100)));
+  CHECK(r.now - kStart >= r.timers.connect_grace);
 }
 
 TEST_CASE(
