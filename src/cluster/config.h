@@ -39,6 +39,7 @@ struct Timers {
   // A member listed this recently may still be connecting: a probe whose
   // ping could not leave (no connection yet) is void, not failed. 128 nodes
   // starting together on 2 cores reach a full mesh 2-3 s after the last start.
+  // Nor does a suspicion only heard of bury a member listed this recently.
   Millis connect_grace{3000};
 
   // ---- dissemination ----
