@@ -805,13 +805,25 @@ TEST_CASE(
 
 // ---- incarnations and updates ----------------------------------------------
 
+namespace {
+// Two members, a and b, and a Peer standing for this node ("me", instance
+// me1), to carry updates about it.
+struct AboutMe {
+  Rig r;
+  Peer a = peer("a", 2001), b = peer("b", 2002);
+  Peer me{NodeAddress{"me", "127.0.0.1", 1000}, "me1"};
+  AboutMe() {
+    r.admit(a);
+    r.admit(b);
+  }
+};
+}  // namespace
+
 TEST_CASE("a suspect update about this node makes it refute with a higher incarnation",
           "[membership][swim]") {
-  Rig r;
-  const Peer a = peer("a", 2001), b = peer("b", 2002);
-  const Peer me{NodeAddress{"me", "127.0.0.1", 1000}, "me1"};
-  r.admit(a);
-  r.admit(b);
+  AboutMe f;
+  Rig& r = f.r;
+  const Peer &a = f.a, &b = f.b, &me = f.me;
   REQUIRE(r.m.incarnation() == 0);
   // About another instance of "me", or not an accusation: nothing to refute.
   r.gossip_from(a, {Peer{me.address, "me0"}.update(UpdateState::kSuspect, 5, "a"),
@@ -849,11 +861,9 @@ TEST_CASE("a suspect update about this node makes it refute with a higher incarn
 
 TEST_CASE("an accusation this node outbid already is answered with the incarnation that did",
           "[membership][swim]") {
-  Rig r;
-  const Peer a = peer("a", 2001), b = peer("b", 2002);
-  const Peer me{NodeAddress{"me", "127.0.0.1", 1000}, "me1"};
-  r.admit(a);
-  r.admit(b);
+  AboutMe f;
+  Rig& r = f.r;
+  const Peer &a = f.a, &b = f.b, &me = f.me;
   r.gossip_from(a, {me.update(UpdateState::kSuspect, 0, "a")});
   REQUIRE(r.m.incarnation() == 1);
   r.clear();
