@@ -122,7 +122,7 @@ void add_cluster_families(const cluster::Snapshot& s, std::vector<MetricFamily>&
       {"iridium_cluster_probes_failed_total",
        "Probes that ended with no ack, direct or through helpers", c.probes_failed},
       {"iridium_cluster_probes_void_total",
-       "Probes of a member listed moments ago that never left: no connection to it yet",
+       "Probes of a member listed moments ago that went unanswered: it may still be connecting",
        c.probes_void},
       {"iridium_cluster_refutations_total",
        "Times this node raised its incarnation to refute a suspicion of itself", c.refutations},

@@ -151,10 +151,10 @@ struct Counters {
   ByType dropped_by_type{};
   uint64_t deaths_silent = 0, deaths_refused = 0, deaths_reported = 0;  // by DeathCause
   uint64_t probes = 0, probes_failed = 0;  // our own probes, and those that ended in suspicion
-  uint64_t probes_void = 0;      // probes of a member still connecting whose ping could not leave
-  uint64_t refutations = 0;      // times we raised our incarnation
-  uint64_t late_ticks = 0;       // ticks later than Timers::late_tick: a starved host
-  uint64_t updates_sent = 0;     // piggybacked updates, counted per frame
+  uint64_t probes_void = 0;   // unanswered, unnacked probes of a member listed within connect_grace
+  uint64_t refutations = 0;   // times we raised our incarnation
+  uint64_t late_ticks = 0;    // ticks later than Timers::late_tick: a starved host
+  uint64_t updates_sent = 0;  // piggybacked updates, counted per frame
   DetectionHistogram detection;  // every kDead's `silent`
   // Frames of another cluster (another cluster name), dropped before any
   // rule saw them; in neither frames_received nor frames_dropped.
@@ -183,7 +183,7 @@ class Membership {
   void link_changed(const Endpoint& endpoint, LinkEvent event, TimePoint now);
   // Our ping `seq` to `to` was dropped before it left: no connection there
   // yet (ZMQ_IMMEDIATE). A probe of a member listed within connect_grace
-  // is then void rather than failed; see docs/protocol.md section 7.
+  // then ends at once, void; see docs/protocol.md section 7.
   void ping_unsent(const Endpoint& to, uint64_t seq, TimePoint now);
   void tick(TimePoint now);
   // The earliest time at which tick() would do anything: send, change a

@@ -108,17 +108,27 @@ void Membership::probe_answered() {
   change_health(-1);
 }
 
+// A member listed within connect_grace may still be opening its
+// connections (many nodes starting on a busy host take seconds). If no
+// helper could even say it failed to reach the member (an indirect_nack),
+// the silence says nothing about the member, nor about us: the probe is
+// void. A nack shows that our own links work and the member is unreachable.
 void Membership::probe_failed(TimePoint now) {
   const Probe p = *probe_;
   probe_.reset();
+  auto it = members_.find(p.alias);
+  const bool same_member = it != members_.end() && it->second.instance == p.instance;
+  if (same_member && p.nacks == 0 && now - it->second.listed_at < timers_.connect_grace) {
+    ++counters_.probes_void;
+    return;
+  }
   // Lifeguard: helpers that could not answer at all (no nack either) point
   // at our own trouble, not the target's.
   int delta = 1;
   if (p.nacks_expected > 0)
     delta = static_cast<int>(p.nacks_expected - std::min(p.nacks, p.nacks_expected));
   change_health(delta);
-  auto it = members_.find(p.alias);
-  if (it == members_.end() || it->second.instance != p.instance) return;
+  if (!same_member) return;
   ++counters_.probes_failed;
   become_suspect(it->second, it->second.incarnation, config_.self.alias, now);
 }

@@ -65,9 +65,19 @@ const ClientMetric& metric(const std::vector<MetricFamily>& families, const std:
 // "me" with members a and b; a answers every ping (and beats every 100 ms),
 // b answers nothing: suspected after its first probe, dead after the
 // suspicion's timeout. The random seed (1) puts b first in the probe order,
-// which the exact frame counts below rely on.
+// which the exact frame counts below rely on. connect_grace is 0, so that
+// b's first unanswered probe already fails (a member listed moments ago is
+// otherwise given time to connect).
+Timers no_connect_grace() {
+  Timers t;
+  t.connect_grace = Millis(0);
+  return t;
+}
+
 struct Driven {
-  Membership m{MembershipConfig{NodeAddress{"me", "127.0.0.1", 1000}, "me-1", Timers{}, 1}, kStart};
+  Membership m{
+      MembershipConfig{NodeAddress{"me", "127.0.0.1", 1000}, "me-1", no_connect_grace(), 1},
+      kStart};
   TimePoint now = kStart;
   NodeAddress a{"a", "127.0.0.1", 2001};
   NodeAddress b{"b", "127.0.0.1", 2002};

@@ -104,6 +104,14 @@ struct Rig {
   }
   // p acks every ping from now on.
   void respond(const Peer& p) { acking.insert_or_assign(p.endpoint(), p); }
+  // p answers no ping from now on.
+  void silence(const Peer& p) { acking.erase(p.endpoint()); }
+  // Lets connect_grace pass, so that the members admitted so far are no
+  // longer connecting: from here a probe of them that fails accuses.
+  void pass_connect_grace() {
+    advance(timers.connect_grace);
+    clear();
+  }
   // p answers every ping_req with `type` (indirect_ack or indirect_nack).
   void help(const Peer& p, MessageType type) {
     helping.insert_or_assign(p.endpoint(), std::pair{p, type});
@@ -309,6 +317,7 @@ TEST_CASE("a suspect member's alias is not given away before it is declared dead
   Rig r;
   const Peer a = peer("a", 2001);
   r.admit(a);
+  r.pass_connect_grace();
   REQUIRE(r.advance_until([&] { return r.suspect("a"); }, Millis(1000)));
   const Peer impostor{NodeAddress{"a", "127.0.0.1", 2999}, "other"};
   r.receive(impostor.make(MessageType::kHello));
@@ -394,11 +403,11 @@ TEST_CASE("a silent member is pinged, asked about through helpers, suspected, th
           "[membership][swim]") {
   Rig r;
   const Peer a = peer("a", 2001), b = peer("b", 2002), c = peer("c", 2003);
-  r.admit(a);
-  r.admit(b);
-  r.admit(c);
-  r.respond(b);  // b and c answer our pings; a answers nothing
-  r.respond(c);
+  r.admit_answering({a, b, c});
+  r.pass_connect_grace();
+  r.silence(a);  // a answers nothing from now on; b and c answer pings and ping_reqs
+  r.help(b, MessageType::kIndirectNack);
+  r.help(c, MessageType::kIndirectNack);
   REQUIRE(r.advance_until([&] { return r.suspect("a"); }, Millis(2000)));
   CHECK(r.happened(EventKind::kSuspect).size() == 1);
   CHECK_FALSE(r.sent(MessageType::kPing, a.endpoint()).empty());
@@ -467,9 +476,14 @@ TEST_CASE("each probe period pings one member, and each round of N periods pings
 
 namespace {
 
-// "me" with a (silent, admitted first so probed last in the first round)
-// and four members that answer pings; `answer` is how they answer
-// ping_reqs (kHello: not at all). Returns when the ping to a has gone out.
+// When a, the member probed, was listed: a member listed within
+// connect_grace may still be connecting, and a probe of it that fails is void.
+enum class Listed { kLongAgo, kJustNow };
+
+// "me" with a (silent) and four members that answer pings; `answer` is how
+// they answer ping_reqs (kHello: not at all). Returns when a ping to a has
+// gone out: past connect_grace, or (kJustNow) in the first round, right
+// after all five were admitted.
 struct ProbeOfA {
   Rig r;
   Peer a = peer("a", 2001);
@@ -477,7 +491,7 @@ struct ProbeOfA {
   uint64_t seq = 0;
   TimePoint pinged_at;
 
-  explicit ProbeOfA(MessageType answer = MessageType::kHello) {
+  explicit ProbeOfA(MessageType answer = MessageType::kHello, Listed listed = Listed::kLongAgo) {
     r.admit(a);
     for (uint16_t i = 0; i < 4; ++i) {
       others.push_back(peer("h" + std::to_string(i), static_cast<uint16_t>(2100 + i)));
@@ -485,8 +499,14 @@ struct ProbeOfA {
       r.respond(others.back());
       if (answer != MessageType::kHello) r.help(others.back(), answer);
     }
+    if (listed == Listed::kLongAgo) {
+      r.respond(a);  // a answers while connect_grace passes, then falls silent
+      r.pass_connect_grace();
+      r.silence(a);
+    }
+    // Two rounds of five probes: a is pinged in one of them.
     REQUIRE(r.advance_until([&] { return !r.sent(MessageType::kPing, a.endpoint()).empty(); },
-                            Millis(2000)));
+                            10 * r.timers.probe_period));
     seq = r.sent(MessageType::kPing, a.endpoint())[0].message.seq;
     pinged_at = r.now;
     r.clear();
@@ -579,7 +599,7 @@ TEST_CASE("a member that only heard of a suspicion tells the suspect once, not e
 
 TEST_CASE("a ping to a member still connecting that could not leave accuses no one",
           "[membership][swim]") {
-  ProbeOfA p;
+  ProbeOfA p(MessageType::kHello, Listed::kJustNow);
   Rig& r = p.r;
   REQUIRE(r.now - kStart < r.timers.connect_grace);   // a was listed at kStart
   r.m.ping_unsent(p.a.endpoint(), p.seq + 1, r.now);  // not our probe's: ignored
@@ -591,6 +611,37 @@ TEST_CASE("a ping to a member still connecting that could not leave accuses no o
   CHECK(r.sent(MessageType::kPingReq).empty());
   CHECK_FALSE(r.suspect("a"));
   CHECK(r.m.counters().probes_failed == 0);
+}
+
+TEST_CASE("within connect_grace a helper's indirect_nack still makes an unanswered probe fail",
+          "[membership][swim]") {
+  // A nack shows our own links work and the member is unreachable from there too.
+  ProbeOfA p(MessageType::kIndirectNack, Listed::kJustNow);
+  Rig& r = p.r;
+  r.advance(r.timers.probe_period);
+  REQUIRE(r.now - kStart < r.timers.connect_grace);
+  CHECK(r.suspect("a"));
+  CHECK(r.m.counters().probes_failed == 1);
+  CHECK(r.m.counters().probes_void == 0);
+}
+
+TEST_CASE("an unanswered probe of a member listed within connect_grace, no helper nacking, is void",
+          "[membership][swim]") {
+  ProbeOfA p(MessageType::kHello, Listed::kJustNow);  // helpers answer no ping_req either
+  Rig& r = p.r;
+  r.advance(r.timers.probe_period);
+  REQUIRE(r.now - kStart < r.timers.connect_grace);
+  CHECK(r.sent(MessageType::kPingReq).size() == r.timers.indirect_probes);  // helpers asked
+  CHECK_FALSE(r.suspect("a"));
+  CHECK(r.happened(EventKind::kSuspect).empty());
+  CHECK(r.m.counters().probes_void == 1);
+  CHECK(r.m.counters().probes_failed == 0);
+  CHECK(r.m.health_score() == 0);  // silent helpers say nothing about us either
+  // Once connect_grace has passed, the same silence is a failed probe.
+  REQUIRE(r.advance_until([&] { return r.suspect("a"); },
+                          r.timers.connect_grace + 10 * r.timers.probe_period));
+  CHECK(r.now - kStart >= r.timers.connect_grace);
+  CHECK(r.m.counters().probes_failed == 1);
 }
 
 TEST_CASE("past connect_grace an unsent ping is a probe like any other: helpers, then suspicion",
@@ -646,6 +697,7 @@ TEST_CASE("a vouch that answers no probe of ours clears nothing, and a stranger'
   r.admit(a);
   r.admit(b);
   r.respond(b);
+  r.pass_connect_grace();
   REQUIRE(r.advance_until([&] { return r.suspect("a"); }, Millis(2000)));
   Message vouch = b.make(MessageType::kIndirectAck);
   vouch.seq = 999;
@@ -670,7 +722,9 @@ TEST_CASE("an ack from a suspect does not clear the suspicion, but its refutatio
           "[membership][swim]") {
   Rig r;
   Peer a = peer("a", 2001);
-  r.admit(a);
+  r.admit_answering({a});
+  r.pass_connect_grace();
+  r.silence(a);
   REQUIRE(r.advance_until([&] { return r.suspect("a"); }, Millis(1000)));
   auto pings = r.sent(MessageType::kPing, a.endpoint());
   REQUIRE_FALSE(pings.empty());
@@ -1608,6 +1662,7 @@ TEST_CASE("a lost member is probed with hello and comes back when it answers", "
   Rig r;
   const Peer a = peer("a", 2001);
   r.admit(a);
+  r.pass_connect_grace();
   r.advance(Millis(2000));
   REQUIRE_FALSE(r.m.is_member("a"));
   r.clear();
@@ -1627,6 +1682,7 @@ TEST_CASE("a heartbeat from a lost member brings it back at once", "[membership]
   Rig r;
   const Peer a = peer("a", 2001);
   r.admit(a);
+  r.pass_connect_grace();
   r.advance(Millis(2000));
   REQUIRE_FALSE(r.m.is_member("a"));
   r.beat(a);
@@ -1930,8 +1986,11 @@ TEST_CASE("deaths are counted by cause and their detection latency is observed",
   r.link(b.endpoint(), LinkEvent::kUp);
   r.link(b.endpoint(), LinkEvent::kDown);
   r.link(b.endpoint(), LinkEvent::kRefused);
-  // a falls silent (no helper to ask): a probe period unanswered, then the
-  // suspicion's timeout.
+  // a answers until connect_grace has passed, then falls silent (no helper
+  // to ask): a probe period unanswered, then the suspicion's timeout.
+  r.respond(a);
+  r.advance(r.timers.connect_grace);
+  r.silence(a);
   r.advance(Millis(3000));
   REQUIRE_FALSE(r.m.is_member("a"));
   REQUIRE_FALSE(r.m.is_member("b"));
