@@ -68,7 +68,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "harness"))
-from iridium_nodes import Cluster, free_port  # noqa: E402
+from iridium_nodes import CONNECT_GRACE, Cluster, free_port  # noqa: E402
 import netns  # noqa: E402
 
 COOKIE = "iridium-bench"
@@ -177,6 +177,11 @@ def iridium_netns(binary, size, pool, cut_hold):
         everyone = {h.alias for h in net.hosts}
         full = lambda n, m: m == everyone - {n.alias}  # noqa: E731
         wait_for(net.hosts, full, 60, pool)
+        # Faults start on a settled cluster: a member listed less than
+        # connect_grace ago is not accused by a probe (docs/protocol.md 7).
+        settled = time.monotonic() + CONNECT_GRACE
+        while time.monotonic() < settled:
+            wait_for(net.hosts, full, 60, pool)
 
         victim = net.hosts[-1]
         survivors = [h for h in net.hosts if h is not victim]

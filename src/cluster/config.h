@@ -37,7 +37,7 @@ struct Timers {
   std::size_t suspicion_confirmations = 1;
   std::size_t awareness_max = 4;  // local-health score ceiling; periods stretch × (1 + score)
   // A member listed this recently may still be connecting: a probe of it
-  // that neither it nor a helper (nack) answers is void, not failed. 128 nodes
+  // that goes unanswered is void, not failed. 128 nodes
   // starting together on 2 cores reach a full mesh 2-3 s after the last start.
   // Nor does a suspicion only heard of bury a member listed this recently.
   Millis connect_grace{3000};

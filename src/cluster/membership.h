@@ -151,10 +151,10 @@ struct Counters {
   ByType dropped_by_type{};
   uint64_t deaths_silent = 0, deaths_refused = 0, deaths_reported = 0;  // by DeathCause
   uint64_t probes = 0, probes_failed = 0;  // our own probes, and those that ended in suspicion
-  uint64_t probes_void = 0;   // unanswered, unnacked probes of a member listed within connect_grace
-  uint64_t refutations = 0;   // times we raised our incarnation
-  uint64_t late_ticks = 0;    // ticks later than Timers::late_tick: a starved host
-  uint64_t updates_sent = 0;  // piggybacked updates, counted per frame
+  uint64_t probes_void = 0;      // unanswered probes of a member listed within connect_grace
+  uint64_t refutations = 0;      // times we raised our incarnation
+  uint64_t late_ticks = 0;       // ticks later than Timers::late_tick: a starved host
+  uint64_t updates_sent = 0;     // piggybacked updates, counted per frame
   DetectionHistogram detection;  // every kDead's `silent`
   // Frames of another cluster (another cluster name), dropped before any
   // rule saw them; in neither frames_received nor frames_dropped.
@@ -407,15 +407,17 @@ class Membership {
   // starved node reads refutations late, and waits for them instead of
   // burying members that answered in time.
   Millis suspicion_timeout(const Suspected& s) const { return scaled(s.suspicion.timeout()); }
-  // When a suspicion we run buries its member: after its timeout and, for a
-  // suspicion we only heard of, not within connect_grace of listing the
-  // member. A node that has just joined may inherit a suspicion (gossip, a
-  // member page) of a member it has barely met, whose answers still queue
-  // behind the join burst; the members who accused it decide.
+  // When a suspicion we run buries its member: its timeout after it began
+  // or, for a suspicion we only heard of, after connect_grace from listing
+  // the member, whichever is later. A node that has just joined may inherit
+  // a suspicion (gossip, a member page) of a member it has barely met, whose
+  // answers and refutation still queue behind the join burst; it gives the
+  // member the whole timeout to refute once it could have, and meanwhile
+  // the members who accused it decide.
   TimePoint suspicion_due(const Member& m) const {
-    const TimePoint timeout = m.suspected->since + suspicion_timeout(*m.suspected);
-    if (m.suspected->suspicion.accused_by(config_.self.alias)) return timeout;
-    return std::max(timeout, m.listed_at + timers_.connect_grace);
+    const Millis timeout = suspicion_timeout(*m.suspected);
+    if (m.suspected->suspicion.accused_by(config_.self.alias)) return m.suspected->since + timeout;
+    return std::max(m.suspected->since, m.listed_at + timers_.connect_grace) + timeout;
   }
 
   // ---- helpers ----

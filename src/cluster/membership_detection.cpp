@@ -109,16 +109,15 @@ void Membership::probe_answered() {
 }
 
 // A member listed within connect_grace may still be opening its
-// connections (many nodes starting on a busy host take seconds). If no
-// helper could even say it failed to reach the member (an indirect_nack),
-// the silence says nothing about the member, nor about us: the probe is
-// void. A nack shows that our own links work and the member is unreachable.
+// connections, and while many nodes start on a busy host its answers (and
+// the helpers' relays to it) queue for seconds behind the join burst: its
+// silence says nothing about it yet, nor about us, so the probe is void.
 void Membership::probe_failed(TimePoint now) {
   const Probe p = *probe_;
   probe_.reset();
   auto it = members_.find(p.alias);
   const bool same_member = it != members_.end() && it->second.instance == p.instance;
-  if (same_member && p.nacks == 0 && now - it->second.listed_at < timers_.connect_grace) {
+  if (same_member && now - it->second.listed_at < timers_.connect_grace) {
     ++counters_.probes_void;
     return;
   }

@@ -391,6 +391,7 @@ class Defects(ClusterTestCase):
         for node in nodes[1:]:
             node.launch("--join", seed.address)
         self.cluster.wait_converged(timeout=30)
+        self.cluster.settle()
         return nodes
 
     def test_11_a_stopped_node_is_dropped_by_every_member_within_3_s(self):

@@ -25,6 +25,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 import netns  # noqa: E402
+from iridium_nodes import CONNECT_GRACE  # noqa: E402
 
 BINARY = os.path.abspath(sys.argv.pop(1)) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else None
 BOUND = float(os.environ.get("IRIDIUM_NETNS_BOUND", "3.0"))
@@ -62,6 +63,11 @@ class NetworkFaults(unittest.TestCase):
         t = self.wait(lambda seen: self.mesh(seen), time.monotonic(), 20)
         if t is None:
             self.fail(f"no full mesh of {SIZE} within 20 s: {self.poll()}")
+        # Faults start on a settled cluster: within connect_grace of listing
+        # a member, a probe of it cannot fail (docs/protocol.md section 7).
+        # The mesh must hold meanwhile.
+        drops, _ = self.watch(time.monotonic(), CONNECT_GRACE)
+        self.assertEqual(drops, [], f"the mesh did not hold while settling: {self.summarize(drops)}")
 
     def failed(self):
         """True when this test has failed so far (for tearDown)."""

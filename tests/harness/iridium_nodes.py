@@ -46,6 +46,9 @@ import time
 import unittest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+# Timers::connect_grace (src/cluster/config.h), seconds: a probe of a member
+# listed less than this ago is void, so faults wait it out (settle()).
+CONNECT_GRACE = 3.0
 
 
 def _cluster_name():
@@ -504,6 +507,17 @@ class Cluster:
     def wait_converged(self, timeout=15, expected=None):
         wait_until(lambda: self.converged(expected), timeout, "every live node to list every other",
                    interval=0.1)
+
+    def settle(self, expected=None):
+        """Keeps checking the full mesh for connect_grace: a fault injected
+        after this meets members whose probes can fail (a member listed less
+        than connect_grace ago is not accused by a probe, docs/protocol.md
+        section 7). Raises AssertionError if the mesh breaks meanwhile."""
+        end = time.monotonic() + CONNECT_GRACE
+        while time.monotonic() < end:
+            if not self.converged(expected):
+                raise AssertionError("the full mesh broke while the cluster settled")
+            time.sleep(0.1)
 
     def dump_logs(self, tail=4000):
         return "\n".join(f"--- {n.alias} ({n.log_path})\n{n.log()[-tail:]}" for n in self.nodes.values())
