@@ -145,10 +145,30 @@ class ClusterEndToEnd(RecordsFailures):
         r = run("docker", "exec", name, "iridium", "run", "examples/hello.iasm")
         self.assertEqual(r.stdout, "Hello, Iridium!\n")
 
+    @staticmethod
+    def attach_repl(name, timeout):
+        """`docker attach` to a node's REPL, returned once the REPL answers.
+        Until docker has put the terminal in raw mode, typed text is echoed
+        locally and then discarded (TCSAFLUSH), and a ^C signals docker
+        itself, so nothing is typed for real before an empty line has come
+        back as a fresh prompt from the container."""
+        import pexpect
+        shell = pexpect.spawn("docker", ["attach", name], encoding="utf-8", timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            shell.sendline("")
+            try:
+                shell.expect_exact(">>> ", timeout=1)
+                return shell
+            except pexpect.TIMEOUT:
+                if time.monotonic() > deadline:
+                    shell.close(force=True)
+                    raise AssertionError(f"docker attach {name}: no prompt within {timeout} s")
+
     def test_03_type_into_a_nodes_own_repl(self):
         import pexpect
         name = containers()["node-2"]
-        shell = pexpect.spawn("docker", ["attach", name], encoding="utf-8", timeout=20)
+        shell = self.attach_repl(name, timeout=20)
         try:
             shell.sendline("load $5 #55")
             shell.sendline("!registers")
@@ -183,7 +203,7 @@ class ClusterEndToEnd(RecordsFailures):
         for n in (1, 2):
             run("docker", "kill", "--signal=INT", name)
             wait_until(lambda: prompts_after_ctrl_c() >= seen + n, 30, f"SIGINT {n} to reach the REPL", interval=0.2)
-        shell = pexpect.spawn("docker", ["attach", name], encoding="utf-8", timeout=30)
+        shell = self.attach_repl(name, timeout=30)
         try:
             # At the prompt: ^C drops the half-typed line.
             shell.send("load $6 #66")
