@@ -39,7 +39,7 @@ struct Timers {
   // A member listed this recently may still be connecting: a probe of it
   // that goes unanswered is void, not failed. 128 nodes
   // starting together on 2 cores reach a full mesh 2-3 s after the last start.
-  // Nor does a suspicion only heard of bury a member listed this recently.
+  // A suspicion only heard of such a member runs its timeout from the end of it.
   Millis connect_grace{3000};
 
   // ---- dissemination ----

@@ -417,8 +417,10 @@ class Membership {
   TimePoint suspicion_due(const Member& m) const {
     const Millis timeout = suspicion_timeout(*m.suspected);
     if (m.suspected->suspicion.accused_by(config_.self.alias)) return m.suspected->since + timeout;
-    return std::max(m.suspected->since, m.listed_at + timers_.connect_grace) + timeout;
+    return std::max(m.suspected->since, connected_by(m)) + timeout;
   }
+  // The end of m's connect_grace: until then it may still be connecting.
+  TimePoint connected_by(const Member& m) const { return m.listed_at + timers_.connect_grace; }
 
   // ---- helpers ----
   void dispatch(const Message& m, const Source& source, TimePoint now);  // receive's switch

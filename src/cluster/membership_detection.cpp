@@ -98,7 +98,7 @@ void Membership::ping_unsent(const Endpoint& to, uint64_t seq, TimePoint now) {
   if (!probe_ || probe_->seq != seq || probe_->helpers_asked) return;
   const auto it = members_.find(probe_->alias);
   if (it == members_.end() || endpoint_of(it->second.address) != to) return;
-  if (now - it->second.listed_at >= timers_.connect_grace) return;
+  if (now >= connected_by(it->second)) return;
   ++counters_.probes_void;
   probe_.reset();
 }
@@ -117,7 +117,7 @@ void Membership::probe_failed(TimePoint now) {
   probe_.reset();
   auto it = members_.find(p.alias);
   const bool same_member = it != members_.end() && it->second.instance == p.instance;
-  if (same_member && now - it->second.listed_at < timers_.connect_grace) {
+  if (same_member && now < connected_by(it->second)) {
     ++counters_.probes_void;
     return;
   }
