@@ -1,6 +1,8 @@
 #include "common/health_file.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,6 +10,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <thread>
 
 namespace iridium::health {
 namespace {
@@ -15,6 +18,7 @@ namespace {
 constexpr std::chrono::seconds kStampInterval{1};  // a loop's stamp is rewritten this often
 constexpr std::size_t kMaxFileBytes = 64 * 1024;   // a health file is a few hundred bytes
 constexpr int kFormat = 1;
+constexpr std::chrono::milliseconds kLockPatience{200};  // a reader waits this long for a write
 
 int64_t epoch_ms(WallTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -24,39 +28,36 @@ Error io_error(const std::string& what, const std::string& path) {
   return Error{"cannot " + what + " " + path + ": " + std::strerror(errno), ErrorKind::kIo};
 }
 
-Status write_all(int fd, const std::string& text) {
+// Writes all of `text` at the start of the file; false with errno set if not.
+bool write_all_at_start(int fd, const std::string& text) {
   std::size_t done = 0;
   while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    const ssize_t n =
+        ::pwrite(fd, text.data() + done, text.size() - done, static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Error{std::strerror(errno), ErrorKind::kIo};
+    if (n <= 0) return false;
     done += static_cast<std::size_t>(n);
   }
-  return ok_status();
+  return true;
 }
 
-// Writes `text` to a temp file beside `path` and renames it over `path`. No
-// fsync: after a crash the file is stale anyway, and the node rewrites it.
-Status replace_file(const std::string& path, const std::string& text) {
-  const std::string temp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0 && errno == ENOENT) {
-    std::error_code ec;
-    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-    fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+// The writer rewrites the file in place under an exclusive lock (see
+// HealthFile::write_text); a shared lock makes the read see one whole
+// version. A writer that holds the lock for long is stopped mid-write; its
+// node is not healthy whatever the read shows, so the read goes ahead.
+void lock_for_reading(int fd) {
+  const auto give_up = std::chrono::steady_clock::now() + kLockPatience;
+  while (::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  if (fd < 0) return io_error("create", temp);
-  const Status written = write_all(fd, text);
-  ::close(fd);
-  if (!written) return Error{"cannot write " + temp + ": " + written.message(), ErrorKind::kIo};
-  if (::rename(temp.c_str(), path.c_str()) != 0) return io_error("rename a file over", path);
-  return ok_status();
 }
 
 Result<std::string> read_small_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT) return Error{"no health file at " + path, ErrorKind::kUnavailable};
   if (fd < 0) return io_error("read", path);
+  lock_for_reading(fd);
   std::string text(kMaxFileBytes + 1, '\0');
   std::size_t got = 0;
   ssize_t n = 0;
@@ -143,6 +144,7 @@ HealthFile::HealthFile(std::string path, std::string alias, std::string cluster,
 HealthFile::~HealthFile() {
   std::lock_guard lock(mutex_);
   if (started_) ::unlink(path_.c_str());
+  if (fd_ >= 0) ::close(fd_);
 }
 
 void HealthFile::start(Loop loop) {
@@ -196,10 +198,54 @@ void HealthFile::write() {
     std::lock_guard lock(mutex_);
     text = render();
   }
-  const Status status = replace_file(path_, text);
+  const Status status = write_text(text);
   const std::string error = status ? "" : status.message();
   if (!status && error != last_write_error_ && on_write_error_) on_write_error_(status.error());
   last_write_error_ = error;
+}
+
+// One pwrite over the start of the file, padded with spaces to the file's
+// length so that no byte of a longer version remains (JSON allows trailing
+// space), under an exclusive lock that readers share. Rewriting in place
+// keeps a stamp to a few cheap system calls: a new file renamed over the
+// old one costs an inode and, on ext4, a flush of the new file's data.
+Status HealthFile::write_text(std::string text) {
+  struct stat st {};
+  if (fd_ >= 0 && (::fstat(fd_, &st) != 0 || st.st_nlink == 0)) {  // removed under us
+    ::close(fd_);
+    fd_ = -1;
+  }
+  if (fd_ < 0) {
+    if (auto opened = open_file(); !opened) return opened;
+  }
+  if (text.size() < file_bytes_) text.append(file_bytes_ - text.size(), ' ');
+  (void)::flock(fd_, LOCK_EX);
+  const bool written = write_all_at_start(fd_, text);
+  const int write_errno = errno;
+  (void)::flock(fd_, LOCK_UN);
+  if (!written) {
+    errno = write_errno;
+    return io_error("write", path_);
+  }
+  file_bytes_ = text.size();
+  return ok_status();
+}
+
+// Opens (or creates, with its directory) the file for rewriting in place.
+// A file left by an earlier process keeps its length, which the padding
+// covers, unless it is too long to be read as a health file.
+Status HealthFile::open_file() {
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0 && errno == ENOENT) {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path_).parent_path(), ec);
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  }
+  if (fd_ < 0) return io_error("create", path_);
+  struct stat st {};
+  file_bytes_ = ::fstat(fd_, &st) == 0 ? static_cast<std::size_t>(st.st_size) : 0;
+  if (file_bytes_ > kMaxFileBytes && ::ftruncate(fd_, 0) == 0) file_bytes_ = 0;
+  return ok_status();
 }
 
 std::string HealthFile::render() {

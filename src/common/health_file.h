@@ -10,8 +10,10 @@
 //
 // `stamps` holds, for each loop that runs, the last time (ms since the Unix
 // epoch, UTC) that loop went round; a loop that does not run has no stamp.
-// The writer replaces the whole file (a temp file, then rename), so a reader
-// sees the old file or the new one, never half of one.
+// The writer rewrites the file in place under an exclusive flock() and
+// pads it with spaces to its longest length; read_health_file() takes a
+// shared lock, so it sees one whole version. (A reader without the lock may
+// catch a write half done.)
 //
 // Cost on the node: each loop calls beat() on every turn. That reads the
 // clock and takes an uncontended mutex; the file is rewritten only when
@@ -92,6 +94,8 @@ class HealthFile {
   bool due(Loop loop, WallTime now) const;  // needs mutex_
   void write();                             // unless another thread is writing
   std::string render();                     // needs mutex_; marks the stamps written
+  Status write_text(std::string text);      // needs write_mutex_
+  Status open_file();                       // needs write_mutex_
 
   const std::string path_;
   const std::function<void(const Error&)> on_write_error_;
@@ -101,6 +105,8 @@ class HealthFile {
   bool changed_ = false;          // guarded by mutex_: facts or loops not written yet
   bool started_ = false;          // guarded by mutex_: a loop started, so the file was written
   std::string last_write_error_;  // guarded by write_mutex_
+  int fd_ = -1;                   // guarded by write_mutex_: the open file, or -1
+  std::size_t file_bytes_ = 0;    // guarded by write_mutex_: its length
   std::mutex write_mutex_;
 };
 

@@ -1,3 +1,5 @@
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -139,4 +141,67 @@ TEST_CASE("health file: a missing, empty, garbage or wrong file is an error that
   REQUIRE(record);
   CHECK(record->members == 4);
   CHECK(record->stamps.at("cluster_loop") == health::WallTime(1000ms));
+}
+
+TEST_CASE("health file: a shorter version is padded, and a longer file left behind is covered",
+          "[health]") {
+  TempDir dir;
+  const std::string path = health::health_file_path(dir.path.string());
+  std::filesystem::create_directories(dir.path / "run");
+  write_text(path, std::string(900, 'x'));  // an earlier process's file, longer than ours
+  HealthFile file(path, "n", "c");
+  file.set_cluster(true, 12345);
+  file.start(Loop::kCluster);
+  auto record = health::read_health_file(path);
+  REQUIRE(record);
+  CHECK(record->members == 12345);
+  CHECK(std::filesystem::file_size(path) == 900);
+
+  file.set_cluster(true, 1);  // one digit shorter: no "5" of the old text may stay
+  file.beat(Loop::kCluster);
+  record = health::read_health_file(path);
+  REQUIRE(record);
+  CHECK(record->members == 1);
+}
+
+TEST_CASE("health file: a file left behind too long to read as one is cut, not padded",
+          "[health]") {
+  TempDir dir;
+  const std::string path = health::health_file_path(dir.path.string());
+  std::filesystem::create_directories(dir.path / "run");
+  write_text(path, std::string(100 * 1024, 'x'));
+  HealthFile file(path, "n", "c");
+  file.start(Loop::kCluster);
+  CHECK(health::read_health_file(path));
+  CHECK(std::filesystem::file_size(path) < 1024);
+}
+
+TEST_CASE("health file: a file removed under the node is written again at the next write",
+          "[health]") {
+  TempDir dir;
+  const std::string path = health::health_file_path(dir.path.string());
+  HealthFile file(path, "n", "c");
+  file.start(Loop::kCluster);
+  REQUIRE(std::filesystem::remove_all(dir.path / "run") > 0);
+  file.set_cluster(true, 2);
+  file.beat(Loop::kCluster);
+  auto record = health::read_health_file(path);
+  REQUIRE(record);
+  CHECK(record->members == 2);
+}
+
+TEST_CASE("health file: a reader does not wait for ever on a writer stopped mid-write",
+          "[health]") {
+  TempDir dir;
+  const std::string path = health::health_file_path(dir.path.string());
+  HealthFile file(path, "n", "c");
+  file.start(Loop::kCluster);
+  const int held = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(held >= 0);
+  REQUIRE(::flock(held, LOCK_EX) == 0);  // as a writer stopped inside its write holds it
+  const auto began = std::chrono::steady_clock::now();
+  auto record = health::read_health_file(path);
+  CHECK(std::chrono::steady_clock::now() - began < 5s);
+  CHECK(record);  // the whole file was written before the lock was taken
+  ::close(held);
 }

@@ -10,6 +10,7 @@ clear error (exit 1), never a crash. Every wait polls with a deadline.
 
     python3 tests/cluster/test_health.py /path/to/iridium [unittest args]
 """
+import fcntl
 import json
 import os
 import signal
@@ -35,7 +36,10 @@ def node_health(node, *args):
 
 
 def health_file(node):
+    """The node's health file, read under the shared lock its writer
+    respects (it rewrites the file in place)."""
     with open(os.path.join(node.data_dir, "run", "health.json")) as f:
+        fcntl.flock(f, fcntl.LOCK_SH)
         return json.load(f)
 
 
