@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -156,6 +157,14 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
   cluster_config.cluster_key_path = node.cluster_key;
   cluster_config.insecure = node.insecure;
   cluster_config.health = &health_file;
+  // The main loop sleeps until something happens; a cluster that cannot go
+  // on wakes it through this.
+  const int fatal_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fatal_fd < 0) {
+    std::cerr << "cannot set up the main loop's wake-up\n";
+    return kExitUsage;
+  }
+  cluster_config.on_fatal = [fatal_fd] { (void)::eventfd_write(fatal_fd, 1); };
   if (node.start_cluster || !seeds.empty()) {
     if (auto refusal = cluster::check_listen_security(cluster_config)) {
       std::cerr << "iridium: " << refusal->message << "\n";
@@ -318,9 +327,10 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
       const bool serving = remote != nullptr || cluster_node.started();
       if (!serving) break;
     }
-    pollfd fds[2] = {{signal_fd, POLLIN, 0}, {0, POLLIN, 0}};
-    const nfds_t count = reading ? 2 : 1;
-    if (::poll(fds, count, 500) < 0 && errno != EINTR) break;
+    pollfd fds[3] = {{signal_fd, POLLIN, 0}, {fatal_fd, POLLIN, 0}, {0, POLLIN, 0}};
+    const nfds_t count = reading ? 3 : 2;
+    if (::poll(fds, count, -1) < 0 && errno != EINTR) break;
+    if (fds[1].revents & POLLIN) continue;  // fatal_error() says why, at the top
     if (fds[0].revents & POLLIN) {
       const Signals got = take_signals(signal_fd);
       terminating = terminating || got.terminate;
@@ -340,7 +350,7 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
       }
       continue;
     }
-    if (reading && console->interactive() && (fds[1].revents & (POLLHUP | POLLERR))) {
+    if (reading && console->interactive() && (fds[2].revents & (POLLHUP | POLLERR))) {
       // The terminal's other end has gone (a closed window, a dropped ssh
       // session). Unlike Ctrl-D it stays "readable" forever, so reading on
       // would spin; a serving node goes on without its REPL.
@@ -350,13 +360,14 @@ int run_node(const NodeOptions& node, const RunOptions& run) {
       reading = false;
       continue;
     }
-    if (reading && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) console->on_readable();
+    if (reading && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) console->on_readable();
   }
   if (console) console->stop();
   if (interactive) shell::Console::write("\n");
   metrics.reset();  // no scrape reads the node while it stops
   cluster_node.leave_and_stop();
   if (remote) remote->stop();
+  ::close(fatal_fd);
   ::close(signal_fd);
   return exit_code;
 }

@@ -880,8 +880,11 @@ std::optional<Error> Node::fatal_error() const {
 }
 
 void Node::set_fatal(Error error) {
-  std::lock_guard lock(mutex_);
-  fatal_ = std::move(error);
+  {
+    std::lock_guard lock(mutex_);
+    fatal_ = std::move(error);
+  }
+  if (config_.on_fatal) config_.on_fatal();
 }
 
 Result<StartInfo> Node::start() {

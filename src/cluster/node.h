@@ -58,6 +58,9 @@ struct NodeConfig {
   // and how many members it lists (common/health_file.h); none if null.
   // Must outlive the node.
   health::HealthFile* health = nullptr;
+  // Called on the I/O thread once the node cannot go on (fatal_error() is
+  // then set), so that the owner need not poll for it. Must not block.
+  std::function<void()> on_fatal;
 };
 
 // Why a node with this config must not listen, if it must not: plain mode
