@@ -1068,20 +1068,22 @@ void Membership::tick_lost(TimePoint now) {
 // Seeds that are not members (and not being joined already) get a hello at
 // the lost-probe pace. A seed that answered is matched by its alias, so a
 // seed named differently from how it advertises itself costs nothing once
-// it is a member.
+// it is a member. A seed that is a member needs no timer: it stops being
+// one only through a frame or a tick, after which next_wakeup() sees it.
 void Membership::tick_seeds(TimePoint now) {
   for (Seed& seed : seeds_) {
-    if (now < seed.next_hello) continue;
+    if (now < seed.next_hello || seed_is_member(seed)) continue;
     seed.next_hello = now + timers_.lost_probe;
     const bool joining = std::any_of(joins_.begin(), joins_.end(),
                                      [&](const PendingJoin& j) { return j.to == seed.at; });
-    const bool member =
-        seed.alias.empty()
-            ? std::any_of(members_.begin(), members_.end(),
-                          [&](const auto& kv) { return endpoint_of(kv.second.address) == seed.at; })
-            : members_.contains(seed.alias);
-    if (!joining && !member) send(seed.at, message(MessageType::kHello));
+    if (!joining) send(seed.at, message(MessageType::kHello));
   }
+}
+
+bool Membership::seed_is_member(const Seed& seed) const {
+  if (!seed.alias.empty()) return members_.contains(seed.alias);
+  return std::any_of(members_.begin(), members_.end(),
+                     [&](const auto& kv) { return endpoint_of(kv.second.address) == seed.at; });
 }
 
 void Membership::tick_expiry(TimePoint now) {

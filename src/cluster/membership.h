@@ -434,6 +434,7 @@ class Membership {
   void tick_joins(TimePoint now);
   void tick_lost(TimePoint now);
   void tick_seeds(TimePoint now);
+  bool seed_is_member(const Seed& seed) const;
   void tick_expiry(TimePoint now);
   void gossip(TimePoint now);
   void push_pull(TimePoint now);

@@ -330,7 +330,9 @@ TimePoint Membership::next_wakeup() const {
     due(l.next_probe);
     due(l.since + timers_.lost_ttl + kStep);
   }
-  for (const Seed& seed : seeds_) due(seed.next_hello);
+  for (const Seed& seed : seeds_) {
+    if (!seed_is_member(seed)) due(seed.next_hello);
+  }
   for (const auto& [alias, c] : contacts_) due(c.since + timers_.contact_timeout + kStep);
   for (const auto& [alias, d] : departed_) due(d.until);
   for (const auto& [endpoint, t] : contacted_at_) due(t + timers_.contact_retry);

@@ -1492,6 +1492,25 @@ TEST_CASE("next_wakeup() is the next probe when idle, never past, never after ti
     });
     CHECK(nacked);
   }
+  SECTION("an idle node whose seed is a member wakes for its probes and push-pull only") {
+    Rig r;
+    const Peer s = peer("s", 2001);
+    r.m.join_seeds({s.endpoint()}, {}, r.now);
+    r.receive_on_dealer(s.make(MessageType::kHelloAck), s.endpoint());
+    REQUIRE(r.m.is_member("s"));
+    r.respond(s);
+    r.advance(Millis(5000));  // the join's updates are spread and done
+    const TimePoint from = r.now;
+    int idle_wakeups = 0;
+    while (r.now - from < Millis(10000)) {
+      r.clear();
+      r.tick_at(std::max(r.now + Millis(1), r.m.next_wakeup()));
+      UNSCOPED_INFO("+" << std::chrono::duration_cast<Millis>(r.now - from).count()
+                        << " ms: " << r.actions.size() << " actions");
+      if (r.actions.empty()) ++idle_wakeups;
+    }
+    CHECK(idle_wakeups == 0);  // no timer for the seed, nor for anything else
+  }
   SECTION("seeds that refuse our alias, answering 50 ms after each hello") {
     Rig r;
     const Peer s = peer("s", 2001);
