@@ -38,6 +38,36 @@ swarm_resolve() {
   echo "$name"
 }
 
+# The first swarm a Docker daemon starts raises the host's ARP table limits
+# (gc_thresh1..3, to 8192/49152/65536 here) and `swarm leave` does not
+# lower them again, so `up` keeps them, before it makes a swarm, beside the
+# marker, and `down` puts them back after it leaves.
+neigh_before_swarm() { echo "$key_dir/neigh-before-swarm"; }
+neigh_keys=(net.ipv4.neigh.default.gc_thresh1 net.ipv4.neigh.default.gc_thresh2 net.ipv4.neigh.default.gc_thresh3)
+
+save_neigh_before_swarm() {
+  local values=() key
+  for key in "${neigh_keys[@]}"; do
+    values+=("$(sysctl -n "$key" 2>/dev/null)") || return 0
+  done
+  echo "${values[*]}" >"$(neigh_before_swarm)"
+}
+
+restore_neigh_before_swarm() {
+  local saved values settings=() i sudo_cmd=()
+  saved=$(neigh_before_swarm)
+  [ -e "$saved" ] || return 0
+  read -r -a values <"$saved"
+  for i in 0 1 2; do settings+=("${neigh_keys[i]}=${values[i]}"); done
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo -n)
+  if "${sudo_cmd[@]}" sysctl -q -w "${settings[@]}" 2>/dev/null; then
+    rm -f -- "$saved"
+    echo "cluster: put the host's ARP table limits back to ${values[*]} (swarm init had raised them)"
+  else
+    echo "cluster: warning: swarm init raised the host's ARP table limits; as root: sysctl -w ${settings[*]}" >&2
+  fi
+}
+
 # Makes this engine a single-node swarm manager unless it is one already.
 swarm_ensure() {
   local state
@@ -48,8 +78,9 @@ swarm_ensure() {
         die "this Docker engine is a swarm worker; run this on a manager"
       ;;
     inactive)
-      docker swarm init --advertise-addr 127.0.0.1 >/dev/null || die "docker swarm init failed"
       mkdir -p -m 0700 -- "$key_dir" || die "cannot create $key_dir"
+      save_neigh_before_swarm
+      docker swarm init --advertise-addr 127.0.0.1 >/dev/null || die "docker swarm init failed"
       docker info --format '{{.Swarm.NodeID}}' >"$(swarm_marker)"
       echo "cluster: made this Docker engine a single-node swarm (down leaves it again)"
       ;;
@@ -75,6 +106,7 @@ swarm_release() {
   docker swarm leave --force >/dev/null || die "docker swarm leave failed"
   rm -f -- "$marker"
   echo "cluster: left the swarm that up started"
+  restore_neigh_before_swarm
 }
 
 # The swarm secret holding the cluster key: one per key (named by a digest

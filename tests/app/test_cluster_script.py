@@ -59,7 +59,8 @@ case "$1 ${2:-}" in
       *NodeID*) [ "$state" = inactive ] && echo "" || echo stubnode1 ;;
     esac
     exit 0 ;;
-  "swarm init") echo active >"$STUB_DIR/swarm"; exit 0 ;;
+  "swarm init") # as Docker does, it raises the host's ARP table limits
+    echo active >"$STUB_DIR/swarm"; echo "49152 65536 8192" >"$STUB_DIR/neigh"; exit 0 ;;
   "swarm leave") echo inactive >"$STUB_DIR/swarm"; exit 0 ;;
   "secret inspect") grep -qxF "$3" "$STUB_DIR/secrets" 2>/dev/null; exit ;;
   "secret create")
@@ -97,17 +98,27 @@ exec "$@"
 ID = r"""#!/bin/bash
 if [ "$1" = -u ]; then echo "${STUB_UID:-0}"; else exec /usr/bin/id "$@"; fi
 """
-# The host's ARP table limits, kept in $STUB_DIR/neigh ("SOFT HARD"); a -w
-# fails unless $STUB_SYSCTL_OK is 1 (root, or a sudo that works).
+# The host's ARP table limits, kept in $STUB_DIR/neigh ("SOFT HARD LOW":
+# gc_thresh2, 3 and 1, LOW 128 when absent); a -w fails unless
+# $STUB_SYSCTL_OK is 1 (root, or a sudo that works).
 SYSCTL = r"""#!/bin/bash
 echo "sysctl $*" >>"$STUB_LOG"
-read -r soft hard <"$STUB_DIR/neigh"
+read -r soft hard low <"$STUB_DIR/neigh"
+low=${low:-128}
 case "$*" in
+  "-n net.ipv4.neigh.default.gc_thresh1") echo "$low" ;;
   "-n net.ipv4.neigh.default.gc_thresh2") echo "$soft" ;;
   "-n net.ipv4.neigh.default.gc_thresh3") echo "$hard" ;;
   "-q -w "*)
     [ "${STUB_SYSCTL_OK:-1}" = 1 ] || exit 1
-    soft=${3#*=}; hard=${4#*=}; echo "$soft $hard" >"$STUB_DIR/neigh" ;;
+    for setting in "${@:3}"; do
+      case "$setting" in
+        *gc_thresh1=*) low=${setting#*=} ;;
+        *gc_thresh2=*) soft=${setting#*=} ;;
+        *gc_thresh3=*) hard=${setting#*=} ;;
+      esac
+    done
+    echo "$soft $hard $low" >"$STUB_DIR/neigh" ;;
 esac
 """
 HIDDEN = {"docker", "docker-compose", "apt-get", "sudo", "id", "sysctl"}
@@ -264,8 +275,9 @@ class ClusterKey(StubbedScript):
             self.assertEqual(f.read(), made)
 
     def neigh(self):
+        """gc_thresh2 and gc_thresh3 of the stub host."""
         with open(os.path.join(self.bin, "neigh")) as f:
-            return f.read().split()
+            return f.read().split()[:2]
 
     def test_up_raises_the_hosts_arp_limit_for_many_nodes_and_down_puts_it_back(self):
         r, calls = self.cluster("up", "3")
@@ -451,6 +463,10 @@ class SwarmEngine(StubbedScript):
         self.assertLess(self.index(calls, "docker stack rm iridium"), self.index(calls, "docker swarm leave --force"))
         self.assertIn("left the swarm that up started", r.stdout)
         self.assertFalse(os.path.exists(self.marker))
+        # swarm init raised the host's ARP limits; down put all three back.
+        with open(os.path.join(self.bin, "neigh")) as f:
+            self.assertEqual(f.read().split(), ["512", "1024", "128"])
+        self.assertIn("put the host's ARP table limits back to 128 512 1024", r.stdout)
         self.assertTrue(os.path.isfile(os.path.join(self.key_dir, "cluster.key")))  # the key stays
 
     def test_a_swarm_that_was_there_is_never_left(self):
