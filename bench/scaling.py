@@ -459,6 +459,9 @@ def one_size(engine, size, args, pool, log):
         else:
             result["converge_logged_s"] = None
             result["log_note"] = f"{sum(t is None for t in done)} node logs name fewer than {size - 1} peers"
+        # Every container lives: each death a node logged from the first
+        # start to here (convergence and up's health wait) is a false one.
+        result["start_false_deaths"] = sum(len(dead_lines_in(text, first - 1)) for text in logs)
         per, mem, rss, conns, frames = idle_window(nodes, args.settle, args.window, pool)
         for key in ("cpu", "node_cpu", "tx", "tx_packets", "rx"):
             result[key] = mean_max([p[key] for p in per])
@@ -813,6 +816,8 @@ ROWS = [("first container started after `up` began, s", "first_start_after_up_s"
         ("convergence after the last start, polled, s", "converge_polled_s", "{:.2f}", "mean"),
         ("poll round (resolution), s", "poll_round_s", "{:.2f}", "mean"),
         ("convergence after the last start, node logs, s", "converge_logged_s", "{:.3f}", "mean"),
+        ("live nodes declared dead from the first start until `up` returned (all nodes' logs)",
+         "start_false_deaths", "{:.0f}", "mean"),
         ("CPU per container, % of one core (mean; max)", "cpu", "{:.2f}", "both"),
         ("CPU of the node process alone, % (mean; max)", "node_cpu", "{:.2f}", "both"),
         ("memory per container, MiB (mean; max)", "memory", "{:.1f}", "both"),

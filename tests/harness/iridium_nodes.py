@@ -162,11 +162,6 @@ def _claim_block(span):
     return None
 
 
-def _bindable(port):
-    """True when a listener could bind 127.0.0.1:port now."""
-    return port_is_free(port)
-
-
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now, that no
     other live process using this harness can be given (it comes from a
@@ -199,7 +194,7 @@ def _free_port():
             _next_port = block
         port = _next_port
         _next_port += 1
-        if port not in _ports_handed_out and _bindable(port):
+        if port not in _ports_handed_out and port_is_free(port):
             _ports_handed_out.add(port)
             return port
 
