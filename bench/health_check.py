@@ -18,7 +18,14 @@ Each check must succeed; the script stops otherwise. The shell Docker
 wraps a HEALTHCHECK command in (`/bin/sh -c`) is the same for both and not
 counted.
 
+With --docker IMAGE it measures instead what Docker itself spends to run
+the image's HEALTHCHECK (its exec: dockerd, containerd, the shim, runc,
+the shell and the check): the host's busy CPU (/proc/stat) over --window
+seconds with one container of IMAGE checked every second, minus the same
+with the check off (--no-healthcheck), per check; --repeat times.
+
     bench/health_check.py [--binary PATH] [--runs 50] [--nodes 3]
+    bench/health_check.py --docker iridium:local [--window 40] [--repeat 2]
 """
 import argparse
 import os
@@ -64,6 +71,43 @@ def node_cpu_per_check(node, argv, runs):
     return cpu, wall, spent / runs, idle_rate
 
 
+def host_busy_seconds():
+    """CPU seconds the whole host has spent busy (user, nice, system, irq,
+    softirq) since boot."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return (fields[0] + fields[1] + fields[2] + fields[5] + fields[6]) / os.sysconf("SC_CLK_TCK")
+
+
+def host_cpu_with_container(image, window, *options):
+    """Host busy CPU seconds over `window` s while one container of image
+    runs with docker run `options`, once it has started and settled."""
+    name = f"iridium-health-bench-{os.getpid()}"
+    subprocess.run(["docker", "run", "-d", "--name", name, *options, image], check=True,
+                   stdout=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", name],
+                                          capture_output=True, text=True).stdout.strip() == "true",
+                   30, f"{name} running")
+        time.sleep(8)  # the node starts and settles; not a wait for anything
+        before = host_busy_seconds()
+        time.sleep(window)  # the measured window
+        return host_busy_seconds() - before
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def docker_check_cost(image, window, repeat):
+    print(f"Docker's HEALTHCHECK of {image}, one container checked every 1 s, {window:.0f} s windows")
+    print("| run | host CPU with checks, s | without, s | host CPU per check, ms |")
+    print("|---:|---:|---:|---:|")
+    for run in range(1, repeat + 1):
+        checked = host_cpu_with_container(image, window, "--health-interval=1s")
+        unchecked = host_cpu_with_container(image, window, "--no-healthcheck")
+        print(f"| {run} | {checked:.2f} | {unchecked:.2f} | {(checked - unchecked) / window * 1000:.1f} |")
+    print(machine())
+
+
 def machine():
     model = "?"
     with open("/proc/cpuinfo") as f:
@@ -80,7 +124,12 @@ def main():
     parser.add_argument("--binary", default=os.path.join(REPO, "build", "release", "src", "app", "iridium"))
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--docker", metavar="IMAGE", help="measure Docker's own cost of IMAGE's HEALTHCHECK")
+    parser.add_argument("--window", type=float, default=40)
+    parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
+    if args.docker:
+        return docker_check_cost(args.docker, args.window, args.repeat)
 
     cluster = Cluster(args.binary, secure=True)
     try:
