@@ -199,6 +199,11 @@ void HealthFile::write() {
     text = render();
   }
   const Status status = write_text(text);
+  if (!status && status.kind() == ErrorKind::kUnavailable) {
+    std::lock_guard lock(mutex_);
+    changed_ = true;  // a reader holds the file: the next beat writes it
+    return;
+  }
   const std::string error = status ? "" : status.message();
   if (!status && error != last_write_error_ && on_write_error_) on_write_error_(status.error());
   last_write_error_ = error;
@@ -206,7 +211,9 @@ void HealthFile::write() {
 
 // One pwrite over the start of the file, padded with spaces to the file's
 // length so that no byte of a longer version remains (JSON allows trailing
-// space), under an exclusive lock that readers share. Rewriting in place
+// space), under an exclusive lock that readers share. A reader that holds
+// its lock (a check stopped mid-read) never blocks the loop: the write is
+// skipped (kUnavailable) and the next beat tries again. Rewriting in place
 // keeps a stamp to a few cheap system calls: a new file renamed over the
 // old one costs an inode and, on ext4, a flush of the new file's data.
 Status HealthFile::write_text(std::string text) {
@@ -219,7 +226,9 @@ Status HealthFile::write_text(std::string text) {
     if (auto opened = open_file(); !opened) return opened;
   }
   if (text.size() < file_bytes_) text.append(file_bytes_ - text.size(), ' ');
-  (void)::flock(fd_, LOCK_EX);
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+    return Error{path_ + " is being read", ErrorKind::kUnavailable};
+  }
   const bool written = write_all_at_start(fd_, text);
   const int write_errno = errno;
   (void)::flock(fd_, LOCK_UN);

@@ -205,3 +205,20 @@ TEST_CASE("health file: a reader does not wait for ever on a writer stopped mid-
   CHECK(record);  // the whole file was written before the lock was taken
   ::close(held);
 }
+
+TEST_CASE("health file: a reader stopped while it holds the file delays the write, never the loop",
+          "[health]") {
+  TempDir dir;
+  const std::string path = health::health_file_path(dir.path.string());
+  HealthFile file(path, "n", "c");
+  file.start(Loop::kCluster);
+  const int reader = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(reader >= 0);
+  REQUIRE(::flock(reader, LOCK_SH) == 0);
+  file.set_cluster(true, 5);
+  file.beat(Loop::kCluster);  // returns at once; the file keeps its old version
+  CHECK(health::read_health_file(path)->members == 0);
+  ::close(reader);  // the reader lets go: the next beat writes
+  file.beat(Loop::kCluster);
+  CHECK(health::read_health_file(path)->members == 5);
+}
