@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -150,7 +151,7 @@ HealthFile::~HealthFile() {
 void HealthFile::start(Loop loop) {
   {
     std::lock_guard lock(mutex_);
-    loops_[loop] = Stamp{WallClock::now(), WallTime{}};
+    loops_[loop] = Stamp{WallClock::now(), WallTime{}, false, {}};
     changed_ = true;
     started_ = true;
   }
@@ -162,6 +163,10 @@ void HealthFile::stop(Loop loop) {
     std::lock_guard lock(mutex_);
     if (loops_.erase(loop) == 0) return;
     changed_ = true;
+    // Nobody keeps the file for the loops that wait any more: wake them.
+    for (auto& [other, stamp] : loops_) {
+      if (stamp.waiting && !kept_by_another(other) && stamp.wake) stamp.wake();
+    }
   }
   write();
 }
@@ -173,6 +178,8 @@ void HealthFile::beat(Loop loop) {
     auto it = loops_.find(loop);
     if (it == loops_.end()) return;  // not started (or stopped): nothing expects it
     it->second.last = now;
+    it->second.waiting = false;
+    it->second.wake = nullptr;
     if (!due(loop, now)) return;
   }
   write();
@@ -184,6 +191,20 @@ void HealthFile::set_cluster(bool in_cluster, uint64_t members) {
   facts_.in_cluster = in_cluster;
   facts_.members = members;
   changed_ = true;
+}
+
+bool HealthFile::wait(Loop loop, std::function<void()> wake) {
+  std::lock_guard lock(mutex_);
+  auto it = loops_.find(loop);
+  if (it == loops_.end() || !kept_by_another(loop)) return false;
+  it->second.waiting = true;
+  it->second.wake = std::move(wake);
+  return true;
+}
+
+bool HealthFile::kept_by_another(Loop loop) const {
+  return std::any_of(loops_.begin(), loops_.end(),
+                     [&](const auto& kv) { return kv.first != loop && !kv.second.waiting; });
 }
 
 bool HealthFile::due(Loop loop, WallTime now) const {
@@ -259,7 +280,9 @@ Status HealthFile::open_file() {
 
 std::string HealthFile::render() {
   nlohmann::json stamps = nlohmann::json::object();
+  const WallTime now = WallClock::now();
   for (auto& [loop, stamp] : loops_) {
+    if (stamp.waiting) stamp.last = now;  // waiting for work is going round
     stamps[std::string(loop_key(loop))] = epoch_ms(stamp.last);
     stamp.written = stamp.last;
   }

@@ -18,10 +18,13 @@
 // Cost on the node: each loop calls beat() on every turn. That reads the
 // clock and takes an uncontended mutex; the file is rewritten only when
 // this loop's stamp in it is a second old or more, or the facts (in the
-// cluster, member count) changed. A node with both loops therefore writes
-// it about twice a second, and a reader finds every live loop's stamp at
-// most about a second old (the cluster loop wakes at least every second,
-// the remote-shell thread too).
+// cluster, member count) changed. A loop that goes round at least once a
+// second keeps the file fresh for the others: a loop with nothing to do
+// may then wait() without a timeout, and while it waits every write stamps
+// it with the write's time (it answers the moment work comes). An idle
+// node therefore writes the file about once a second, from the cluster
+// loop, and its remote-shell thread does not wake at all; a reader finds
+// every live loop's stamp at most about a second old.
 //
 // Thread-safety: every method may be called from any thread. `mutex_`
 // guards the state; `write_mutex_` makes one writer at a time, and a loop
@@ -79,8 +82,15 @@ class HealthFile {
   void start(Loop loop);
   // The loop ended on purpose: its stamp is dropped from the file.
   void stop(Loop loop);
-  // The loop went round. Cheap; see the cost note above.
+  // The loop went round. Cheap; see the cost note above. Ends a wait().
   void beat(Loop loop);
+  // The loop is about to wait for work with nothing of its own due. True
+  // when another loop keeps the file fresh: this one may wait without a
+  // timeout, counted live until its next beat(), and `wake` is called (on
+  // the thread that stops the last such loop, under this object's lock,
+  // so it must not block) when it must go back to stamping itself. False
+  // when no other loop keeps the file: wait at most a second, then beat().
+  bool wait(Loop loop, std::function<void()> wake);
   // The cluster facts; the file is rewritten at the next beat if they changed.
   void set_cluster(bool in_cluster, uint64_t members);
 
@@ -88,9 +98,12 @@ class HealthFile {
 
  private:
   struct Stamp {
-    WallTime last;     // the loop's latest beat
-    WallTime written;  // the beat the file holds
+    WallTime last;               // the loop's latest beat
+    WallTime written;            // the beat the file holds
+    bool waiting = false;        // in wait(): live at every write
+    std::function<void()> wake;  // while waiting
   };
+  bool kept_by_another(Loop loop) const;    // needs mutex_
   bool due(Loop loop, WallTime now) const;  // needs mutex_
   void write();                             // unless another thread is writing
   std::string render();                     // needs mutex_; marks the stamps written

@@ -112,30 +112,35 @@ Status RemoteServer::start() {
 
 void RemoteServer::stop() {
   if (!running_.exchange(false)) return;
-  // The socket thread may wait without a timeout (no sessions): wake it.
-  try {
-    zmq::socket_t push(context_, zmq::socket_type::push);
-    push.set(zmq::sockopt::linger, 1000);
-    push.connect(done_endpoint_);
-    (void)push.send(zmq::str_buffer("stop"), zmq::send_flags::dontwait);
-  } catch (const zmq::error_t&) {
-    // The thread still sees running_ at its next wakeup.
-  }
+  wake_socket_thread();  // it may wait without a timeout (no sessions)
   if (thread_.joinable()) thread_.join();
   // The socket thread interrupted the lines still running: each ends at its
   // next slice.
   if (executor_) executor_->stop();
 }
 
+void RemoteServer::wake_socket_thread() {
+  try {
+    zmq::socket_t push(context_, zmq::socket_type::push);
+    push.set(zmq::sockopt::linger, 1000);
+    push.connect(done_endpoint_);
+    (void)push.send(zmq::str_buffer("wake"), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t&) {
+    // The thread still sees running_ (or stamps) at its next wakeup.
+  }
+}
+
 // How long the socket thread may wait for traffic: 100 ms while sessions
 // are open (their sweep); with none, until a request, a finished line, a
 // refused handshake or stop(), so an idle node's remote shell does not wake
-// 10 times a second. With a health file, at most a second, so that its
-// stamp stays fresh.
-std::chrono::milliseconds RemoteServer::wait_time() const {
+// 10 times a second. With a health file that no other loop keeps fresh,
+// at most a second, so that its stamp stays fresh.
+std::chrono::milliseconds RemoteServer::wait_time() {
   if (sessions_.size() != 0) return std::chrono::milliseconds(100);
-  return options_.health != nullptr ? std::chrono::milliseconds(1000)
-                                    : std::chrono::milliseconds(-1);
+  if (options_.health == nullptr) return std::chrono::milliseconds(-1);
+  const bool kept =
+      options_.health->wait(health::Loop::kRemoteShell, [this] { wake_socket_thread(); });
+  return kept ? std::chrono::milliseconds(-1) : std::chrono::milliseconds(1000);
 }
 
 // The socket thread: requests from clients, finished lines from the
@@ -150,6 +155,9 @@ void RemoteServer::serve() {
                                {monitor_.handle(), 0, ZMQ_POLLIN, 0}};
     try {
       zmq::poll(items, 3, wait_time());
+      // Awake: no longer counted live by waiting (a turn that hangs from
+      // here on leaves this stamp to age).
+      if (options_.health != nullptr) options_.health->beat(health::Loop::kRemoteShell);
       // 1. Requests: up to a batch, so that finished lines are not starved.
       for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN) != 0; ++i) {
         auto envelope = wire::receive_envelope(socket_);

@@ -21,7 +21,9 @@
 //     thread on the server's context; the socket thread logs its denials
 //     and the ROUTER monitor's handshake failures.
 //   - With options.health, the socket thread stamps the health file every
-//     turn; it then waits at most a second, so an idle server still stamps.
+//     turn. With no session it waits without a timeout while another loop
+//     keeps the file fresh (HealthFile::wait), else at most a second, so
+//     an idle server is always stamped.
 //   - start()/stop()/endpoint() are called by the thread that owns the
 //     RemoteServer (the node's main thread); stop() joins the socket thread,
 //     then the executor's threads.
@@ -95,7 +97,8 @@ class RemoteServer {
  private:
   // All of these run on the socket thread.
   void serve();
-  std::chrono::milliseconds wait_time() const;
+  std::chrono::milliseconds wait_time();
+  void wake_socket_thread();  // any thread
   void handle(const std::string& peer, const zmq::message_t& payload);
   void run_next(SessionTable::Session& session);
   void deliver_finished();

@@ -222,3 +222,44 @@ TEST_CASE("health file: a reader stopped while it holds the file delays the writ
   file.beat(Loop::kCluster);
   CHECK(health::read_health_file(path)->members == 5);
 }
+
+TEST_CASE("health file: a loop waits without a timeout only while another keeps the file",
+          "[health]") {
+  TempDir dir;
+  const std::string path = health::health_file_path(dir.path.string());
+  HealthFile file(path, "n", "c");
+  int woken = 0;
+  file.start(Loop::kRemoteShell);
+  CHECK_FALSE(file.wait(Loop::kRemoteShell, [&] { ++woken; }));  // alone: stamp itself
+
+  file.start(Loop::kCluster);
+  REQUIRE(file.wait(Loop::kRemoteShell, [&] { ++woken; }));
+  const auto before = health::read_health_file(path)->stamps.at("remote_shell");
+  file.set_cluster(true, 1);
+  file.beat(Loop::kCluster);  // the keeper writes: the waiting loop is stamped live
+  CHECK(health::read_health_file(path)->stamps.at("remote_shell") >= before);
+  CHECK(
+      health::stale_stamps(*health::read_health_file(path), health::WallClock::now(), 3s).empty());
+
+  file.stop(Loop::kCluster);  // nobody keeps the file now: the waiting loop is woken
+  CHECK(woken == 1);
+  file.beat(Loop::kRemoteShell);
+  CHECK_FALSE(file.wait(Loop::kRemoteShell, [&] { ++woken; }));
+}
+
+TEST_CASE("health file: a loop woken from its wait is stamped by its beats only", "[health]") {
+  TempDir dir;
+  const std::string path = health::health_file_path(dir.path.string());
+  HealthFile file(path, "n", "c");
+  file.start(Loop::kCluster);
+  file.start(Loop::kRemoteShell);
+  REQUIRE(file.wait(Loop::kRemoteShell, [] {}));
+  file.beat(Loop::kRemoteShell);  // awake, and then stuck: its stamp must age
+  const auto awake = health::WallClock::now();
+  while (health::WallClock::now() < awake + 20ms) {
+    // the keeper's write comes measurably later
+  }
+  file.set_cluster(true, 2);
+  file.beat(Loop::kCluster);
+  CHECK(health::read_health_file(path)->stamps.at("remote_shell") <= awake);
+}
