@@ -33,6 +33,9 @@ bool job_finished(JobState state) {
 WorkerPool::WorkerPool(unsigned threads, vm::Limits limits, JobRetention retention)
     : limits_(limits),
       retention_{std::max<std::size_t>(1, retention.max_jobs), retention.max_output_bytes} {
+  // spdlog makes its registry on first use; make it here, before the
+  // workers can first log at once (its lazy start is not visible to TSan).
+  (void)spdlog::default_logger_raw();
   for (unsigned i = 0; i < std::max(1u, threads); ++i) threads_.emplace_back([this] { work(); });
 }
 
